@@ -92,7 +92,7 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
         var timeout = (long)_s.Options.ReplicaConfirmationTimeout.TotalMilliseconds;
         foreach (var chunk in _s.Chunks.Values)
         {
-            var expired = chunk.Copies.Where(c => c.Status == CopyState.Pending && now - c.DesignatedMs > timeout).ToList();
+            var expired = chunk.Copies.Where(c => c.Status == CopyState.Pending && !c.Primary && now - c.DesignatedMs > timeout).ToList();
             foreach (var copy in expired)
             {
                 chunk.Copies.Remove(copy);
@@ -180,7 +180,8 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
             }
             foreach (var copy in chunk.Copies)
             {
-                if (copy.Status == CopyState.Pending || !(copy.Primary || copy.Status == CopyState.Deleting))
+                // The primary always; a replica only when DELETING (PENDING replicas are left alone).
+                if (!copy.Primary && copy.Status != CopyState.Deleting)
                     continue;
                 if (_deleteBackoff.TryGetValue((chunk.Id, copy.NodeId), out var b) && b.NextMs > now)
                     continue;
