@@ -131,6 +131,7 @@ public sealed class MetadataServer : IAsyncDisposable
     /// <summary>One session-expiry / replication / GC pass now (passes never overlap).</summary>
     public async Task RunMaintenanceOnceAsync(CancellationToken ct = default)
     {
+        ObjectDisposedException.ThrowIf(_stopped is not null, this);
         await _maintenanceGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
