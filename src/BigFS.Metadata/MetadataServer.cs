@@ -44,6 +44,9 @@ public sealed class MetadataServer : IAsyncDisposable
 
     internal MetadataState State { get; private set; } = null!;
 
+    /// <summary>Durable group commits so far (each may carry many operations).</summary>
+    internal long Commits => _writer.Commits;
+
     public static async Task<MetadataServer> StartAsync(MetadataServerOptions options, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(options);

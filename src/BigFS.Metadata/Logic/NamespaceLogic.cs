@@ -462,7 +462,7 @@ public sealed class NamespaceLogic(MetadataState state)
         if (inode.Type != (int)InodeType.File || !_s.Layouts.TryGetValue(inode.Id, out var map))
             return reply;
         var start = (long)Math.Min(r.Offset, (ulong)MaxFileSize);
-        var end = r.Length == 0 ? Math.Max(inode.Size, start) : (long)Math.Min(r.Offset + Math.Min(r.Length, (ulong)MaxFileSize), (ulong)MaxFileSize);
+        var end = r.Length == 0 ? Math.Max(inode.Size, start) : Math.Min(start + (long)Math.Min(r.Length, (ulong)MaxFileSize), MaxFileSize);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var e in map.Find(start, end))
         {

@@ -28,12 +28,15 @@ public sealed class ClusterService(ClusterLogic cluster) : Cluster.ClusterBase
     {
         var reply = new InventoryReply();
         long seen = 0;
+        var nodeId = "";
         await foreach (var batch in requestStream.ReadAllAsync(context.CancellationToken))
         {
             seen += batch.Chunks.Count;
             if (seen > MaxInventoryEntries)
                 throw new RpcException(new Status(StatusCode.ResourceExhausted, "inventory too large"));
-            reply.DeleteChunkIds.AddRange(cluster.ReconcileInventory(batch.NodeId, batch.Chunks));
+            if (batch.NodeId.Length > 0)
+                nodeId = batch.NodeId;   // later batches may leave it out
+            reply.DeleteChunkIds.AddRange(cluster.ReconcileInventory(nodeId, batch.Chunks));
         }
         return reply;
     }
