@@ -26,6 +26,7 @@ public sealed class LiteDbMetadataStore : IMetadataStore
 
     private readonly FileStream _data;
     private readonly FileStream _log;
+    private readonly OrderedLogStream _orderedLog;
     private readonly BsonMapper _mapper;
     private readonly LiteDatabase _db;
     private bool _disposed;
@@ -35,17 +36,17 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         Directory.CreateDirectory(directory);
         _data = OpenFile(Path.Combine(directory, DataFileName));
         _log = OpenFile(Path.Combine(directory, LogFileName));
+        _orderedLog = new OrderedLogStream(_log, _data);
         _mapper = new BsonMapper { EnumAsInteger = true };
         try
         {
-            _db = new LiteDatabase(_data, _mapper, _log);
+            _db = new LiteDatabase(_data, _mapper, _orderedLog);
             foreach (var name in CollectionNames.Values)
                 _db.GetCollection(name).EnsureIndex("_id", unique: true);
             // Secondary indexes used by offline tools; created up front, never lazily.
             _db.GetCollection(CollectionNames[RecordKind.Dirent]).EnsureIndex("Parent");
             _db.GetCollection(CollectionNames[RecordKind.Layout]).EnsureIndex("Ino");
             _db.GetCollection(CollectionNames[RecordKind.Chunk]).EnsureIndex("State");
-            _db.Checkpoint();
             Sync();
         }
         catch
@@ -58,6 +59,9 @@ public sealed class LiteDbMetadataStore : IMetadataStore
 
     private static FileStream OpenFile(string path) =>
         new(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite, 4096, FileOptions.RandomAccess);
+
+    /// <summary>How often a checkpoint made the data file durable before reusing the log.</summary>
+    public long CheckpointDataSyncs => _orderedLog.DataSyncs;
 
     public MetadataSnapshot Load()
     {
