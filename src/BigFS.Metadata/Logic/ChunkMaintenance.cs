@@ -92,6 +92,9 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
         var timeout = (long)_s.Options.ReplicaConfirmationTimeout.TotalMilliseconds;
         foreach (var chunk in _s.Chunks.Values)
         {
+            // Scans every chunk under the lock: keep the common case allocation-free.
+            if (!chunk.Copies.Exists(c => c.Status == CopyState.Pending))
+                continue;
             var expired = chunk.Copies.Where(c => c.Status == CopyState.Pending && !c.Primary && now - c.DesignatedMs > timeout).ToList();
             foreach (var copy in expired)
             {
@@ -163,9 +166,12 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
     private void PlanGarbageCollection(long now, List<DeleteCall> calls)
     {
         var grace = (long)_s.Options.UncommittedChunkGrace.TotalMilliseconds;
-        foreach (var chunk in _s.Chunks.Values.ToList())
+        var candidates = _s.Chunks.Values
+            .Where(c => c.State == ChunkState.Garbage || (c.State == ChunkState.Uncommitted && now - c.CreatedMs > grace))
+            .ToList();
+        foreach (var chunk in candidates)
         {
-            if (chunk.State == ChunkState.Uncommitted && now - chunk.CreatedMs > grace)
+            if (chunk.State == ChunkState.Uncommitted)
             {
                 logger.LogInformation("Chunk {ChunkId} was never committed; collecting it", chunk.Id);
                 chunk.State = ChunkState.Garbage;
