@@ -105,6 +105,9 @@ public sealed class MetadataServer : IAsyncDisposable
         await _app.StartAsync(ct).ConfigureAwait(false);
         Address = _app.BoundAddress();
         _maintenanceLoop = Task.Run(() => MaintenanceLoopAsync(_stopping.Token), CancellationToken.None);
+        if (_options.HeartbeatTimeout <= _options.HeartbeatInterval)
+            _logger.LogWarning("HeartbeatTimeout {Timeout} is not longer than HeartbeatInterval {Interval}: healthy nodes will turn Suspect",
+                _options.HeartbeatTimeout, _options.HeartbeatInterval);
         _logger.LogInformation("Metadata server listening on {Address} (data {DataDirectory}, {Inodes} inodes, {Chunks} chunks)",
             Address, _options.DataDirectory, snapshot.Inodes.Count, snapshot.Chunks.Count);
     }

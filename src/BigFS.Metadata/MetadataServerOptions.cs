@@ -33,13 +33,12 @@ public sealed class MetadataServerOptions
             throw new ArgumentException($"MetadataServerOptions.ChunkSize must be a multiple of 64 KiB between 64 KiB and 64 MiB (was {ChunkSize})", nameof(ChunkSize));
         if (DefaultGoal is < 1 or > MaxGoal)
             throw new ArgumentException($"MetadataServerOptions.DefaultGoal must be 1..{MaxGoal} (was {DefaultGoal})", nameof(DefaultGoal));
-        if (MinCopiesBeforeAck < 1 || MinCopiesBeforeAck > DefaultGoal)
-            throw new ArgumentException($"MetadataServerOptions.MinCopiesBeforeAck must be 1..DefaultGoal (was {MinCopiesBeforeAck})", nameof(MinCopiesBeforeAck));
+        // Capped at the goal where used, so a single-copy cluster may leave the default of 2.
+        if (MinCopiesBeforeAck < 1)
+            throw new ArgumentException($"MetadataServerOptions.MinCopiesBeforeAck must be at least 1 (was {MinCopiesBeforeAck})", nameof(MinCopiesBeforeAck));
         Positive(HeartbeatInterval, nameof(HeartbeatInterval));
         Positive(HeartbeatTimeout, nameof(HeartbeatTimeout));
         Positive(DeadTimeout, nameof(DeadTimeout));
-        if (HeartbeatTimeout <= HeartbeatInterval)
-            throw new ArgumentException("MetadataServerOptions.HeartbeatTimeout must be longer than HeartbeatInterval", nameof(HeartbeatTimeout));
         if (DeadTimeout < HeartbeatTimeout)
             throw new ArgumentException("MetadataServerOptions.DeadTimeout must not be shorter than HeartbeatTimeout", nameof(DeadTimeout));
         Positive(ReplicaConfirmationTimeout, nameof(ReplicaConfirmationTimeout));

@@ -163,7 +163,7 @@ public sealed class ServerTests : IDisposable
     [InlineData("DataDirectory")]
     [InlineData("ChunkSize")]
     [InlineData("DefaultGoal")]
-    [InlineData("HeartbeatTimeout")]
+    [InlineData("DeadTimeout")]
     [InlineData("CleanupInterval")]
     public async Task Invalid_options_are_rejected_naming_the_option(string option)
     {
@@ -173,7 +173,7 @@ public sealed class ServerTests : IDisposable
             case "DataDirectory": o.DataDirectory = ""; break;
             case "ChunkSize": o.ChunkSize = 1000; break;
             case "DefaultGoal": o.DefaultGoal = 0; break;
-            case "HeartbeatTimeout": o.HeartbeatTimeout = TimeSpan.FromSeconds(1); break;
+            case "DeadTimeout": o.DeadTimeout = TimeSpan.FromSeconds(1); break;   // shorter than HeartbeatTimeout
             case "CleanupInterval": o.CleanupInterval = TimeSpan.Zero; break;
         }
         var ex = await Assert.ThrowsAsync<ArgumentException>(() => MetadataServer.StartAsync(o));
