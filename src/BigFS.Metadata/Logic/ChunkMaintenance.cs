@@ -1,0 +1,282 @@
+using BigFS.Metadata.Model;
+using BigFS.Protocol;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Metadata.Logic;
+
+/// <summary>
+/// One maintenance pass over the chunk map (design §5): replacement of unconfirmed replicas,
+/// re-replication of Live chunks below goal, and two-phase garbage collection. Decisions are
+/// made under the state lock with time from the TimeProvider; node calls go through
+/// <see cref="IChunkNodeClient"/> outside the lock.
+/// </summary>
+public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, IChunkNodeClient nodes, ILogger logger)
+{
+    private sealed record DeleteCall(string ChunkId, string NodeId, string Address);
+    private sealed record ReplicateCall(string ChunkId, string SourceAddress, List<NodeTarget> Targets);
+    private enum DeleteOutcome { Deleted, NotFound, Failed }
+
+    private readonly MetadataState _s = state;
+    private readonly Dictionary<(string Chunk, string Node), (int Attempts, long NextMs)> _deleteBackoff = [];
+    private readonly Dictionary<string, NodeLiveness> _lastLiveness = new(StringComparer.Ordinal);
+
+    /// <summary>How long re-replication leaves a chunk alone after its replica replacements ran out.</summary>
+    private long ExhaustedPauseMs => 10 * (long)_s.Options.ReplicaConfirmationTimeout.TotalMilliseconds;
+
+    public async Task RunOnceAsync(CancellationToken ct)
+    {
+        var replicate = new List<ReplicateCall>();
+        var deletes = new List<DeleteCall>();
+        Task durable;
+        lock (_s.Sync)
+        {
+            var now = _s.NowMs;
+            LogLivenessChanges();
+            PlanReplicaTimeouts(now, replicate);
+            PlanReReplication(now, replicate);
+            PlanGarbageCollection(now, deletes);
+            durable = _s.CommitAsync();
+        }
+        // Phase 1 (DELETING marks, new PENDING copies) is durable before any node is asked to act.
+        await durable.ConfigureAwait(false);
+
+        if (deletes.Count > 0)
+        {
+            var outcomes = await Task.WhenAll(deletes.Select(d => DeleteAsync(d, ct))).ConfigureAwait(false);
+            lock (_s.Sync)
+            {
+                for (var i = 0; i < deletes.Count; i++)
+                    ApplyDelete(deletes[i], outcomes[i]);
+                durable = _s.CommitAsync();
+            }
+            await durable.ConfigureAwait(false);
+        }
+
+        if (replicate.Count > 0)
+        {
+            var confirmed = await Task.WhenAll(replicate.Select(r => ReplicateAsync(r, ct))).ConfigureAwait(false);
+            lock (_s.Sync)
+            {
+                for (var i = 0; i < replicate.Count; i++)
+                    foreach (var node in confirmed[i])
+                        cluster.Confirm(replicate[i].ChunkId, node);
+                durable = _s.CommitAsync();
+            }
+            await durable.ConfigureAwait(false);
+        }
+    }
+
+    private void LogLivenessChanges()
+    {
+        foreach (var n in _s.Nodes.Values)
+        {
+            var now = _s.LivenessOf(n);
+            if (_lastLiveness.TryGetValue(n.Id, out var was) && was != now)
+                logger.LogWarning("Storage node {NodeId} is now {State} (was {Previous})", n.Id, now, was);
+            _lastLiveness[n.Id] = now;
+        }
+    }
+
+    private string? ActiveSourceAddress(ChunkRecord chunk)
+    {
+        foreach (var c in chunk.Copies.OrderByDescending(c => c.Primary))
+            if (c.Status == CopyState.Available && _s.Nodes.TryGetValue(c.NodeId, out var n) && _s.LivenessOf(n) == NodeLiveness.Active)
+                return n.Address;
+        return null;
+    }
+
+    /// <summary>A PENDING copy not confirmed in time is replaced by another node, a bounded number of times.</summary>
+    private void PlanReplicaTimeouts(long now, List<ReplicateCall> calls)
+    {
+        var timeout = (long)_s.Options.ReplicaConfirmationTimeout.TotalMilliseconds;
+        foreach (var chunk in _s.Chunks.Values)
+        {
+            // Scans every chunk under the lock: keep the common case allocation-free.
+            if (!chunk.Copies.Exists(c => c.Status == CopyState.Pending))
+                continue;
+            var expired = chunk.Copies.Where(c => c.Status == CopyState.Pending && !c.Primary && now - c.DesignatedMs > timeout).ToList();
+            foreach (var copy in expired)
+            {
+                chunk.Copies.Remove(copy);
+                _s.MarkChunk(chunk.Id);
+                if (chunk.State == ChunkState.Garbage)
+                    continue;
+                if (chunk.ReplacementCount >= _s.Options.MaxReplicaConfirmationRetries)
+                {
+                    if (chunk.ReplacementsExhaustedMs == 0)
+                    {
+                        chunk.ReplacementsExhaustedMs = now;
+                        logger.LogWarning("Chunk {ChunkId}: replica on {NodeId} never confirmed and replacements exhausted", chunk.Id, copy.NodeId);
+                    }
+                    continue;
+                }
+                var source = ActiveSourceAddress(chunk);
+                if (source is null)
+                    continue;
+                chunk.ReplacementCount++;
+                var targets = cluster.Designate(chunk, 1, exclude: [copy.NodeId]);
+                if (targets.Count > 0)
+                {
+                    logger.LogInformation("Chunk {ChunkId}: replica on {Old} not confirmed in time, replaced by {New}", chunk.Id, copy.NodeId, targets[0].Id);
+                    calls.Add(new ReplicateCall(chunk.Id, source, targets.ConvertAll(t => cluster.TargetOf(t.Id))));
+                }
+            }
+        }
+    }
+
+    /// <summary>Live chunks with fewer healthy copies than their goal get new PENDING copies pulled from a holder.</summary>
+    private void PlanReReplication(long now, List<ReplicateCall> calls)
+    {
+        foreach (var chunk in _s.Chunks.Values)
+        {
+            if (chunk.State != ChunkState.Live)
+                continue;
+            var healthy = chunk.Copies.Count(c => c.Status == CopyState.Available
+                && _s.Nodes.TryGetValue(c.NodeId, out var n) && _s.LivenessOf(n) != NodeLiveness.Dead);
+            var pending = chunk.Copies.Count(c => c.Status == CopyState.Pending);
+            var missing = chunk.Goal - healthy - pending;
+            if (missing <= 0)
+                continue;
+            if (chunk.ReplacementsExhaustedMs != 0)
+            {
+                if (now - chunk.ReplacementsExhaustedMs < ExhaustedPauseMs)
+                    continue;
+                chunk.ReplacementsExhaustedMs = 0;
+                chunk.ReplacementCount = 0;
+                _s.MarkChunk(chunk.Id);
+            }
+            var source = ActiveSourceAddress(chunk);
+            if (source is null)
+                continue;
+            var targets = cluster.Designate(chunk, missing, exclude: []);
+            if (targets.Count == 0)
+                continue;
+            logger.LogInformation("Chunk {ChunkId} below goal ({Healthy}/{Goal}): replicating to {Targets}",
+                chunk.Id, healthy, chunk.Goal, string.Join(",", targets.Select(t => t.Id)));
+            calls.Add(new ReplicateCall(chunk.Id, source, targets.ConvertAll(t => cluster.TargetOf(t.Id))));
+        }
+    }
+
+    /// <summary>
+    /// Phase 1: every AVAILABLE copy of a garbage chunk becomes DELETING (persisted before phase 2).
+    /// Phase 2 plan: ask the primary always and replicas only when DELETING; PENDING copies are
+    /// left alone. Chunks with no copies left are removed.
+    /// </summary>
+    private void PlanGarbageCollection(long now, List<DeleteCall> calls)
+    {
+        var grace = (long)_s.Options.UncommittedChunkGrace.TotalMilliseconds;
+        var candidates = _s.Chunks.Values
+            .Where(c => c.State == ChunkState.Garbage || (c.State == ChunkState.Uncommitted && now - c.CreatedMs > grace))
+            .ToList();
+        foreach (var chunk in candidates)
+        {
+            if (chunk.State == ChunkState.Uncommitted)
+            {
+                logger.LogInformation("Chunk {ChunkId} was never committed; collecting it", chunk.Id);
+                chunk.State = ChunkState.Garbage;
+                _s.MarkChunk(chunk.Id);
+            }
+            if (chunk.State != ChunkState.Garbage)
+                continue;
+            foreach (var copy in chunk.Copies.Where(c => c.Status == CopyState.Available))
+            {
+                copy.Status = CopyState.Deleting;
+                _s.MarkChunk(chunk.Id);
+            }
+            foreach (var copy in chunk.Copies)
+            {
+                // The primary always; a replica only when DELETING (PENDING replicas are left alone).
+                if (!copy.Primary && copy.Status != CopyState.Deleting)
+                    continue;
+                if (_deleteBackoff.TryGetValue((chunk.Id, copy.NodeId), out var b) && b.NextMs > now)
+                    continue;
+                if (_s.Nodes.TryGetValue(copy.NodeId, out var node))
+                    calls.Add(new DeleteCall(chunk.Id, copy.NodeId, node.Address));
+                else
+                    BackOff(chunk.Id, copy.NodeId, now);
+            }
+            if (chunk.Copies.Count == 0)
+                RemoveChunk(chunk.Id);
+        }
+    }
+
+    private async Task<DeleteOutcome> DeleteAsync(DeleteCall call, CancellationToken ct)
+    {
+        try
+        {
+            await nodes.DeleteChunkAsync(call.Address, call.ChunkId, ct).ConfigureAwait(false);
+            return DeleteOutcome.Deleted;
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+        {
+            return DeleteOutcome.NotFound;
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            logger.LogDebug(ex, "DeleteChunk {ChunkId} on {NodeId} failed", call.ChunkId, call.NodeId);
+            return DeleteOutcome.Failed;
+        }
+    }
+
+    private void ApplyDelete(DeleteCall call, DeleteOutcome outcome)
+    {
+        var now = _s.NowMs;
+        if (!_s.Chunks.TryGetValue(call.ChunkId, out var chunk))
+            return;
+        var copy = chunk.CopyOn(call.NodeId);
+        if (copy is null)
+            return;
+        var gone = outcome switch
+        {
+            DeleteOutcome.Deleted => true,
+            // Timestamp guard: "not found" from a node we have not heard from lately may come from
+            // a node that lost its disk mount or restarted empty; only trust it from a live node.
+            DeleteOutcome.NotFound => _s.Nodes.TryGetValue(call.NodeId, out var node)
+                && now - node.LastHeartbeatMs < _s.Options.TimestampHeuristicThreshold.TotalMilliseconds,
+            _ => false,
+        };
+        if (!gone)
+        {
+            if (outcome == DeleteOutcome.NotFound)
+                logger.LogInformation("Chunk {ChunkId}: NotFound from {NodeId} with a stale heartbeat; will retry", call.ChunkId, call.NodeId);
+            BackOff(call.ChunkId, call.NodeId, now);
+            return;
+        }
+        _deleteBackoff.Remove((call.ChunkId, call.NodeId));
+        chunk.Copies.Remove(copy);
+        _s.MarkChunk(chunk.Id);
+        if (chunk.Copies.Count == 0)
+            RemoveChunk(chunk.Id);
+    }
+
+    private void BackOff(string chunkId, string nodeId, long now)
+    {
+        var attempts = _deleteBackoff.TryGetValue((chunkId, nodeId), out var b) ? b.Attempts + 1 : 1;
+        var delay = (long)_s.Options.CleanupInterval.TotalMilliseconds << Math.Min(attempts - 1, 6);
+        _deleteBackoff[(chunkId, nodeId)] = (attempts, now + delay);
+    }
+
+    private void RemoveChunk(string chunkId)
+    {
+        _s.Chunks.Remove(chunkId);
+        _s.MarkChunk(chunkId);
+        foreach (var key in _deleteBackoff.Keys.Where(k => k.Chunk == chunkId).ToList())
+            _deleteBackoff.Remove(key);
+        logger.LogDebug("Chunk {ChunkId} collected", chunkId);
+    }
+
+    private async Task<IReadOnlyList<string>> ReplicateAsync(ReplicateCall call, CancellationToken ct)
+    {
+        try
+        {
+            return await nodes.ReplicateChunkAsync(call.SourceAddress, call.ChunkId, call.Targets, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            // The PENDING copies stay; they are replaced when their confirmation times out.
+            logger.LogWarning(ex, "ReplicateChunk {ChunkId} via {Source} failed", call.ChunkId, call.SourceAddress);
+            return [];
+        }
+    }
+}

@@ -1,0 +1,260 @@
+using BigFS.Core;
+using BigFS.Metadata.Model;
+using BigFS.Protocol;
+using Microsoft.Extensions.Logging;
+using E = BigFS.Core.Errno;
+
+namespace BigFS.Metadata.Logic;
+
+/// <summary>
+/// Node registry, chunk registration with replica designation, replica confirmation,
+/// inventory reconciliation and bad-copy reports.
+/// </summary>
+public sealed class ClusterLogic(MetadataState state, Random random, ILogger logger)
+{
+    public const int MaxNodeIdLength = 128;
+    private readonly MetadataState _s = state;
+
+    private async Task<T> MutateAsync<T>(Func<T> op)
+    {
+        T reply;
+        Task durable;
+        lock (_s.Sync)
+        {
+            reply = op();
+            durable = _s.CommitAsync();
+        }
+        await durable.ConfigureAwait(false);
+        return reply;
+    }
+
+    public Task<RegisterNodeReply> RegisterNodeAsync(RegisterNodeRequest r) => MutateAsync(() =>
+    {
+        if (string.IsNullOrWhiteSpace(r.NodeId) || r.NodeId.Length > MaxNodeIdLength)
+            throw new ArgumentException("node_id must be 1..128 characters");
+        if (string.IsNullOrWhiteSpace(r.Address))
+            throw new ArgumentException("address is required");
+        var isNew = !_s.Nodes.TryGetValue(r.NodeId, out var node);
+        node ??= new NodeRecord { Id = r.NodeId };
+        node.Address = GrpcChannels.Normalize(r.Address);
+        node.CapacityBytes = ClampLong(r.CapacityBytes);
+        node.UsedBytes = ClampLong(r.UsedBytes);
+        node.ChunkCount = ClampLong(r.ChunkCount);
+        node.Labels = [.. r.Labels];
+        node.LastHeartbeatMs = _s.NowMs;
+        _s.Nodes[node.Id] = node;
+        _s.MarkNode(node.Id);
+        logger.LogInformation("Storage node {NodeId} {Action} at {Address}", node.Id, isNew ? "registered" : "re-registered", node.Address);
+        return new RegisterNodeReply
+        {
+            HeartbeatIntervalMs = (uint)_s.Options.HeartbeatInterval.TotalMilliseconds, ChunkSize = (uint)_s.Options.ChunkSize,
+        };
+    });
+
+    private static long ClampLong(ulong v) => (long)Math.Min(v, long.MaxValue);
+
+    /// <summary>Heartbeat figures stay in memory (persisting every heartbeat would cost a commit each).</summary>
+    public HeartbeatReply Heartbeat(HeartbeatRequest r)
+    {
+        lock (_s.Sync)
+        {
+            if (!_s.Nodes.TryGetValue(r.NodeId, out var node))
+                return new HeartbeatReply { RegisterAgain = true };
+            var was = _s.LivenessOf(node);
+            node.CapacityBytes = ClampLong(r.CapacityBytes);
+            node.UsedBytes = ClampLong(r.UsedBytes);
+            node.ChunkCount = ClampLong(r.ChunkCount);
+            node.LastHeartbeatMs = _s.NowMs;
+            if (was != NodeLiveness.Active)
+                logger.LogInformation("Storage node {NodeId} is active again (was {State})", node.Id, was);
+            return new HeartbeatReply();
+        }
+    }
+
+    public Task<RegisterChunkReply> RegisterChunkAsync(RegisterChunkRequest r) => MutateAsync(() =>
+    {
+        if (!_s.Nodes.TryGetValue(r.NodeId, out var node)) return new RegisterChunkReply { Errno = E.EPERM };
+        if (!ChunkId.IsValid(r.ChunkId) || r.Size == 0 || r.Size > (ulong)_s.Options.ChunkSize
+            || r.BlockChecksums.Count != ChunkChecksum.BlockCount((long)r.Size) || r.Goal > MetadataServerOptions.MaxGoal)
+            return new RegisterChunkReply { Errno = E.EINVAL };
+        var reply = new RegisterChunkReply();
+        if (_s.Chunks.TryGetValue(r.ChunkId, out var existing))
+        {
+            // Idempotent re-registration by the node that stored it: hand back the pending replicas.
+            var primary = existing.Copies.Find(c => c.Primary);
+            if (primary?.NodeId != r.NodeId || existing.Size != (long)r.Size || existing.Checksum != unchecked((long)r.Checksum))
+                return new RegisterChunkReply { Errno = E.EEXIST };
+            foreach (var c in existing.Copies.Where(c => c.Status == CopyState.Pending))
+                reply.Replicas.Add(TargetOf(c.NodeId));
+            return reply;
+        }
+        var goal = r.Goal != 0 ? (int)r.Goal
+            : _s.Inodes.TryGetValue((long)r.OwnerIno, out var owner) && owner.Goal > 0 ? owner.Goal
+            : _s.Options.DefaultGoal;
+        var now = _s.NowMs;
+        var chunk = new ChunkRecord
+        {
+            Id = r.ChunkId, Size = (long)r.Size, Checksum = unchecked((long)r.Checksum),
+            BlockChecksums = r.BlockChecksums.Select(b => unchecked((long)b)).ToArray(),
+            OwnerIno = (long)r.OwnerIno, CreatedMs = now, State = ChunkState.Uncommitted, Goal = goal,
+            Copies = [new CopyRecord { NodeId = node.Id, Status = CopyState.Available, Primary = true }],
+        };
+        foreach (var target in Designate(chunk, goal - 1, exclude: []))
+            reply.Replicas.Add(TargetOf(target.Id));
+        _s.Chunks[chunk.Id] = chunk;
+        _s.MarkChunk(chunk.Id);
+        return reply;
+    });
+
+    /// <summary>Adds up to <paramref name="count"/> PENDING copies on Active nodes not holding one (under the lock).</summary>
+    public List<NodeRecord> Designate(ChunkRecord chunk, int count, IReadOnlyCollection<string> exclude)
+    {
+        if (count <= 0) return [];
+        var holders = chunk.Copies.Select(c => c.NodeId).ToHashSet(StringComparer.Ordinal);
+        var candidates = _s.Nodes.Values.Where(n =>
+            !holders.Contains(n.Id) && !exclude.Contains(n.Id) && _s.LivenessOf(n) == NodeLiveness.Active);
+        var usedLabels = chunk.Copies.SelectMany(c => _s.Nodes.TryGetValue(c.NodeId, out var n) ? n.Labels : []);
+        var chosen = ReplicaPlacement.Choose(candidates, count, usedLabels, random);
+        var now = _s.NowMs;
+        foreach (var n in chosen)
+            chunk.Copies.Add(new CopyRecord { NodeId = n.Id, Status = CopyState.Pending, DesignatedMs = now });
+        if (chosen.Count > 0)
+            _s.MarkChunk(chunk.Id);
+        return chosen;
+    }
+
+    public NodeTarget TargetOf(string nodeId) =>
+        new() { NodeId = nodeId, Address = _s.Nodes.TryGetValue(nodeId, out var n) ? n.Address : "" };
+
+    public Task<ConfirmReplicaReply> ConfirmReplicaAsync(ConfirmReplicaRequest r) => MutateAsync(() =>
+        new ConfirmReplicaReply { Errno = Confirm(r.ChunkId, r.ReplicaNodeId) });
+
+    /// <summary>PENDING → AVAILABLE, only for an existing PENDING assignment of that node (under the lock).</summary>
+    public int Confirm(string chunkId, string replicaNodeId)
+    {
+        if (!_s.Chunks.TryGetValue(chunkId, out var chunk)) return E.ENOENT;
+        var copy = chunk.CopyOn(replicaNodeId);
+        if (copy is null || copy.Status != CopyState.Pending) return E.ENOENT;
+        copy.Status = CopyState.Available;
+        copy.DesignatedMs = 0;
+        chunk.ReplacementCount = 0;
+        _s.MarkChunk(chunk.Id);
+        return 0;
+    }
+
+    /// <summary>
+    /// Drops a corrupt or missing copy so re-replication restores the goal. The last AVAILABLE
+    /// copy is kept (a mistaken report must not lose the only known copy).
+    /// </summary>
+    public Task<int> ReportBadCopyAsync(string chunkId, string nodeId, string reason) => MutateAsync(() =>
+    {
+        if (!ChunkId.IsValid(chunkId)) return E.EINVAL;
+        if (!_s.Chunks.TryGetValue(chunkId, out var chunk)) return E.ENOENT;
+        var copy = chunk.CopyOn(nodeId);
+        if (copy is null) return E.ENOENT;
+        if (copy.Status == CopyState.Available && chunk.Copies.Count(c => c.Status == CopyState.Available) == 1)
+        {
+            logger.LogWarning("Bad copy of chunk {ChunkId} on {NodeId} reported ({Reason}) but it is the last available copy; kept",
+                chunkId, nodeId, reason);
+            return 0;
+        }
+        chunk.Copies.Remove(copy);
+        _s.MarkChunk(chunk.Id);
+        logger.LogWarning("Dropped bad copy of chunk {ChunkId} on {NodeId}: {Reason}", chunkId, nodeId, reason);
+        return 0;
+    });
+
+    /// <summary>
+    /// Inventory reconciliation. Unknown chunks older than the grace period are returned for
+    /// deletion. A known chunk whose record has no copy on this node (a replaced replica, a
+    /// dropped bad copy, a garbage chunk's stray copy) is returned for deletion when the chunk is
+    /// Garbage or already has its goal of AVAILABLE copies elsewhere; otherwise it is left alone
+    /// (never adopted: its content was never confirmed).
+    /// </summary>
+    public List<string> ReconcileInventory(string nodeId, IEnumerable<InventoryEntry> entries)
+    {
+        var delete = new List<string>();
+        lock (_s.Sync)
+        {
+            var now = _s.NowMs;
+            var grace = (long)_s.Options.UncommittedChunkGrace.TotalMilliseconds;
+            foreach (var e in entries)
+            {
+                if (!ChunkId.IsValid(e.ChunkId))
+                    continue;
+                if (!_s.Chunks.TryGetValue(e.ChunkId, out var chunk))
+                {
+                    if (now - e.CreatedUnixMs > grace)
+                        delete.Add(e.ChunkId);
+                    continue;
+                }
+                if (chunk.CopyOn(nodeId) is not null)
+                    continue;
+                var available = chunk.Copies.Count(c => c.Status == CopyState.Available);
+                if (chunk.State == ChunkState.Garbage || available >= chunk.Goal)
+                    delete.Add(e.ChunkId);
+            }
+        }
+        if (delete.Count > 0)
+            logger.LogInformation("Inventory of {NodeId}: {Count} chunks to delete", nodeId, delete.Count);
+        return delete;
+    }
+
+    public ListWritableNodesReply ListWritableNodes()
+    {
+        lock (_s.Sync)
+        {
+            var reply = new ListWritableNodesReply { ChunkSize = (uint)_s.Options.ChunkSize };
+            foreach (var n in _s.Nodes.Values.Where(n => _s.LivenessOf(n) == NodeLiveness.Active).OrderByDescending(n => n.FreeBytes()))
+            {
+                var w = new WritableNode
+                    { NodeId = n.Id, Address = n.Address, CapacityBytes = (ulong)n.CapacityBytes, FreeBytes = (ulong)n.FreeBytes() };
+                w.Labels.AddRange(n.Labels);
+                reply.Nodes.Add(w);
+            }
+            return reply;
+        }
+    }
+
+    public ClusterStatusReply Status()
+    {
+        lock (_s.Sync)
+        {
+            var reply = new ClusterStatusReply { ChunksTotal = (ulong)_s.Chunks.Count, Inodes = (ulong)_s.Inodes.Count };
+            foreach (var n in _s.Nodes.Values.OrderBy(n => n.Id, StringComparer.Ordinal))
+            {
+                var status = new NodeStatus
+                {
+                    NodeId = n.Id, Address = n.Address, State = (NodeState)(int)_s.LivenessOf(n),
+                    CapacityBytes = (ulong)n.CapacityBytes, UsedBytes = (ulong)n.UsedBytes, ChunkCount = (ulong)n.ChunkCount,
+                    LastHeartbeatUnixMs = n.LastHeartbeatMs,
+                };
+                status.Labels.AddRange(n.Labels);
+                reply.Nodes.Add(status);
+            }
+            foreach (var c in _s.Chunks.Values)
+            {
+                var available = 0;
+                foreach (var copy in c.Copies)
+                {
+                    switch (copy.Status)
+                    {
+                        case CopyState.Pending: reply.CopiesPending++; break;
+                        case CopyState.Available: reply.CopiesAvailable++; available++; break;
+                        case CopyState.Deleting: reply.CopiesDeleting++; break;
+                    }
+                }
+                switch (c.State)
+                {
+                    case ChunkState.Uncommitted: reply.ChunksUncommitted++; break;
+                    case ChunkState.Garbage: reply.ChunksGarbage++; break;
+                    case ChunkState.Live:
+                        reply.LiveChunks++;
+                        if (available < c.Goal) reply.ChunksBelowGoal++;
+                        break;
+                }
+            }
+            return reply;
+        }
+    }
+}

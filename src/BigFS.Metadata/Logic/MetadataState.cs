@@ -1,0 +1,263 @@
+using BigFS.Core;
+using BigFS.Metadata.Model;
+using BigFS.Metadata.Storage;
+using BigFS.Protocol;
+
+namespace BigFS.Metadata.Logic;
+
+/// <summary>
+/// All metadata, in memory, guarded by <see cref="Sync"/>. Operations mutate it under the lock
+/// and mark what they touched; <see cref="CommitAsync"/> (also under the lock) snapshots the
+/// touched records into one batch for the group-commit writer, so batches reach the store in
+/// mutation order. Callers await the returned task outside the lock before replying.
+/// </summary>
+public sealed class MetadataState
+{
+    public const long RootIno = 1;
+
+    public Lock Sync { get; } = new();
+    public MetadataServerOptions Options { get; }
+    public TimeProvider Time { get; }
+    public long StartedMs { get; }
+
+    public Dictionary<long, InodeRecord> Inodes { get; } = [];
+    public Dictionary<long, DirectoryIndex> Directories { get; } = [];
+    public Dictionary<long, ExtentMap> Layouts { get; } = [];
+    /// <summary>Chunk id → inodes whose layout references it.</summary>
+    public Dictionary<string, HashSet<long>> ChunkRefs { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, ChunkRecord> Chunks { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, NodeRecord> Nodes { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, SessionRecord> Sessions { get; } = new(StringComparer.Ordinal);
+    /// <summary>Inode → number of opens over all live sessions.</summary>
+    public Dictionary<long, int> OpenCounts { get; } = [];
+    public CountersRecord Counters { get; private set; } = new();
+
+    private readonly Func<IReadOnlyList<StoreChange>, Task> _persist;
+    private readonly HashSet<long> _dirtyInodes = [];
+    private readonly Dictionary<string, DirentRecord?> _dirtyDirents = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, (long Lo, long Hi)> _dirtyLayouts = [];
+    private readonly HashSet<string> _dirtyChunks = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _dirtyNodes = new(StringComparer.Ordinal);
+    private bool _dirtyCounters;
+
+    public MetadataState(MetadataServerOptions options, TimeProvider time, MetadataSnapshot snapshot,
+        Func<IReadOnlyList<StoreChange>, Task> persist)
+    {
+        Options = options;
+        Time = time;
+        StartedMs = NowMs;
+        _persist = persist;
+        Load(snapshot);
+    }
+
+    public long NowMs => Time.GetUtcNow().ToUnixTimeMilliseconds();
+    public long NowNs => (Time.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
+
+    private void Load(MetadataSnapshot s)
+    {
+        if (s.Counters is not null)
+            Counters = s.Counters.Clone();
+        foreach (var inode in s.Inodes)
+        {
+            Inodes[inode.Id] = inode;
+            if (inode.Type == (int)InodeType.Directory)
+                Directories[inode.Id] = new DirectoryIndex();
+            Counters.NextInode = Math.Max(Counters.NextInode, inode.Id + 1);
+        }
+        foreach (var d in s.Dirents)
+        {
+            if (Directories.TryGetValue(d.Parent, out var dir))
+                dir.Add(d);
+            Counters.NextCookie = Math.Max(Counters.NextCookie, d.Cookie + 1);
+        }
+        foreach (var group in s.Layouts.GroupBy(r => r.Ino))
+        {
+            var extents = group.OrderBy(r => r.Region).SelectMany(r => r.Extents)
+                .Select(e => new FileExtent(e.FileOffset, e.Length, e.ChunkId, e.ChunkOffset));
+            var map = new ExtentMap(extents.OrderBy(e => e.FileOffset));
+            Layouts[group.Key] = map;
+            foreach (var id in map.ChunkIds())
+                RefsOf(id).Add(group.Key);
+        }
+        foreach (var c in s.Chunks)
+            Chunks[c.Id] = c;
+        foreach (var n in s.Nodes)
+            Nodes[n.Id] = n;
+
+        if (!Inodes.ContainsKey(RootIno))
+        {
+            var now = NowNs;
+            Inodes[RootIno] = new InodeRecord
+            {
+                Id = RootIno, Type = (int)InodeType.Directory, Mode = 0x1ED /* 0755 */, Nlink = 2,
+                AtimeNs = now, MtimeNs = now, CtimeNs = now, Goal = Options.DefaultGoal, Parent = RootIno,
+            };
+            Directories[RootIno] = new DirectoryIndex();
+            MarkInode(RootIno);
+            _dirtyCounters = true;
+        }
+    }
+
+    private HashSet<long> RefsOf(string chunkId)
+    {
+        if (!ChunkRefs.TryGetValue(chunkId, out var refs))
+            ChunkRefs[chunkId] = refs = [];
+        return refs;
+    }
+
+    public long AllocateInode()
+    {
+        _dirtyCounters = true;
+        return Counters.NextInode++;
+    }
+
+    public void MarkInode(long ino) => _dirtyInodes.Add(ino);
+    public void MarkChunk(string id) => _dirtyChunks.Add(id);
+    public void MarkNode(string id) => _dirtyNodes.Add(id);
+
+    public void MarkLayout(long ino, long lo, long hi)
+    {
+        if (hi <= lo)
+            return;
+        _dirtyLayouts[ino] = _dirtyLayouts.TryGetValue(ino, out var r) ? (Math.Min(r.Lo, lo), Math.Max(r.Hi, hi)) : (lo, hi);
+    }
+
+    public DirentRecord AddDirent(long parent, ReadOnlySpan<byte> name, long child)
+    {
+        _dirtyCounters = true;
+        var d = new DirentRecord
+        {
+            Id = DirentRecord.KeyOf(parent, name), Parent = parent, Name = name.ToArray(), Child = child,
+            Cookie = Counters.NextCookie++,
+        };
+        Directories[parent].Add(d);
+        _dirtyDirents[d.Id] = d;
+        return d;
+    }
+
+    /// <summary>Persists an in-place change of a dirent (its child, for RENAME_EXCHANGE; the cookie stays).</summary>
+    public void MarkDirent(DirentRecord d) => _dirtyDirents[d.Id] = d;
+
+    public void RemoveDirent(DirentRecord d)
+    {
+        Directories[d.Parent].Remove(d);
+        _dirtyDirents[d.Id] = null;
+    }
+
+    public ExtentMap LayoutOf(long ino)
+    {
+        if (!Layouts.TryGetValue(ino, out var map))
+            Layouts[ino] = map = new ExtentMap();
+        return map;
+    }
+
+    /// <summary>After a layout change: chunks newly referenced become Live, unreferenced ones Garbage.</summary>
+    public void UpdateChunkRefs(long ino, HashSet<string> before, HashSet<string> after)
+    {
+        foreach (var id in after)
+        {
+            if (before.Contains(id))
+                continue;
+            RefsOf(id).Add(ino);
+            if (Chunks.TryGetValue(id, out var c) && c.State == ChunkState.Uncommitted)
+            {
+                c.State = ChunkState.Live;
+                MarkChunk(id);
+            }
+        }
+        foreach (var id in before)
+        {
+            if (after.Contains(id))
+                continue;
+            if (ChunkRefs.TryGetValue(id, out var refs))
+            {
+                refs.Remove(ino);
+                if (refs.Count > 0)
+                    continue;
+                ChunkRefs.Remove(id);
+            }
+            if (Chunks.TryGetValue(id, out var c) && c.State != ChunkState.Garbage)
+            {
+                c.State = ChunkState.Garbage;
+                MarkChunk(id);
+            }
+        }
+    }
+
+    /// <summary>Removes an inode for good (nlink 0 and not open): its layout goes, its chunks become garbage.</summary>
+    public void DestroyInode(long ino)
+    {
+        if (Layouts.Remove(ino, out var map))
+        {
+            MarkLayout(ino, 0, map.DataEnd);
+            UpdateChunkRefs(ino, map.ChunkIds(), []);
+        }
+        Inodes.Remove(ino);
+        Directories.Remove(ino);
+        MarkInode(ino);
+    }
+
+    public NodeLiveness LivenessOf(NodeRecord node)
+    {
+        // A restart must not declare every node dead: count liveness from our own start at the earliest.
+        var age = NowMs - Math.Max(node.LastHeartbeatMs, StartedMs);
+        if (age > Options.DeadTimeout.TotalMilliseconds) return NodeLiveness.Dead;
+        if (age > Options.HeartbeatTimeout.TotalMilliseconds) return NodeLiveness.Suspect;
+        return NodeLiveness.Active;
+    }
+
+    public bool IsOpen(long ino) => OpenCounts.ContainsKey(ino);
+
+    /// <summary>Hands everything marked so far to the writer; call under <see cref="Sync"/>, await outside it.</summary>
+    public Task CommitAsync()
+    {
+        var changes = new List<StoreChange>();
+        foreach (var ino in _dirtyInodes)
+            changes.Add(Inodes.TryGetValue(ino, out var i)
+                ? StoreChange.Put(RecordKind.Inode, ino, i.Clone())
+                : StoreChange.Delete(RecordKind.Inode, ino));
+        foreach (var (key, d) in _dirtyDirents)
+            changes.Add(d is null ? StoreChange.Delete(RecordKind.Dirent, key) : StoreChange.Put(RecordKind.Dirent, key, d.Clone()));
+        foreach (var (ino, (lo, hi)) in _dirtyLayouts)
+            AddLayoutChanges(changes, ino, lo, hi);
+        foreach (var id in _dirtyChunks)
+            changes.Add(Chunks.TryGetValue(id, out var c)
+                ? StoreChange.Put(RecordKind.Chunk, id, c.Clone())
+                : StoreChange.Delete(RecordKind.Chunk, id));
+        foreach (var id in _dirtyNodes)
+            changes.Add(Nodes.TryGetValue(id, out var n)
+                ? StoreChange.Put(RecordKind.Node, id, n.Clone())
+                : StoreChange.Delete(RecordKind.Node, id));
+        if (_dirtyCounters)
+            changes.Add(StoreChange.Put(RecordKind.Counters, CountersRecord.SingletonId, Counters.Clone()));
+        _dirtyInodes.Clear();
+        _dirtyDirents.Clear();
+        _dirtyLayouts.Clear();
+        _dirtyChunks.Clear();
+        _dirtyNodes.Clear();
+        _dirtyCounters = false;
+        return changes.Count == 0 ? Task.CompletedTask : _persist(changes);
+    }
+
+    private void AddLayoutChanges(List<StoreChange> changes, long ino, long lo, long hi)
+    {
+        const long R = LayoutRegionRecord.RegionSize;
+        Layouts.TryGetValue(ino, out var map);
+        for (var region = lo / R; region <= (hi - 1) / R; region++)
+        {
+            var key = LayoutRegionRecord.KeyOf(ino, region);
+            var extents = map?.Find(region * R, (region + 1) * R);
+            if (extents is null || extents.Count == 0)
+            {
+                changes.Add(StoreChange.Delete(RecordKind.Layout, key));
+                continue;
+            }
+            changes.Add(StoreChange.Put(RecordKind.Layout, key, new LayoutRegionRecord
+            {
+                Id = key, Ino = ino, Region = region,
+                Extents = extents.ConvertAll(e => new ExtentRecord
+                    { FileOffset = e.FileOffset, Length = e.Length, ChunkId = e.ChunkId, ChunkOffset = e.ChunkOffset }),
+            }));
+        }
+    }
+}

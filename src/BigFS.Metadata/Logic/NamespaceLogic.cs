@@ -1,0 +1,650 @@
+using BigFS.Core;
+using BigFS.Metadata.Model;
+using BigFS.Protocol;
+using Google.Protobuf;
+using E = BigFS.Core.Errno;
+
+namespace BigFS.Metadata.Logic;
+
+/// <summary>
+/// POSIX namespace semantics over <see cref="MetadataState"/>. Every operation validates fully
+/// before changing anything, so a failed call leaves no partial state; a successful mutation is
+/// durable before its task completes. Errors are errno values in the reply, never exceptions.
+/// </summary>
+public sealed class NamespaceLogic(MetadataState state)
+{
+    public const int MaxXattrName = 255;
+    public const int MaxXattrValue = 64 * 1024;
+    public const int MaxSymlinkTarget = 4095;
+    public const int MaxLinks = 65000;
+    public const long MaxFileSize = 1L << 60;
+
+    private const uint FattrMode = 1, FattrUid = 2, FattrGid = 4, FattrSize = 8, FattrAtime = 16, FattrMtime = 32,
+        FattrAtimeNow = 128, FattrMtimeNow = 256, FattrCtime = 1024, FattrKillSuidGid = 2048;
+    private const uint RenameNoReplace = 1, RenameExchange = 2;
+    private const uint XattrCreate = 1, XattrReplace = 2;
+
+    private readonly MetadataState _s = state;
+
+    private async Task<T> MutateAsync<T>(Func<T> op)
+    {
+        T reply;
+        Task durable;
+        lock (_s.Sync)
+        {
+            reply = op();
+            durable = _s.CommitAsync();
+        }
+        await durable.ConfigureAwait(false);
+        return reply;
+    }
+
+    private T Read<T>(Func<T> op)
+    {
+        lock (_s.Sync)
+            return op();
+    }
+
+    // ---- helpers (call under the lock) ----
+
+    private int Dir(ulong ino, out InodeRecord dir, out DirectoryIndex index)
+    {
+        index = null!;
+        if (!_s.Inodes.TryGetValue((long)ino, out dir!))
+            return E.ENOENT;
+        if (!_s.Directories.TryGetValue(dir.Id, out index!))
+            return E.ENOTDIR;
+        return 0;
+    }
+
+    private static int ValidName(ByteString name) => EntryName.Validate(name.Span);
+
+    private void Touch(InodeRecord dir, long now)
+    {
+        dir.MtimeNs = now;
+        dir.CtimeNs = now;
+        _s.MarkInode(dir.Id);
+    }
+
+    /// <summary>nlink--; the inode goes when no name and no open remain (unlink-while-open keeps it).</summary>
+    private void DropLink(long ino, long now)
+    {
+        var inode = _s.Inodes[ino];
+        inode.Nlink = Math.Max(0, inode.Nlink - 1);
+        inode.CtimeNs = now;
+        _s.MarkInode(ino);
+        if (inode.Nlink == 0 && !_s.IsOpen(ino))
+            _s.DestroyInode(ino);
+    }
+
+    private bool IsAncestorOrSelf(long ancestor, long dir)
+    {
+        for (var d = dir; ; d = _s.Inodes[d].Parent)
+        {
+            if (d == ancestor) return true;
+            if (d == MetadataState.RootIno) return false;
+        }
+    }
+
+    private void Truncate(InodeRecord inode, long size, long now)
+    {
+        var map = _s.LayoutOf(inode.Id);
+        var oldEnd = map.DataEnd;
+        if (size < oldEnd)
+        {
+            var before = map.ChunkIds();
+            map.Truncate(size);
+            _s.MarkLayout(inode.Id, size, oldEnd);
+            _s.UpdateChunkRefs(inode.Id, before, map.ChunkIds());
+        }
+        inode.Size = size;
+        inode.Version++;
+        inode.MtimeNs = now;
+        inode.CtimeNs = now;
+        _s.MarkInode(inode.Id);
+    }
+
+    private static void KillSuidGid(InodeRecord inode)
+    {
+        inode.Mode &= ~Attrs.SetUid;
+        if ((inode.Mode & Attrs.GroupExec) != 0)
+            inode.Mode &= ~Attrs.SetGid;
+    }
+
+    private int FindXattr(InodeRecord inode, ByteString name) =>
+        inode.Xattrs.FindIndex(x => name.Span.SequenceEqual(x.Name));
+
+    private static int ValidXattrName(ByteString name) => name.Length is 0 or > MaxXattrName ? E.ERANGE : 0;
+
+    // ---- operations ----
+
+    public EntryReply Lookup(LookupRequest r) => Read(() =>
+    {
+        var err = Dir(r.Parent, out _, out var index);
+        if (err == 0) err = ValidName(r.Name);
+        if (err != 0) return new EntryReply { Errno = err };
+        var d = index.Find(r.Name.Span);
+        return d is null ? new EntryReply { Errno = E.ENOENT } : new EntryReply { Attr = Attrs.Of(_s.Inodes[d.Child]) };
+    });
+
+    public AttrReply GetAttr(InodeRequest r) => Read(() =>
+        _s.Inodes.TryGetValue((long)r.Ino, out var i) ? new AttrReply { Attr = Attrs.Of(i) } : new AttrReply { Errno = E.ENOENT });
+
+    public Task<AttrReply> SetAttrAsync(SetAttrRequest r) => MutateAsync(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode))
+            return new AttrReply { Errno = E.ENOENT };
+        var v = r.Valid;
+        var isDir = inode.Type == (int)InodeType.Directory;
+        if ((v & FattrSize) != 0)
+        {
+            if (isDir) return new AttrReply { Errno = E.EISDIR };
+            if (inode.Type != (int)InodeType.File) return new AttrReply { Errno = E.EINVAL };
+            if (r.Size > MaxFileSize) return new AttrReply { Errno = E.EFBIG };
+        }
+        var now = _s.NowNs;
+        if ((v & FattrSize) != 0)
+            Truncate(inode, (long)r.Size, now);
+        if ((v & FattrMode) != 0)
+            inode.Mode = (int)r.Mode & Attrs.PermissionMask;
+        if ((v & FattrUid) != 0) inode.Uid = r.Uid;
+        if ((v & FattrGid) != 0) inode.Gid = r.Gid;
+        // chown (and KILL_SUIDGID on write/truncate) of a non-directory drops set-id bits,
+        // unless the same call sets the mode explicitly.
+        if ((v & (FattrUid | FattrGid | FattrKillSuidGid)) != 0 && (v & FattrMode) == 0 && !isDir)
+            KillSuidGid(inode);
+        if ((v & FattrAtimeNow) != 0) inode.AtimeNs = now;
+        else if ((v & FattrAtime) != 0) inode.AtimeNs = r.AtimeNs;
+        if ((v & FattrMtimeNow) != 0) inode.MtimeNs = now;
+        else if ((v & FattrMtime) != 0) inode.MtimeNs = r.MtimeNs;
+        inode.CtimeNs = (v & FattrCtime) != 0 ? r.CtimeNs : now;
+        _s.MarkInode(inode.Id);
+        return new AttrReply { Attr = Attrs.Of(inode) };
+    });
+
+    public Task<EntryReply> CreateNodeAsync(CreateNodeRequest r) => MutateAsync(() =>
+    {
+        var err = Dir(r.Parent, out var parent, out var index);
+        if (err == 0) err = ValidName(r.Name);
+        if (err == 0 && r.Type is < InodeType.File or > InodeType.BlockDevice) err = E.EINVAL;
+        if (err == 0 && r.Goal > MetadataServerOptions.MaxGoal) err = E.EINVAL;
+        if (err != 0) return new EntryReply { Errno = err };
+        var existing = index.Find(r.Name.Span);
+        if (existing is not null)
+        {
+            var other = _s.Inodes[existing.Child];
+            if (r.Type == InodeType.File && !r.Exclusive)
+                return other.Type == (int)InodeType.Directory
+                    ? new EntryReply { Errno = E.EISDIR }
+                    : new EntryReply { Attr = Attrs.Of(other), Created = false };
+            return new EntryReply { Errno = E.EEXIST };
+        }
+        if (r.Type == InodeType.Symlink)
+        {
+            if (r.SymlinkTarget.Length == 0) return new EntryReply { Errno = E.ENOENT };
+            if (r.SymlinkTarget.Length > MaxSymlinkTarget) return new EntryReply { Errno = E.ENAMETOOLONG };
+        }
+        var isDir = r.Type == InodeType.Directory;
+        if (isDir && parent.Nlink >= MaxLinks) return new EntryReply { Errno = E.EMLINK };
+
+        var now = _s.NowNs;
+        var mode = r.Type == InodeType.Symlink ? 0x1FF : (int)r.Mode & Attrs.PermissionMask;
+        long gid = r.Gid;
+        if ((parent.Mode & Attrs.SetGid) != 0)
+        {
+            // BSD group semantics under a setgid directory; subdirectories inherit the bit.
+            gid = parent.Gid;
+            if (isDir) mode |= Attrs.SetGid;
+        }
+        var inode = new InodeRecord
+        {
+            Id = _s.AllocateInode(), Type = (int)r.Type, Mode = mode, Uid = r.Uid, Gid = gid,
+            Nlink = isDir ? 2 : 1, AtimeNs = now, MtimeNs = now, CtimeNs = now,
+            Goal = r.Goal != 0 ? (int)r.Goal : parent.Goal > 0 ? parent.Goal : _s.Options.DefaultGoal,
+            Rdev = r.Type is InodeType.CharDevice or InodeType.BlockDevice ? (long)r.Rdev : 0,
+            Parent = isDir ? parent.Id : 0,
+        };
+        if (r.Type == InodeType.Symlink)
+        {
+            inode.SymlinkTarget = r.SymlinkTarget.ToByteArray();
+            inode.Size = inode.SymlinkTarget.Length;
+        }
+        _s.Inodes[inode.Id] = inode;
+        if (isDir)
+        {
+            _s.Directories[inode.Id] = new DirectoryIndex();
+            parent.Nlink++;
+        }
+        _s.MarkInode(inode.Id);
+        _s.AddDirent(parent.Id, r.Name.Span, inode.Id);
+        Touch(parent, now);
+        return new EntryReply { Attr = Attrs.Of(inode), Created = true };
+    });
+
+    public ReadLinkReply ReadLink(InodeRequest r) => Read(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var i)) return new ReadLinkReply { Errno = E.ENOENT };
+        if (i.Type != (int)InodeType.Symlink) return new ReadLinkReply { Errno = E.EINVAL };
+        return new ReadLinkReply { Target = ByteString.CopyFrom(i.SymlinkTarget ?? []) };
+    });
+
+    public Task<EntryReply> LinkAsync(LinkRequest r) => MutateAsync(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new EntryReply { Errno = E.ENOENT };
+        if (inode.Type == (int)InodeType.Directory) return new EntryReply { Errno = E.EPERM };
+        var err = Dir(r.NewParent, out var parent, out var index);
+        if (err == 0) err = ValidName(r.NewName);
+        if (err != 0) return new EntryReply { Errno = err };
+        if (index.Find(r.NewName.Span) is not null) return new EntryReply { Errno = E.EEXIST };
+        if (inode.Nlink == 0) return new EntryReply { Errno = E.ENOENT };
+        if (inode.Nlink >= MaxLinks) return new EntryReply { Errno = E.EMLINK };
+        var now = _s.NowNs;
+        _s.AddDirent(parent.Id, r.NewName.Span, inode.Id);
+        inode.Nlink++;
+        inode.CtimeNs = now;
+        _s.MarkInode(inode.Id);
+        Touch(parent, now);
+        return new EntryReply { Attr = Attrs.Of(inode) };
+    });
+
+    public Task<StatusReply> UnlinkAsync(RemoveRequest r) => MutateAsync(() =>
+    {
+        var err = Dir(r.Parent, out var parent, out var index);
+        if (err == 0) err = ValidName(r.Name);
+        if (err != 0) return new StatusReply { Errno = err };
+        var d = index.Find(r.Name.Span);
+        if (d is null) return new StatusReply { Errno = E.ENOENT };
+        if (_s.Directories.ContainsKey(d.Child)) return new StatusReply { Errno = E.EISDIR };
+        var now = _s.NowNs;
+        _s.RemoveDirent(d);
+        DropLink(d.Child, now);
+        Touch(parent, now);
+        return new StatusReply();
+    });
+
+    public Task<StatusReply> RemoveDirectoryAsync(RemoveRequest r) => MutateAsync(() =>
+    {
+        var err = Dir(r.Parent, out var parent, out var index);
+        if (err == 0) err = ValidName(r.Name);
+        if (err != 0) return new StatusReply { Errno = err };
+        var d = index.Find(r.Name.Span);
+        if (d is null) return new StatusReply { Errno = E.ENOENT };
+        if (!_s.Directories.TryGetValue(d.Child, out var victim)) return new StatusReply { Errno = E.ENOTDIR };
+        if (victim.Count > 0) return new StatusReply { Errno = E.ENOTEMPTY };
+        var now = _s.NowNs;
+        _s.RemoveDirent(d);
+        parent.Nlink--;
+        _s.DestroyInode(d.Child);
+        Touch(parent, now);
+        return new StatusReply();
+    });
+
+    public Task<StatusReply> RenameAsync(RenameRequest r) => MutateAsync(() => new StatusReply { Errno = Rename(r) });
+
+    private int Rename(RenameRequest r)
+    {
+        if ((r.Flags & ~(RenameNoReplace | RenameExchange)) != 0 || r.Flags == (RenameNoReplace | RenameExchange))
+            return E.EINVAL;
+        var err = Dir(r.Parent, out var oldParent, out var oldIndex);
+        if (err == 0) err = Dir(r.NewParent, out _, out _);
+        if (err == 0) err = ValidName(r.Name);
+        if (err == 0) err = ValidName(r.NewName);
+        if (err != 0) return err;
+        var newParent = _s.Inodes[(long)r.NewParent];
+        var newIndex = _s.Directories[newParent.Id];
+        var src = oldIndex.Find(r.Name.Span);
+        if (src is null) return E.ENOENT;
+        var srcInode = _s.Inodes[src.Child];
+        var srcIsDir = srcInode.Type == (int)InodeType.Directory;
+        var dst = newIndex.Find(r.NewName.Span);
+        var now = _s.NowNs;
+
+        if ((r.Flags & RenameExchange) != 0)
+        {
+            if (dst is null) return E.ENOENT;
+            if (dst.Child == src.Child) return 0;
+            var dstInode = _s.Inodes[dst.Child];
+            var dstIsDir = dstInode.Type == (int)InodeType.Directory;
+            if (srcIsDir && IsAncestorOrSelf(srcInode.Id, newParent.Id)) return E.EINVAL;
+            if (dstIsDir && IsAncestorOrSelf(dstInode.Id, oldParent.Id)) return E.EINVAL;
+            (src.Child, dst.Child) = (dst.Child, src.Child);
+            _s.MarkDirent(src);
+            _s.MarkDirent(dst);
+            if (oldParent.Id != newParent.Id)
+            {
+                if (srcIsDir) { srcInode.Parent = newParent.Id; newParent.Nlink++; oldParent.Nlink--; }
+                if (dstIsDir) { dstInode.Parent = oldParent.Id; oldParent.Nlink++; newParent.Nlink--; }
+            }
+            srcInode.CtimeNs = now;
+            dstInode.CtimeNs = now;
+            _s.MarkInode(srcInode.Id);
+            _s.MarkInode(dstInode.Id);
+            Touch(oldParent, now);
+            Touch(newParent, now);
+            return 0;
+        }
+
+        InodeRecord? victim = null;
+        if (dst is not null)
+        {
+            if ((r.Flags & RenameNoReplace) != 0) return E.EEXIST;
+            if (dst.Child == src.Child) return 0;   // both names are links to one inode: nothing to do
+            victim = _s.Inodes[dst.Child];
+            var victimIsDir = victim.Type == (int)InodeType.Directory;
+            if (srcIsDir && !victimIsDir) return E.ENOTDIR;
+            if (!srcIsDir && victimIsDir) return E.EISDIR;
+            if (victimIsDir && _s.Directories[victim.Id].Count > 0) return E.ENOTEMPTY;
+        }
+        if (srcIsDir && IsAncestorOrSelf(srcInode.Id, newParent.Id)) return E.EINVAL;
+        if (srcIsDir && oldParent.Id != newParent.Id && victim is null && newParent.Nlink >= MaxLinks) return E.EMLINK;
+
+        if (dst is not null)
+        {
+            _s.RemoveDirent(dst);
+            if (victim!.Type == (int)InodeType.Directory)
+            {
+                newParent.Nlink--;
+                _s.DestroyInode(victim.Id);
+            }
+            else
+            {
+                DropLink(victim.Id, now);
+            }
+        }
+        _s.RemoveDirent(src);
+        _s.AddDirent(newParent.Id, r.NewName.Span, srcInode.Id);
+        if (srcIsDir && oldParent.Id != newParent.Id)
+        {
+            oldParent.Nlink--;
+            newParent.Nlink++;
+            srcInode.Parent = newParent.Id;
+        }
+        srcInode.CtimeNs = now;
+        _s.MarkInode(srcInode.Id);
+        Touch(oldParent, now);
+        Touch(newParent, now);
+        return 0;
+    }
+
+    public ReadDirectoryReply ReadDirectory(ReadDirectoryRequest r) => Read(() =>
+    {
+        var err = Dir(r.Ino, out _, out var index);
+        if (err != 0) return new ReadDirectoryReply { Errno = err };
+        var max = r.MaxEntries == 0 ? 1024 : (int)Math.Min(r.MaxEntries, 4096);
+        var reply = new ReadDirectoryReply { End = true };
+        foreach (var d in index.After((long)Math.Min(r.Cookie, long.MaxValue)))
+        {
+            if (reply.Entries.Count == max)
+            {
+                reply.End = false;
+                break;
+            }
+            reply.Entries.Add(new DirectoryEntry
+            {
+                Name = ByteString.CopyFrom(d.Name), Attr = Attrs.Of(_s.Inodes[d.Child]), Cookie = (ulong)d.Cookie,
+            });
+        }
+        return reply;
+    });
+
+    public StatFsReply StatFs() => Read(() =>
+    {
+        long capacity = 0, used = 0;
+        foreach (var n in _s.Nodes.Values)
+        {
+            if (_s.LivenessOf(n) != NodeLiveness.Active) continue;
+            capacity += n.CapacityBytes;
+            used += Math.Min(n.UsedBytes, n.CapacityBytes);
+        }
+        const ulong inodeSpace = 1UL << 40;
+        return new StatFsReply
+        {
+            CapacityBytes = (ulong)capacity, UsedBytes = (ulong)used, FreeBytes = (ulong)(capacity - used),
+            Inodes = (ulong)_s.Inodes.Count, FreeInodes = inodeSpace - (ulong)_s.Inodes.Count,
+            BlockSize = 4096, MaxNameLength = EntryName.MaxLength,
+        };
+    });
+
+    public XattrReply GetXattr(GetXattrRequest r) => Read(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new XattrReply { Errno = E.ENOENT };
+        var err = ValidXattrName(r.Name);
+        if (err != 0) return new XattrReply { Errno = err };
+        var at = FindXattr(inode, r.Name);
+        return at < 0 ? new XattrReply { Errno = E.ENODATA } : new XattrReply { Value = ByteString.CopyFrom(inode.Xattrs[at].Value) };
+    });
+
+    public Task<StatusReply> SetXattrAsync(SetXattrRequest r) => MutateAsync(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new StatusReply { Errno = E.ENOENT };
+        if ((r.Flags & ~(XattrCreate | XattrReplace)) != 0 || r.Flags == (XattrCreate | XattrReplace))
+            return new StatusReply { Errno = E.EINVAL };
+        var err = ValidXattrName(r.Name);
+        if (err != 0) return new StatusReply { Errno = err };
+        if (r.Value.Length > MaxXattrValue) return new StatusReply { Errno = E.E2BIG };
+        var at = FindXattr(inode, r.Name);
+        if (at >= 0 && (r.Flags & XattrCreate) != 0) return new StatusReply { Errno = E.EEXIST };
+        if (at < 0 && (r.Flags & XattrReplace) != 0) return new StatusReply { Errno = E.ENODATA };
+        var entry = new XattrEntry { Name = r.Name.ToByteArray(), Value = r.Value.ToByteArray() };
+        if (at >= 0) inode.Xattrs[at] = entry;
+        else inode.Xattrs.Add(entry);
+        inode.CtimeNs = _s.NowNs;
+        _s.MarkInode(inode.Id);
+        return new StatusReply();
+    });
+
+    public ListXattrReply ListXattr(InodeRequest r) => Read(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new ListXattrReply { Errno = E.ENOENT };
+        var reply = new ListXattrReply();
+        foreach (var x in inode.Xattrs)
+            reply.Names.Add(ByteString.CopyFrom(x.Name));
+        return reply;
+    });
+
+    public Task<StatusReply> RemoveXattrAsync(RemoveXattrRequest r) => MutateAsync(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new StatusReply { Errno = E.ENOENT };
+        var err = ValidXattrName(r.Name);
+        if (err != 0) return new StatusReply { Errno = err };
+        var at = FindXattr(inode, r.Name);
+        if (at < 0) return new StatusReply { Errno = E.ENODATA };
+        inode.Xattrs.RemoveAt(at);
+        inode.CtimeNs = _s.NowNs;
+        _s.MarkInode(inode.Id);
+        return new StatusReply();
+    });
+
+    public LayoutReply GetLayout(GetLayoutRequest r) => Read(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new LayoutReply { Errno = E.ENOENT };
+        var reply = new LayoutReply { Attr = Attrs.Of(inode) };
+        if (inode.Type != (int)InodeType.File || !_s.Layouts.TryGetValue(inode.Id, out var map))
+            return reply;
+        var start = (long)Math.Min(r.Offset, (ulong)MaxFileSize);
+        var end = r.Length == 0 ? Math.Max(inode.Size, start) : Math.Min(start + (long)Math.Min(r.Length, (ulong)MaxFileSize), MaxFileSize);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in map.Find(start, end))
+        {
+            reply.Extents.Add(new Extent
+                { FileOffset = (ulong)e.FileOffset, Length = (ulong)e.Length, ChunkId = e.ChunkId, ChunkOffset = (ulong)e.ChunkOffset });
+            if (seen.Add(e.ChunkId))
+                reply.Chunks.Add(LocationOf(e.ChunkId));
+        }
+        return reply;
+    });
+
+    /// <summary>Copies a reader may use: AVAILABLE ones and the primary, live nodes first.</summary>
+    private ChunkLocation LocationOf(string chunkId)
+    {
+        var location = new ChunkLocation { ChunkId = chunkId };
+        if (!_s.Chunks.TryGetValue(chunkId, out var chunk))
+            return location;
+        location.Size = (ulong)chunk.Size;
+        location.Checksum = unchecked((ulong)chunk.Checksum);
+        var copies = chunk.Copies
+            .Where(c => c.Status == CopyState.Available || (c.Primary && c.Status != CopyState.Deleting))
+            .Select(c => (Copy: c, Node: _s.Nodes.GetValueOrDefault(c.NodeId)))
+            .OrderBy(x => x.Node is null ? 4 : (int)_s.LivenessOf(x.Node));
+        foreach (var (c, node) in copies)
+            location.Copies.Add(new ChunkCopy
+            {
+                NodeId = c.NodeId, Address = node?.Address ?? "", Status = (CopyStatus)c.Status, Primary = c.Primary,
+            });
+        return location;
+    }
+
+    public Task<AttrReply> CommitWriteAsync(CommitWriteRequest r) => MutateAsync(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new AttrReply { Errno = E.ENOENT };
+        if (inode.Type == (int)InodeType.Directory) return new AttrReply { Errno = E.EISDIR };
+        if (inode.Type != (int)InodeType.File) return new AttrReply { Errno = E.EINVAL };
+        if (r.SetSize && r.Size > MaxFileSize) return new AttrReply { Errno = E.EFBIG };
+        foreach (var e in r.Extents)
+        {
+            if (!ChunkId.IsValid(e.ChunkId) || e.Length == 0) return new AttrReply { Errno = E.EINVAL };
+            if (e.FileOffset > MaxFileSize || e.Length > MaxFileSize || e.FileOffset + e.Length > MaxFileSize)
+                return new AttrReply { Errno = E.EFBIG };
+            if (!_s.Chunks.TryGetValue(e.ChunkId, out var chunk) || chunk.State == ChunkState.Garbage)
+                return new AttrReply { Errno = E.EIO };
+            if (e.ChunkOffset > (ulong)chunk.Size || e.Length > (ulong)chunk.Size - e.ChunkOffset)
+                return new AttrReply { Errno = E.EINVAL };
+        }
+        var now = _s.NowNs;
+        var map = _s.LayoutOf(inode.Id);
+        var before = map.ChunkIds();
+        var oldEnd = map.DataEnd;
+        long lo = long.MaxValue, hi = 0;
+        foreach (var e in r.Extents)
+        {
+            var extent = new FileExtent((long)e.FileOffset, (long)e.Length, e.ChunkId, (long)e.ChunkOffset);
+            map.Write(extent);
+            lo = Math.Min(lo, extent.FileOffset);
+            hi = Math.Max(hi, extent.End);
+        }
+        long size;
+        if (r.SetSize)
+        {
+            size = (long)r.Size;
+            if (size < map.DataEnd)
+            {
+                lo = Math.Min(lo, size);
+                map.Truncate(size);
+            }
+        }
+        else
+        {
+            size = Math.Max(inode.Size, hi);
+        }
+        hi = Math.Max(hi, oldEnd);
+        if (lo < hi)
+            _s.MarkLayout(inode.Id, lo, hi);
+        _s.UpdateChunkRefs(inode.Id, before, map.ChunkIds());
+        inode.Size = size;
+        inode.Version++;
+        inode.MtimeNs = r.MtimeNs != 0 ? r.MtimeNs : now;
+        inode.CtimeNs = now;
+        _s.MarkInode(inode.Id);
+        return new AttrReply { Attr = Attrs.Of(inode) };
+    });
+
+    // ---- sessions ----
+
+    public SessionReply OpenSession(OpenSessionRequest r) => Read(() =>
+    {
+        var session = new SessionRecord
+            { Id = Guid.NewGuid().ToString("N"), ClientName = r.ClientName, ExpiresMs = _s.NowMs + LeaseMs };
+        _s.Sessions[session.Id] = session;
+        return new SessionReply { SessionId = session.Id, LeaseMs = (uint)LeaseMs, ChunkSize = (uint)_s.Options.ChunkSize };
+    });
+
+    private long LeaseMs => (long)_s.Options.SessionLease.TotalMilliseconds;
+
+    /// <summary>Sessions live in memory: after a server restart a renewal re-creates the session.</summary>
+    private SessionRecord Session(string id)
+    {
+        if (!_s.Sessions.TryGetValue(id, out var session))
+            _s.Sessions[id] = session = new SessionRecord { Id = id };
+        session.ExpiresMs = _s.NowMs + LeaseMs;
+        return session;
+    }
+
+    public StatusReply RenewSession(SessionRequest r) => Read(() =>
+    {
+        if (string.IsNullOrEmpty(r.SessionId) || r.SessionId.Length > 128) return new StatusReply { Errno = E.EINVAL };
+        Session(r.SessionId);
+        return new StatusReply();
+    });
+
+    public Task<StatusReply> CloseSessionAsync(SessionRequest r) => MutateAsync(() =>
+    {
+        if (_s.Sessions.Remove(r.SessionId, out var session))
+            ReleaseAll(session);
+        return new StatusReply();
+    });
+
+    /// <summary>Drops every open of a closed or expired session (under the lock).</summary>
+    public void ReleaseAll(SessionRecord session)
+    {
+        foreach (var (ino, count) in session.Opens)
+            ReleaseOpens(ino, count);
+        session.Opens.Clear();
+    }
+
+    private void ReleaseOpens(long ino, int count)
+    {
+        if (!_s.OpenCounts.TryGetValue(ino, out var open))
+            return;
+        if (open > count)
+        {
+            _s.OpenCounts[ino] = open - count;
+            return;
+        }
+        _s.OpenCounts.Remove(ino);
+        if (_s.Inodes.TryGetValue(ino, out var inode) && inode.Nlink == 0)
+            _s.DestroyInode(ino);
+    }
+
+    public Task<AttrReply> OpenAsync(OpenRequest r) => MutateAsync(() =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode) || inode.Nlink == 0 && !_s.IsOpen(inode.Id))
+            return new AttrReply { Errno = E.ENOENT };
+        if (r.Truncate && inode.Type == (int)InodeType.Directory) return new AttrReply { Errno = E.EISDIR };
+        if (r.SessionId.Length > 128) return new AttrReply { Errno = E.EINVAL };
+        if (r.Truncate && inode.Type == (int)InodeType.File)
+            Truncate(inode, 0, _s.NowNs);
+        if (r.SessionId.Length > 0)
+        {
+            var session = Session(r.SessionId);
+            session.Opens[inode.Id] = session.Opens.GetValueOrDefault(inode.Id) + 1;
+            _s.OpenCounts[inode.Id] = _s.OpenCounts.GetValueOrDefault(inode.Id) + 1;
+        }
+        return new AttrReply { Attr = Attrs.Of(inode) };
+    });
+
+    public Task<StatusReply> ReleaseAsync(ReleaseRequest r) => MutateAsync(() =>
+    {
+        if (!_s.Sessions.TryGetValue(r.SessionId, out var session)) return new StatusReply { Errno = E.ENOENT };
+        var ino = (long)r.Ino;
+        if (!session.Opens.TryGetValue(ino, out var count)) return new StatusReply { Errno = E.EBADF };
+        if (count > 1) session.Opens[ino] = count - 1;
+        else session.Opens.Remove(ino);
+        ReleaseOpens(ino, 1);
+        return new StatusReply();
+    });
+
+    /// <summary>Expired sessions release their opens; orphans left by a restart go after one lease.</summary>
+    public Task ExpireSessionsAsync() => MutateAsync(() =>
+    {
+        var now = _s.NowMs;
+        foreach (var session in _s.Sessions.Values.Where(s => s.ExpiresMs < now).ToList())
+        {
+            _s.Sessions.Remove(session.Id);
+            ReleaseAll(session);
+        }
+        if (now - _s.StartedMs > LeaseMs)
+            foreach (var orphan in _s.Inodes.Values.Where(i => i.Nlink == 0 && !_s.IsOpen(i.Id)).Select(i => i.Id).ToList())
+                _s.DestroyInode(orphan);
+        return 0;
+    });
+}

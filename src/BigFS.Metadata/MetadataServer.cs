@@ -1,0 +1,180 @@
+using BigFS.Metadata.Logic;
+using BigFS.Metadata.Services;
+using BigFS.Metadata.Storage;
+using BigFS.Protocol;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace BigFS.Metadata;
+
+/// <summary>
+/// The metadata server process: locks its data directory, loads all metadata from LiteDB into
+/// memory, serves the Namespace and Cluster gRPC services, and runs the maintenance loop
+/// (session expiry, replica confirmation timeouts, re-replication, garbage collection).
+/// </summary>
+public sealed class MetadataServer : IAsyncDisposable
+{
+    private readonly MetadataServerOptions _options;
+    private readonly ILogger _logger;
+    private readonly DataDirectoryLock _dirLock;
+    private readonly IMetadataStore _store;
+    private readonly GroupCommitWriter _writer;
+    private readonly GrpcChannels _channels = new();
+    private readonly SemaphoreSlim _maintenanceGate = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private NamespaceLogic _namespace = null!;
+    private ChunkMaintenance _maintenance = null!;
+    private WebApplication? _app;
+    private Task _maintenanceLoop = Task.CompletedTask;
+    private Task? _stopped;
+
+    private MetadataServer(MetadataServerOptions options, ILoggerFactory loggerFactory, DataDirectoryLock dirLock, IMetadataStore store)
+    {
+        _options = options;
+        _logger = loggerFactory.CreateLogger<MetadataServer>();
+        _dirLock = dirLock;
+        _store = store;
+        _writer = new GroupCommitWriter(store, loggerFactory.CreateLogger<GroupCommitWriter>());
+    }
+
+    /// <summary>"http://127.0.0.1:PORT" once started.</summary>
+    public string Address { get; private set; } = "";
+
+    internal MetadataState State { get; private set; } = null!;
+
+    /// <summary>Durable group commits so far (each may carry many operations).</summary>
+    internal long Commits => _writer.Commits;
+
+    public static async Task<MetadataServer> StartAsync(MetadataServerOptions options, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        loggerFactory ??= NullLoggerFactory.Instance;
+        var dirLock = DataDirectoryLock.Acquire(options.DataDirectory);
+        LiteDbMetadataStore store;
+        try
+        {
+            store = new LiteDbMetadataStore(options.DataDirectory);
+        }
+        catch
+        {
+            dirLock.Dispose();
+            throw;
+        }
+        var server = new MetadataServer(options, loggerFactory, dirLock, store);
+        try
+        {
+            await server.StartCoreAsync(loggerFactory, ct).ConfigureAwait(false);
+            return server;
+        }
+        catch
+        {
+            await server.StopAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StartCoreAsync(ILoggerFactory loggerFactory, CancellationToken ct)
+    {
+        var snapshot = _store.Load();
+        State = new MetadataState(_options, TimeProvider.System, snapshot, _writer.EnqueueAsync);
+        Task durable;
+        lock (State.Sync)
+            durable = State.CommitAsync();   // the root inode on first start
+        await durable.ConfigureAwait(false);
+
+        _namespace = new NamespaceLogic(State);
+        var cluster = new ClusterLogic(State, Random.Shared, loggerFactory.CreateLogger<ClusterLogic>());
+        var callTimeout = TimeSpan.FromSeconds(Math.Clamp(_options.CleanupInterval.TotalSeconds, 2, 30));
+        _maintenance = new ChunkMaintenance(State, cluster, new GrpcChunkNodeClient(_channels, callTimeout),
+            loggerFactory.CreateLogger<ChunkMaintenance>());
+
+        _app = GrpcServerHost.Build(_options.Listen, loggerFactory,
+            services =>
+            {
+                services.AddSingleton(_namespace);
+                services.AddSingleton(cluster);
+            },
+            endpoints =>
+            {
+                endpoints.MapGrpcService<NamespaceService>();
+                endpoints.MapGrpcService<ClusterService>();
+            });
+        await _app.StartAsync(ct).ConfigureAwait(false);
+        Address = _app.BoundAddress();
+        _maintenanceLoop = Task.Run(() => MaintenanceLoopAsync(_stopping.Token), CancellationToken.None);
+        if (_options.HeartbeatTimeout <= _options.HeartbeatInterval)
+            _logger.LogWarning("HeartbeatTimeout {Timeout} is not longer than HeartbeatInterval {Interval}: healthy nodes will turn Suspect",
+                _options.HeartbeatTimeout, _options.HeartbeatInterval);
+        _logger.LogInformation("Metadata server listening on {Address} (data {DataDirectory}, {Inodes} inodes, {Chunks} chunks)",
+            Address, _options.DataDirectory, snapshot.Inodes.Count, snapshot.Chunks.Count);
+    }
+
+    private async Task MaintenanceLoopAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(_options.CleanupInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+            {
+                try
+                {
+                    await RunMaintenanceOnceAsync(ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!ct.IsCancellationRequested)
+                {
+                    _logger.LogError(ex, "Maintenance pass failed");
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>One session-expiry / replication / GC pass now (passes never overlap).</summary>
+    public async Task RunMaintenanceOnceAsync(CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(_stopped is not null, this);
+        await _maintenanceGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await _namespace.ExpireSessionsAsync().ConfigureAwait(false);
+            await _maintenance.RunOnceAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _maintenanceGate.Release();
+        }
+    }
+
+    /// <summary>Graceful stop: in-flight calls finish, queued writes are flushed, LiteDB is closed, the lock released.</summary>
+    public Task StopAsync()
+    {
+        lock (_stopping)
+            return _stopped ??= StopCoreAsync();
+    }
+
+    private async Task StopCoreAsync()
+    {
+        _stopping.Cancel();
+        try { await _maintenanceLoop.ConfigureAwait(false); }
+        catch (Exception ex) { _logger.LogWarning(ex, "Maintenance loop ended with an error"); }
+        if (_app is not null)
+        {
+            await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+        // Wait for a maintenance pass started by a test call before closing the store.
+        await _maintenanceGate.WaitAsync().ConfigureAwait(false);
+        _writer.Dispose();
+        _store.Dispose();
+        _channels.Dispose();
+        _dirLock.Dispose();
+        _logger.LogInformation("Metadata server stopped");
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync());
+}

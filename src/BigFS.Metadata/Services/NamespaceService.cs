@@ -1,0 +1,36 @@
+using BigFS.Metadata.Logic;
+using BigFS.Protocol;
+using Grpc.Core;
+
+namespace BigFS.Metadata.Services;
+
+/// <summary>The Namespace gRPC service: a thin adapter over <see cref="NamespaceLogic"/>.</summary>
+public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster) : Namespace.NamespaceBase
+{
+    public override Task<EntryReply> Lookup(LookupRequest request, ServerCallContext context) => Task.FromResult(ns.Lookup(request));
+    public override Task<AttrReply> GetAttr(InodeRequest request, ServerCallContext context) => Task.FromResult(ns.GetAttr(request));
+    public override Task<AttrReply> SetAttr(SetAttrRequest request, ServerCallContext context) => ns.SetAttrAsync(request);
+    public override Task<EntryReply> CreateNode(CreateNodeRequest request, ServerCallContext context) => ns.CreateNodeAsync(request);
+    public override Task<ReadLinkReply> ReadLink(InodeRequest request, ServerCallContext context) => Task.FromResult(ns.ReadLink(request));
+    public override Task<EntryReply> Link(LinkRequest request, ServerCallContext context) => ns.LinkAsync(request);
+    public override Task<StatusReply> Unlink(RemoveRequest request, ServerCallContext context) => ns.UnlinkAsync(request);
+    public override Task<StatusReply> RemoveDirectory(RemoveRequest request, ServerCallContext context) => ns.RemoveDirectoryAsync(request);
+    public override Task<StatusReply> Rename(RenameRequest request, ServerCallContext context) => ns.RenameAsync(request);
+    public override Task<ReadDirectoryReply> ReadDirectory(ReadDirectoryRequest request, ServerCallContext context) => Task.FromResult(ns.ReadDirectory(request));
+    public override Task<StatFsReply> StatFs(StatFsRequest request, ServerCallContext context) => Task.FromResult(ns.StatFs());
+    public override Task<XattrReply> GetXattr(GetXattrRequest request, ServerCallContext context) => Task.FromResult(ns.GetXattr(request));
+    public override Task<StatusReply> SetXattr(SetXattrRequest request, ServerCallContext context) => ns.SetXattrAsync(request);
+    public override Task<ListXattrReply> ListXattr(InodeRequest request, ServerCallContext context) => Task.FromResult(ns.ListXattr(request));
+    public override Task<StatusReply> RemoveXattr(RemoveXattrRequest request, ServerCallContext context) => ns.RemoveXattrAsync(request);
+    public override Task<LayoutReply> GetLayout(GetLayoutRequest request, ServerCallContext context) => Task.FromResult(ns.GetLayout(request));
+    public override Task<AttrReply> CommitWrite(CommitWriteRequest request, ServerCallContext context) => ns.CommitWriteAsync(request);
+    public override Task<SessionReply> OpenSession(OpenSessionRequest request, ServerCallContext context) => Task.FromResult(ns.OpenSession(request));
+    public override Task<StatusReply> RenewSession(SessionRequest request, ServerCallContext context) => Task.FromResult(ns.RenewSession(request));
+    public override Task<StatusReply> CloseSession(SessionRequest request, ServerCallContext context) => ns.CloseSessionAsync(request);
+    public override Task<AttrReply> Open(OpenRequest request, ServerCallContext context) => ns.OpenAsync(request);
+    public override Task<StatusReply> Release(ReleaseRequest request, ServerCallContext context) => ns.ReleaseAsync(request);
+    public override Task<ListWritableNodesReply> ListWritableNodes(ListWritableNodesRequest request, ServerCallContext context) => Task.FromResult(cluster.ListWritableNodes());
+
+    public override async Task<StatusReply> ReportBadCopy(ReportBadCopyRequest request, ServerCallContext context) =>
+        new() { Errno = await cluster.ReportBadCopyAsync(request.ChunkId, request.NodeId, request.Reason) };
+}

@@ -1,0 +1,24 @@
+using BigFS.Metadata.Model;
+
+namespace BigFS.Metadata.Storage;
+
+/// <summary>
+/// Durable storage behind the in-memory metadata: load everything once at start, then apply
+/// batches of upserts and deletes atomically and durably. Called from one writer thread only,
+/// so an implementation may rely on thread affinity (LiteDB transactions do).
+/// </summary>
+public interface IMetadataStore : IDisposable
+{
+    MetadataSnapshot Load();
+
+    /// <summary>Applies every change in one transaction; durable (fsync'd) when it returns.</summary>
+    void Apply(IReadOnlyList<StoreChange> changes);
+}
+
+public sealed record MetadataSnapshot(
+    IReadOnlyList<InodeRecord> Inodes,
+    IReadOnlyList<DirentRecord> Dirents,
+    IReadOnlyList<LayoutRegionRecord> Layouts,
+    IReadOnlyList<ChunkRecord> Chunks,
+    IReadOnlyList<NodeRecord> Nodes,
+    CountersRecord? Counters);
