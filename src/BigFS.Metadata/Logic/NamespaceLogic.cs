@@ -469,13 +469,13 @@ public sealed class NamespaceLogic(MetadataState state)
             reply.Extents.Add(new Extent
                 { FileOffset = (ulong)e.FileOffset, Length = (ulong)e.Length, ChunkId = e.ChunkId, ChunkOffset = (ulong)e.ChunkOffset });
             if (seen.Add(e.ChunkId))
-                reply.Chunks.Add(LocationOf(e.ChunkId));
+                reply.Chunks.Add(LocationOf(e.ChunkId, r.AllCopies));
         }
         return reply;
     });
 
-    /// <summary>Copies a reader may use: AVAILABLE ones and the primary, live nodes first.</summary>
-    private ChunkLocation LocationOf(string chunkId)
+    /// <summary>Copies a reader may use: AVAILABLE ones and the primary, live nodes first (or every copy, for admins).</summary>
+    private ChunkLocation LocationOf(string chunkId, bool allCopies = false)
     {
         var location = new ChunkLocation { ChunkId = chunkId };
         if (!_s.Chunks.TryGetValue(chunkId, out var chunk))
@@ -483,7 +483,7 @@ public sealed class NamespaceLogic(MetadataState state)
         location.Size = (ulong)chunk.Size;
         location.Checksum = unchecked((ulong)chunk.Checksum);
         var copies = chunk.Copies
-            .Where(c => c.Status == CopyState.Available || (c.Primary && c.Status != CopyState.Deleting))
+            .Where(c => allCopies || c.Status == CopyState.Available || (c.Primary && c.Status != CopyState.Deleting))
             .Select(c => (Copy: c, Node: _s.Nodes.GetValueOrDefault(c.NodeId)))
             .OrderBy(x => x.Node is null ? 4 : (int)_s.LivenessOf(x.Node));
         foreach (var (c, node) in copies)
