@@ -21,6 +21,7 @@ public sealed class BigFsClient : IAsyncDisposable
     private readonly GrpcChannels _channels;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ConcurrentDictionary<BigFsFile, byte> _dirtyFiles = new();
+    private long _uploadingBytes;
 
     private BigFsClient(GrpcChannels channels, Namespace.NamespaceClient ns, int chunkSize, BigFsClientOptions options, ILoggerFactory loggerFactory)
     {
@@ -98,18 +99,45 @@ public sealed class BigFsClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Takes write-buffer memory; when the budget is exhausted, seals buffered data everywhere so uploads free it.</summary>
+    /// <summary>
+    /// Takes write-buffer memory. When the budget is exhausted and the uploads already running
+    /// will not free enough, buffered data is sealed everywhere so its upload frees it.
+    /// </summary>
     internal async ValueTask AcquireBufferAsync(long bytes, CancellationToken ct)
     {
-        if (Budget.TryAcquire(bytes))
-            return;
-        foreach (var file in _dirtyFiles.Keys)
+        var stuckRounds = 0;
+        while (!Budget.TryAcquire(bytes))
         {
-            file.SealAll();
-            _dirtyFiles.TryRemove(file, out _);
+            if (Interlocked.Read(ref _uploadingBytes) < bytes)
+            {
+                foreach (var file in _dirtyFiles.Keys)
+                {
+                    _dirtyFiles.TryRemove(file, out _);
+                    file.SealAll();
+                }
+                // Nothing buffered, nothing uploading, still no room, for several rounds: the
+                // memory is held by chunks whose upload failed (kept for the next flush).
+                var stuck = Interlocked.Read(ref _uploadingBytes) == 0 && Budget.Used + bytes > Budget.Capacity;
+                stuckRounds = stuck ? stuckRounds + 1 : 0;
+                if (stuckRounds >= 3)
+                    throw BigFsException.Io("the write buffer is full of data whose upload failed; flush to retry or report it");
+            }
+            // Wait a bounded time, then look again: uploads may fail rather than free memory.
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            wait.CancelAfter(TimeSpan.FromSeconds(1));
+            try
+            {
+                await Budget.AcquireAsync(bytes, wait.Token);
+                return;
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+            }
         }
-        await Budget.AcquireAsync(bytes, ct);
     }
+
+    /// <summary>Bytes of sealed data whose upload is running (they return to the budget when it succeeds).</summary>
+    internal void AddUploading(long bytes) => Interlocked.Add(ref _uploadingBytes, bytes);
 
     internal void TrackDirty(BigFsFile file) => _dirtyFiles.TryAdd(file, 0);
 

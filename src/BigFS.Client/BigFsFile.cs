@@ -191,8 +191,19 @@ public sealed class BigFsFile : IAsyncDisposable
         {
             var pending = new PendingChunk(_sequence++, segment.Offset, segment.Length, segment.Pages);
             _pending.Add(pending);
-            pending.Upload = Task.Run(() => UploadAsync(pending));
+            StartUploadLocked(pending);
         }
+    }
+
+    private void StartUploadLocked(PendingChunk pending)
+    {
+        var bytes = (long)pending.Pages!.Count * DirtySegment.PageSize;
+        _client.AddUploading(bytes);
+        pending.Upload = Task.Run(async () =>
+        {
+            try { await UploadAsync(pending); }
+            finally { _client.AddUploading(-bytes); }
+        });
     }
 
     private async Task UploadAsync(PendingChunk pending)
@@ -241,7 +252,7 @@ public sealed class BigFsFile : IAsyncDisposable
         {
             failed = batch.Where(p => p.ChunkId is null).ToList();
             foreach (var p in failed)
-                p.Upload = Task.Run(() => UploadAsync(p)); // one more round before giving up
+                StartUploadLocked(p); // one more round before giving up
         }
         if (failed.Count > 0)
         {

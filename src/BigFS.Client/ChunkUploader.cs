@@ -19,10 +19,15 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
     private readonly SemaphoreSlim _refresh = new(1, 1);
     private IReadOnlyList<WritableNode> _nodes = [];
     private DateTime _nodesFetched = DateTime.MinValue;
+    private static readonly TimeSpan FailureMemory = TimeSpan.FromSeconds(10);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> _recentFailures = new(StringComparer.Ordinal);
     private int _inFlight;
     private int _maxInFlight;
 
+    private int _failedAttempts;
+
     public int MaxObservedInFlight => Volatile.Read(ref _maxInFlight);
+    public int FailedAttempts => Volatile.Read(ref _failedAttempts);
 
     public sealed record Result(string ChunkId, IReadOnlyList<ChunkCopy> Copies);
 
@@ -34,7 +39,8 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
         InterlockedMax(ref _maxInFlight, now);
         try
         {
-            var failedNodes = new HashSet<string>(StringComparer.Ordinal);
+            // Nodes that failed recently (for any chunk) are avoided while others are available.
+            var failedNodes = new HashSet<string>(_recentFailures.Where(f => DateTime.UtcNow - f.Value < FailureMemory).Select(f => f.Key), StringComparer.Ordinal);
             Exception? last = null;
             var attempts = 1 + Math.Max(0, options.UploadRetries);
             for (var attempt = 0; attempt < attempts; attempt++)
@@ -54,7 +60,9 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
                 catch (RpcException ex) when (!ct.IsCancellationRequested)
                 {
                     last = ex;
+                    Interlocked.Increment(ref _failedAttempts);
                     failedNodes.Add(node.NodeId);
+                    _recentFailures[node.NodeId] = DateTime.UtcNow;
                     logger.LogWarning("Upload of chunk {ChunkId} ({Length} bytes) to {Node} failed: {Status}; attempt {Attempt} of {Attempts}",
                         id, length, node.Address, ex.Status, attempt + 1, attempts);
                 }

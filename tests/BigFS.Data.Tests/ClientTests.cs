@@ -151,16 +151,20 @@ public class ClientTests
     public async Task NodeKilledDuringWrite_WriteSucceedsOnOtherNodes_AndReadsBackIdentical()
     {
         await using var cluster = await TestCluster.StartAsync(3);
+        var victim = cluster.Nodes[1];
+        cluster.Meta.FreeBytesOverride[victim.NodeId] = 1UL << 49; // nearly every chunk picks it as primary
         await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
         var ino = cluster.Meta.CreateFile("f");
         var file = client.OpenFile(ino, 0);
         var data = ChunkUploads.Random(40 * MiB, 6);
 
-        await WriteInPiecesAsync(file, 0, data.AsSpan(0, 12 * MiB).ToArray(), MiB);
-        await cluster.Nodes[1].KillAsync();
-        await WriteInPiecesAsync(file, 12 * MiB, data.AsSpan(12 * MiB).ToArray(), MiB);
+        var writing = WriteInPiecesAsync(file, 0, data, 256 * 1024);
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Values.Any(c => c.Primary == victim.NodeId); }, "a chunk on the victim");
+        await victim.KillAsync();
+        await writing;
         await file.FlushAsync();
 
+        Assert.True(client.Uploader.FailedAttempts > 0, "no upload hit the killed node");
         Assert.Equal(data, await ReadAllAsync(file, MiB));
         await using var client2 = await BigFsClient.ConnectAsync(cluster.Meta.Address);
         Assert.Equal(data, await ReadAllAsync(client2.OpenFile(ino, data.Length), 2 * MiB));
@@ -242,6 +246,25 @@ public class ClientTests
     }
 
     [Fact]
+    public async Task SequentialWriter_UnderATightBudget_StillWritesWholeChunks()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        var options = new BigFsClientOptions { WriteBufferBytes = 8 * MiB, MaxInFlightChunkUploads = 2 };
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address, options);
+        var ino = cluster.Meta.CreateFile("seq");
+        var file = client.OpenFile(ino, 0);
+        var data = ChunkUploads.Random(40 * MiB, 12);
+
+        await WriteInPiecesAsync(file, 0, data, 256 * 1024);
+        await file.FlushAsync();
+
+        Assert.True(client.Budget.HighWater <= options.WriteBufferBytes);
+        lock (cluster.Meta.Sync)
+            Assert.All(cluster.Meta.Inodes[ino].Layout.Extents, e => Assert.Equal(4L * MiB, e.Length));
+        Assert.Equal(data, await ReadAllAsync(file, MiB));
+    }
+
+    [Fact]
     public async Task UploadFailure_SurfacesFromFlushAsEio_AndDataIsKept()
     {
         await using var cluster = await TestCluster.StartAsync(2);
@@ -260,7 +283,7 @@ public class ClientTests
         var buffer = new byte[data.Length];
         Assert.Equal(data.Length, await file.ReadAsync(0, buffer));
         Assert.Equal(data, buffer);
-        Assert.Throws<BigFsException>(() => file.FlushAsync().GetAwaiter().GetResult()); // still failing, still reported
+        await Assert.ThrowsAsync<BigFsException>(() => file.FlushAsync()); // still failing, still reported
     }
 
     [Fact]

@@ -44,6 +44,7 @@ public sealed class FakeMetadataServer : IAsyncDisposable
     public readonly List<(string NodeId, string ChunkId)> BadCopyReports = [];
     public readonly ConcurrentDictionary<string, List<string>> Inventories = new();
     public readonly ConcurrentQueue<string> DeleteOnInventory = new();
+    public readonly ConcurrentDictionary<string, ulong> FreeBytesOverride = new();
     public int Heartbeats;
     public int CommitCount;
     private ulong _nextIno = 100;
@@ -188,7 +189,8 @@ public sealed class FakeMetadataServer : IAsyncDisposable
         {
             var reply = new ListWritableNodesReply { ChunkSize = 4 * 1024 * 1024 };
             lock (s.Sync)
-                reply.Nodes.AddRange(s.Nodes.Select(n => new WritableNode { NodeId = n.NodeId, Address = n.Address, CapacityBytes = 1L << 40, FreeBytes = 1L << 39 }));
+                reply.Nodes.AddRange(s.Nodes.Select(n => new WritableNode { NodeId = n.NodeId, Address = n.Address, CapacityBytes = 1L << 50,
+                    FreeBytes = s.FreeBytesOverride.GetValueOrDefault(n.NodeId, 1UL << 39) }));
             return Task.FromResult(reply);
         }
 
