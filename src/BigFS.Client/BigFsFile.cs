@@ -171,6 +171,16 @@ public sealed class BigFsFile : IAsyncDisposable
             InvalidateLayoutLocked();
     }
 
+    /// <summary>Drops the layout cache and adopts the committed size the metadata server just reported (open, getattr).</summary>
+    public void InvalidateCache(long committedSize)
+    {
+        lock (_sync)
+        {
+            _committedSize = committedSize;
+            InvalidateLayoutLocked();
+        }
+    }
+
     /// <summary>Seals every buffered segment into an upload (memory pressure, flush).</summary>
     internal void SealAll()
     {

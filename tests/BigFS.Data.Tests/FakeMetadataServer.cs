@@ -15,7 +15,7 @@ namespace BigFS.Data.Tests;
 /// </summary>
 public sealed class FakeMetadataServer : IAsyncDisposable
 {
-    public sealed record Node(string NodeId, string Address);
+    public sealed record Node(string NodeId, string Address, ulong CapacityBytes = 0, string[]? Labels = null);
     public sealed class Chunk
     {
         public required string Id;
@@ -114,7 +114,7 @@ public sealed class FakeMetadataServer : IAsyncDisposable
             lock (s.Sync)
             {
                 s.Nodes.RemoveAll(n => n.NodeId == request.NodeId);
-                s.Nodes.Add(new Node(request.NodeId, request.Address));
+                s.Nodes.Add(new Node(request.NodeId, request.Address, request.CapacityBytes, [.. request.Labels]));
             }
             return Task.FromResult(new RegisterNodeReply { HeartbeatIntervalMs = 200, ChunkSize = 4 * 1024 * 1024 });
         }

@@ -275,6 +275,19 @@ public class StorageNodeTests
     }
 
     [Fact]
+    public async Task Registration_ReportsFilesystemCapacity_AndLabels()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => { o.CapacityBytes = 0; o.Labels = ["rack1"]; });
+
+        FakeMetadataServer.Node node;
+        lock (cluster.Meta.Sync) node = cluster.Meta.Nodes.Single();
+
+        Assert.True(node.CapacityBytes > 1024 * 1024, $"capacity {node.CapacityBytes}");
+        Assert.Equal(["rack1"], node.Labels);
+        Assert.Equal(cluster.Nodes[0].Address, node.Address);
+    }
+
+    [Fact]
     public async Task SecondNodeOnSameDataDirectory_FailsClearly()
     {
         await using var cluster = await TestCluster.StartAsync(1);
