@@ -1,0 +1,155 @@
+using System.Collections.Concurrent;
+using System.Text;
+using BigFS.Core;
+using BigFS.Protocol;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace BigFS.Client;
+
+/// <summary>
+/// A connection to a BigFS cluster: the raw namespace client plus the shared data-path
+/// machinery (write budget, uploader, chunk reader and block cache) that every
+/// <see cref="BigFsFile"/> uses.
+/// </summary>
+public sealed class BigFsClient : IAsyncDisposable
+{
+    public const int DefaultChunkSize = 4 * 1024 * 1024;
+    private const ulong RootIno = 1;
+
+    private readonly GrpcChannels _channels;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ConcurrentDictionary<BigFsFile, byte> _dirtyFiles = new();
+    private long _uploadingBytes;
+
+    private BigFsClient(GrpcChannels channels, Namespace.NamespaceClient ns, int chunkSize, BigFsClientOptions options, ILoggerFactory loggerFactory)
+    {
+        _channels = channels;
+        _loggerFactory = loggerFactory;
+        Namespace = ns;
+        ChunkSize = chunkSize;
+        Options = options;
+        Budget = new WriteBufferBudget(options.WriteBufferBytes);
+        Uploader = new ChunkUploader(ns, channels, options, loggerFactory.CreateLogger<ChunkUploader>());
+        Cache = new BlockCache(options.ChunkCacheBytes);
+        Reader = new ChunkReader(channels, ns, Cache, loggerFactory.CreateLogger<ChunkReader>());
+    }
+
+    public Namespace.NamespaceClient Namespace { get; }
+    public int ChunkSize { get; }
+    public BigFsClientOptions Options { get; }
+
+    /// <summary>The mount's session, sent with commits (optional).</summary>
+    public string? SessionId { get; set; }
+
+    internal WriteBufferBudget Budget { get; }
+    internal ChunkUploader Uploader { get; }
+    internal ChunkReader Reader { get; }
+    internal BlockCache Cache { get; }
+
+    public static async Task<BigFsClient> ConnectAsync(string metadataAddress, BigFsClientOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
+    {
+        options ??= new BigFsClientOptions();
+        loggerFactory ??= NullLoggerFactory.Instance;
+        var channels = new GrpcChannels();
+        var ns = new Namespace.NamespaceClient(channels.Get(metadataAddress));
+        try
+        {
+            var reply = await ns.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+            var chunkSize = reply.ChunkSize is > 0 and <= 64 * 1024 * 1024 ? (int)reply.ChunkSize : DefaultChunkSize;
+            return new BigFsClient(channels, ns, chunkSize, options, loggerFactory);
+        }
+        catch (RpcException ex)
+        {
+            channels.Dispose();
+            throw BigFsException.Io($"cannot reach the metadata server at {metadataAddress}: {ex.Status.Detail}", ex);
+        }
+    }
+
+    public BigFsFile OpenFile(ulong ino, long knownSize) => new(this, ino, knownSize, _loggerFactory.CreateLogger<BigFsFile>());
+
+    public async Task<InodeAttr> ResolvePathAsync(string path, CancellationToken ct = default)
+    {
+        try
+        {
+            var attr = await CheckAsync(Namespace.GetAttrAsync(new InodeRequest { Ino = RootIno }, cancellationToken: ct).ResponseAsync, r => (r.Errno, r.Attr));
+            foreach (var part in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var name = Encoding.UTF8.GetBytes(part);
+                var invalid = EntryName.Validate(name);
+                if (invalid != 0)
+                    throw new BigFsException(invalid, $"bad path component in '{path}'");
+                attr = await CheckAsync(Namespace.LookupAsync(new LookupRequest { Parent = attr.Ino, Name = Google.Protobuf.ByteString.CopyFrom(name) },
+                    cancellationToken: ct).ResponseAsync, r => (r.Errno, r.Attr));
+            }
+            return attr;
+        }
+        catch (RpcException ex)
+        {
+            throw BigFsException.Io("metadata server call failed: " + ex.Status.Detail, ex);
+        }
+
+        static async Task<InodeAttr> CheckAsync<T>(Task<T> call, Func<T, (int Errno, InodeAttr Attr)> parts)
+        {
+            var (errno, attr) = parts(await call);
+            if (errno != 0)
+                throw new BigFsException(errno, $"errno {errno}");
+            return attr;
+        }
+    }
+
+    /// <summary>
+    /// Takes write-buffer memory. When the budget is exhausted and the uploads already running
+    /// will not free enough, buffered data is sealed everywhere so its upload frees it.
+    /// </summary>
+    internal async ValueTask AcquireBufferAsync(long bytes, CancellationToken ct)
+    {
+        var stuckRounds = 0;
+        while (!Budget.TryAcquire(bytes))
+        {
+            if (Interlocked.Read(ref _uploadingBytes) < bytes)
+            {
+                foreach (var file in _dirtyFiles.Keys)
+                {
+                    _dirtyFiles.TryRemove(file, out _);
+                    file.SealAll();
+                }
+                // Nothing buffered, nothing uploading, still no room, for several rounds: the
+                // memory is held by chunks whose upload failed (kept for the next flush).
+                var stuck = Interlocked.Read(ref _uploadingBytes) == 0 && Budget.Used + bytes > Budget.Capacity;
+                stuckRounds = stuck ? stuckRounds + 1 : 0;
+                if (stuckRounds >= 3)
+                    throw BigFsException.Io("the write buffer is full of data whose upload failed; flush to retry or report it");
+            }
+            // Wait a bounded time, then look again: uploads may fail rather than free memory.
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            wait.CancelAfter(TimeSpan.FromSeconds(1));
+            try
+            {
+                await Budget.AcquireAsync(bytes, wait.Token);
+                return;
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+            }
+        }
+    }
+
+    /// <summary>Bytes of sealed data whose upload is running (they return to the budget when it succeeds).</summary>
+    internal void AddUploading(long bytes) => Interlocked.Add(ref _uploadingBytes, bytes);
+
+    internal void TrackDirty(BigFsFile file) => _dirtyFiles.TryAdd(file, 0);
+
+    internal void UntrackIfClean(BigFsFile file)
+    {
+        if (!file.HasDirtyData)
+            _dirtyFiles.TryRemove(file, out _);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _channels.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

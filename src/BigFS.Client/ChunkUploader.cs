@@ -1,0 +1,153 @@
+using System.IO.Hashing;
+using BigFS.Core;
+using BigFS.Protocol;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Client;
+
+/// <summary>
+/// Uploads new chunks: checksum, primary chosen by free space, WriteChunk with the buffered
+/// pages as frames (wrapped, not copied), retried on other nodes with back-off. At most
+/// MaxInFlightChunkUploads run at once.
+/// </summary>
+internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels channels, BigFsClientOptions options, ILogger logger)
+{
+    private static readonly TimeSpan NodeListTtl = TimeSpan.FromSeconds(5);
+    private readonly SemaphoreSlim _slots = new(Math.Max(1, options.MaxInFlightChunkUploads));
+    private readonly SemaphoreSlim _refresh = new(1, 1);
+    private IReadOnlyList<WritableNode> _nodes = [];
+    private DateTime _nodesFetched = DateTime.MinValue;
+    private static readonly TimeSpan FailureMemory = TimeSpan.FromSeconds(10);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> _recentFailures = new(StringComparer.Ordinal);
+    private int _inFlight;
+    private int _maxInFlight;
+
+    private int _failedAttempts;
+
+    public int MaxObservedInFlight => Volatile.Read(ref _maxInFlight);
+    public int FailedAttempts => Volatile.Read(ref _failedAttempts);
+
+    public sealed record Result(string ChunkId, IReadOnlyList<ChunkCopy> Copies);
+
+    public async Task<Result> UploadAsync(IReadOnlyList<byte[]> pages, int length, ulong ino, CancellationToken ct)
+    {
+        var checksum = Checksum(pages, length);
+        await _slots.WaitAsync(ct);
+        var now = Interlocked.Increment(ref _inFlight);
+        InterlockedMax(ref _maxInFlight, now);
+        try
+        {
+            // Nodes that failed recently (for any chunk) are avoided while others are available.
+            var failedNodes = new HashSet<string>(_recentFailures.Where(f => DateTime.UtcNow - f.Value < FailureMemory).Select(f => f.Key), StringComparer.Ordinal);
+            Exception? last = null;
+            var attempts = 1 + Math.Max(0, options.UploadRetries);
+            for (var attempt = 0; attempt < attempts; attempt++)
+            {
+                if (attempt > 0)
+                    await Task.Delay(TimeSpan.FromMilliseconds(50 * (1 << Math.Min(attempt, 6))), ct);
+                var nodes = await NodesAsync(refresh: attempt > 0, ct);
+                var node = NodeSelector.Pick(nodes, failedNodes, Random.Shared)
+                    ?? throw new BigFsException(Errno.ENOSPC, "no writable storage node");
+                // A fresh id per attempt: a failed attempt may still have stored (and registered) its chunk.
+                var id = ChunkId.NewRandom().ToString();
+                try
+                {
+                    var reply = await WriteChunkAsync(node.Address, id, pages, length, checksum, ino, ct);
+                    return new Result(id, reply.Copies.ToList());
+                }
+                catch (RpcException ex) when (!ct.IsCancellationRequested)
+                {
+                    last = ex;
+                    Interlocked.Increment(ref _failedAttempts);
+                    failedNodes.Add(node.NodeId);
+                    _recentFailures[node.NodeId] = DateTime.UtcNow;
+                    logger.LogWarning("Upload of chunk {ChunkId} ({Length} bytes) to {Node} failed: {Status}; attempt {Attempt} of {Attempts}",
+                        id, length, node.Address, ex.Status, attempt + 1, attempts);
+                }
+            }
+            throw BigFsException.Io($"chunk upload failed after {attempts} attempts: {last?.Message}", last);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+            _slots.Release();
+        }
+    }
+
+    private async Task<WriteChunkReply> WriteChunkAsync(string address, string id, IReadOnlyList<byte[]> pages, int length, ulong checksum, ulong ino, CancellationToken ct)
+    {
+        var client = new ChunkStore.ChunkStoreClient(channels.Get(address));
+        using var call = client.WriteChunk(deadline: DateTime.UtcNow.AddMinutes(2), cancellationToken: ct);
+        try
+        {
+            await call.RequestStream.WriteAsync(new ChunkUpload
+            {
+                Header = new ChunkHeader { ChunkId = id, Size = (ulong)length, Checksum = checksum, OwnerIno = ino },
+            }, ct);
+            for (int page = 0, sent = 0; sent < length; page++)
+            {
+                var n = Math.Min(DirtySegment.PageSize, length - sent);
+                // The pages stay untouched until the upload ends, so wrapping them is safe.
+                await call.RequestStream.WriteAsync(new ChunkUpload { Data = UnsafeByteOperations.UnsafeWrap(pages[page].AsMemory(0, n)) }, ct);
+                sent += n;
+            }
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (InvalidOperationException)
+        {
+            // The server ended the call early; its status is in the response.
+        }
+        return await call.ResponseAsync;
+    }
+
+    private async Task<IReadOnlyList<WritableNode>> NodesAsync(bool refresh, CancellationToken ct)
+    {
+        if (!refresh && DateTime.UtcNow - _nodesFetched < NodeListTtl && _nodes.Count > 0)
+            return _nodes;
+        await _refresh.WaitAsync(ct);
+        try
+        {
+            if (!refresh && DateTime.UtcNow - _nodesFetched < NodeListTtl && _nodes.Count > 0)
+                return _nodes;
+            try
+            {
+                var reply = await ns.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+                _nodes = reply.Nodes.ToList();
+                _nodesFetched = DateTime.UtcNow;
+            }
+            catch (RpcException ex) when (_nodes.Count > 0)
+            {
+                logger.LogWarning("ListWritableNodes failed ({Status}); using the last list", ex.Status);
+            }
+            catch (RpcException ex)
+            {
+                throw BigFsException.Io("cannot list writable nodes: " + ex.Status.Detail, ex);
+            }
+            return _nodes;
+        }
+        finally
+        {
+            _refresh.Release();
+        }
+    }
+
+    public static ulong Checksum(IReadOnlyList<byte[]> pages, int length)
+    {
+        var hash = new XxHash3();
+        for (int page = 0, done = 0; done < length; page++)
+        {
+            var n = Math.Min(DirtySegment.PageSize, length - done);
+            hash.Append(pages[page].AsSpan(0, n));
+            done += n;
+        }
+        return hash.GetCurrentHashAsUInt64();
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int current;
+        while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current) { }
+    }
+}

@@ -1,0 +1,135 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using BigFS.Core;
+using BigFS.Protocol;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Storage;
+
+/// <summary>The ChunkStore gRPC service: validates the wire input and delegates.</summary>
+public sealed class ChunkStoreService(
+    LocalChunkStore store,
+    Task<ReplicationCoordinator> replicationReady,
+    ILogger<ChunkStoreService> logger) : ChunkStore.ChunkStoreBase
+{
+    // The coordinator needs the bound address, known only once the server listens.
+    public override Task<WriteChunkReply> WriteChunk(IAsyncStreamReader<ChunkUpload> requestStream, ServerCallContext context) =>
+        Guard(async () =>
+        {
+            var (header, chunk) = await ReceiveAsync(requestStream, context.CancellationToken);
+            var replication = await replicationReady;
+            return await replication.RegisterAndReplicateAsync(chunk, header, context.CancellationToken);
+        });
+
+    public override Task<StoreReplicaReply> StoreReplica(IAsyncStreamReader<ChunkUpload> requestStream, ServerCallContext context) =>
+        Guard(async () =>
+        {
+            await ReceiveAsync(requestStream, context.CancellationToken);
+            return new StoreReplicaReply();
+        });
+
+    public override async Task ReadChunk(ReadChunkRequest request, IServerStreamWriter<ChunkBlock> responseStream, ServerCallContext context)
+    {
+        var ct = context.CancellationToken;
+        await Guard(async () =>
+        {
+            var chunk = store.GetServable(LocalChunkStore.ParseId(request.ChunkId));
+            var size = (ulong)chunk.Size;
+            if (request.Offset >= size)
+                throw new ChunkRejectedException(StatusCode.OutOfRange, $"offset {request.Offset} is beyond chunk size {size}");
+            var end = request.Length == 0 ? size : request.Offset + request.Length;
+            if (end > size || end < request.Offset)
+                throw new ChunkRejectedException(StatusCode.OutOfRange, $"range [{request.Offset}, +{request.Length}) exceeds chunk size {size}");
+            var first = (int)(request.Offset / ChunkChecksum.BlockSize);
+            var last = (int)((end - 1) / ChunkChecksum.BlockSize);
+            var buffer = ArrayPool<byte>.Shared.Rent(ChunkChecksum.BlockSize);
+            try
+            {
+                using var handle = LocalChunkStore.OpenForRead(chunk);
+                for (var block = first; block <= last; block++)
+                {
+                    if (chunk.IsCorrupt)
+                        throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {chunk.Id} is corrupt on this node");
+                    var offset = (long)block * ChunkChecksum.BlockSize;
+                    var n = await LocalChunkStore.ReadAsync(handle, chunk, offset, buffer.AsMemory(0, ChunkChecksum.BlockSize), ct);
+                    // Serialized into the response before WriteAsync completes, so the buffer is reused safely.
+                    await responseStream.WriteAsync(new ChunkBlock
+                    {
+                        Offset = (ulong)offset,
+                        Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, n)),
+                        Checksum = chunk.Header.BlockChecksums[block],
+                    }, ct);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            return true;
+        });
+    }
+
+    public override Task<DeleteChunkReply> DeleteChunk(DeleteChunkRequest request, ServerCallContext context) =>
+        Guard(() =>
+        {
+            var id = LocalChunkStore.ParseId(request.ChunkId);
+            if (!store.Delete(id))
+                throw new ChunkRejectedException(StatusCode.NotFound, $"chunk {id} is not on this node");
+            logger.LogDebug("Deleted chunk {ChunkId}", id);
+            return Task.FromResult(new DeleteChunkReply());
+        });
+
+    public override Task<ReplicateChunkReply> ReplicateChunk(ReplicateChunkRequest request, ServerCallContext context) =>
+        Guard(async () =>
+        {
+            var chunk = store.GetServable(LocalChunkStore.ParseId(request.ChunkId));
+            var replication = await replicationReady;
+            var confirmed = await replication.ReplicateAsync(chunk, request.Targets, context.CancellationToken);
+            var reply = new ReplicateChunkReply();
+            reply.ConfirmedNodeIds.AddRange(confirmed);
+            return reply;
+        });
+
+    private async Task<(ChunkHeader Header, StoredChunk Chunk)> ReceiveAsync(IAsyncStreamReader<ChunkUpload> stream, CancellationToken ct)
+    {
+        if (!await stream.MoveNext(ct) || stream.Current.PartCase != ChunkUpload.PartOneofCase.Header)
+            throw new ChunkRejectedException(StatusCode.InvalidArgument, "an upload must start with a header");
+        var header = stream.Current.Header;
+        var id = LocalChunkStore.ParseId(header.ChunkId);
+        if (header.Size > LocalChunkStore.MaxChunkSize)
+            throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk size {header.Size} exceeds {LocalChunkStore.MaxChunkSize}");
+        var chunk = await store.StoreAsync(id, (long)header.Size, header.Checksum, DataFrames(stream, ct), ct);
+        return (header, chunk);
+    }
+
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> DataFrames(IAsyncStreamReader<ChunkUpload> stream, [EnumeratorCancellation] CancellationToken ct)
+    {
+        while (await stream.MoveNext(ct))
+        {
+            if (stream.Current.PartCase != ChunkUpload.PartOneofCase.Data)
+                throw new ChunkRejectedException(StatusCode.InvalidArgument, "only data frames may follow the header");
+            yield return stream.Current.Data.Memory;
+        }
+    }
+
+    /// <summary>Maps domain rejections and local I/O failures to gRPC statuses.</summary>
+    private async Task<T> Guard<T>(Func<Task<T>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (ChunkRejectedException ex)
+        {
+            logger.LogDebug("Rejected: {Code} {Message}", ex.Code, ex.Message);
+            throw ex.ToRpcException();
+        }
+        catch (IOException ex)
+        {
+            logger.LogError(ex, "Local I/O error");
+            throw new RpcException(new Status(StatusCode.Internal, "storage I/O error: " + ex.Message));
+        }
+    }
+}

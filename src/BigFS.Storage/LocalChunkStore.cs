@@ -1,0 +1,246 @@
+using System.Collections.Concurrent;
+using System.IO.Hashing;
+using BigFS.Core;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Storage;
+
+/// <summary>
+/// The chunk files of one data directory: <c>DATA/chunks/ab/&lt;id&gt;</c> (ab = first two hex
+/// digits of the id), each a <see cref="ChunkFileHeader"/> followed by the data; uploads land
+/// in <c>DATA/tmp</c> first. Paths are only ever built from a parsed <see cref="ChunkId"/>.
+/// </summary>
+public sealed class LocalChunkStore
+{
+    public const long MaxChunkSize = 64L * 1024 * 1024;
+
+    private readonly ConcurrentDictionary<ChunkId, StoredChunk> _chunks = new();
+    private readonly ILogger _logger;
+    private long _usedBytes;
+
+    public LocalChunkStore(string dataDirectory, ILogger logger)
+    {
+        _logger = logger;
+        ChunksDirectory = Path.Combine(dataDirectory, "chunks");
+        TempDirectory = Path.Combine(dataDirectory, "tmp");
+        Directory.CreateDirectory(ChunksDirectory);
+        Directory.CreateDirectory(TempDirectory);
+    }
+
+    public string ChunksDirectory { get; }
+    public string TempDirectory { get; }
+    public long UsedBytes => Interlocked.Read(ref _usedBytes);
+    public int Count => _chunks.Count;
+    public ICollection<StoredChunk> All => _chunks.Values;
+
+    public string PathFor(ChunkId id)
+    {
+        var text = id.ToString();
+        return Path.Combine(ChunksDirectory, text[..2], text);
+    }
+
+    /// <summary>Parses an id from the wire; anything but 32 lowercase hex digits is InvalidArgument.</summary>
+    public static ChunkId ParseId(string? text) =>
+        text is not null && ChunkId.TryParse(text, out var id)
+            ? id
+            : throw new ChunkRejectedException(StatusCode.InvalidArgument, "chunk id must be 32 lowercase hex digits");
+
+    public bool TryGet(ChunkId id, out StoredChunk chunk) => _chunks.TryGetValue(id, out chunk!);
+
+    /// <summary>The chunk, if here and healthy: NotFound / DataLoss otherwise.</summary>
+    public StoredChunk GetServable(ChunkId id)
+    {
+        if (!_chunks.TryGetValue(id, out var chunk))
+            throw new ChunkRejectedException(StatusCode.NotFound, $"chunk {id} is not on this node");
+        if (chunk.IsCorrupt)
+            throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {id} is corrupt on this node");
+        return chunk;
+    }
+
+    /// <summary>Indexes the chunk files already on disk and removes leftover temporary files.</summary>
+    public void Load()
+    {
+        foreach (var temp in Directory.EnumerateFiles(TempDirectory))
+            File.Delete(temp);
+        Span<byte> head = stackalloc byte[ChunkFileHeader.FixedLength];
+        foreach (var dir in Directory.EnumerateDirectories(ChunksDirectory))
+        foreach (var path in Directory.EnumerateFiles(dir))
+        {
+            var name = Path.GetFileName(path);
+            if (!ChunkId.TryParse(name, out var id) || Path.GetFileName(dir) != name[..2])
+            {
+                _logger.LogWarning("Ignoring stray file {Path} in the chunk directory", path);
+                continue;
+            }
+            try
+            {
+                var header = ReadHeader(path);
+                if (new FileInfo(path).Length != header.DataOffset + header.Size)
+                    throw new InvalidDataException("file length does not match its header");
+                Add(new StoredChunk(id, header, path));
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException)
+            {
+                _logger.LogError(ex, "Chunk file {Path} is unreadable; not serving it", path);
+            }
+        }
+        _logger.LogInformation("Loaded {Count} chunks ({Bytes} bytes) from {Directory}", Count, UsedBytes, ChunksDirectory);
+    }
+
+    private static ChunkFileHeader ReadHeader(string path)
+    {
+        using var handle = File.OpenHandle(path);
+        var fixedPart = new byte[ChunkFileHeader.FixedLength];
+        if (RandomAccess.Read(handle, fixedPart, 0) != fixedPart.Length)
+            throw new InvalidDataException("short header");
+        var blocks = BitConverter.ToUInt32(fixedPart, 8);
+        if (blocks > ChunkChecksum.BlockCount(MaxChunkSize))
+            throw new InvalidDataException("bad block count");
+        var whole = new byte[ChunkFileHeader.FixedLength + 8 * blocks];
+        if (RandomAccess.Read(handle, whole, 0) != whole.Length)
+            throw new InvalidDataException("short header");
+        if (!ChunkFileHeader.TryDecode(whole, out var header, out var error))
+            throw new InvalidDataException(error);
+        return header!;
+    }
+
+    /// <summary>
+    /// Streams an upload into a temporary file, verifying size and checksum as it arrives,
+    /// then fsyncs and renames it into place. On any failure the temporary file is removed and
+    /// nothing is indexed. An identical chunk already here is accepted (idempotent).
+    /// </summary>
+    public async Task<StoredChunk> StoreAsync(ChunkId id, long size, ulong checksum, IAsyncEnumerable<ReadOnlyMemory<byte>> frames, CancellationToken ct)
+    {
+        if (size <= 0 || size > MaxChunkSize)
+            throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk size {size} is outside 1..{MaxChunkSize}");
+        if (_chunks.TryGetValue(id, out var existing))
+        {
+            if (existing.Size != size || existing.Header.Checksum != checksum)
+                throw new ChunkRejectedException(StatusCode.AlreadyExists, $"chunk {id} exists here with different content");
+            await foreach (var _ in frames.WithCancellation(ct)) { } // drain: the writer streams it anyway
+            return existing;
+        }
+
+        var dataOffset = ChunkFileHeader.DataOffsetFor(size);
+        var blockChecksums = new ulong[ChunkChecksum.BlockCount(size)];
+        var tempPath = Path.Combine(TempDirectory, $"{id}.{Guid.NewGuid():n}");
+        var stored = false;
+        var header = new ChunkFileHeader(size, checksum, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), blockChecksums);
+        try
+        {
+            await using (var file = new FileStream(tempPath, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None,
+                BufferSize = 0, Options = FileOptions.Asynchronous, PreallocationSize = dataOffset + size,
+            }))
+            {
+                var whole = new XxHash3();
+                var block = new XxHash3();
+                int blockFill = 0, blockIndex = 0;
+                long received = 0;
+                await foreach (var frame in frames.WithCancellation(ct))
+                {
+                    if (received + frame.Length > size)
+                        throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {id}: more data than the declared {size} bytes");
+                    await RandomAccess.WriteAsync(file.SafeFileHandle, frame, dataOffset + received, ct);
+                    received += frame.Length;
+                    whole.Append(frame.Span);
+                    var rest = frame.Span;
+                    while (!rest.IsEmpty)
+                    {
+                        var take = Math.Min(rest.Length, ChunkChecksum.BlockSize - blockFill);
+                        block.Append(rest[..take]);
+                        rest = rest[take..];
+                        blockFill += take;
+                        if (blockFill == ChunkChecksum.BlockSize)
+                        {
+                            blockChecksums[blockIndex++] = block.GetCurrentHashAsUInt64();
+                            block.Reset();
+                            blockFill = 0;
+                        }
+                    }
+                }
+                if (received != size)
+                    throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {id}: received {received} bytes, header said {size}");
+                if (blockFill > 0)
+                    blockChecksums[blockIndex] = block.GetCurrentHashAsUInt64();
+                var actual = whole.GetCurrentHashAsUInt64();
+                if (actual != checksum)
+                    throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {id}: checksum mismatch (data {actual:x16}, header {checksum:x16})");
+
+                await RandomAccess.WriteAsync(file.SafeFileHandle, header.Encode(), 0, ct);
+                file.Flush(flushToDisk: true);
+            }
+
+            var finalPath = PathFor(id);
+            var dir = Path.GetDirectoryName(finalPath)!;
+            var newDir = !Directory.Exists(dir);
+            if (newDir)
+                Directory.CreateDirectory(dir);
+            try
+            {
+                File.Move(tempPath, finalPath, overwrite: false);
+            }
+            catch (IOException) when (File.Exists(finalPath) && _chunks.TryGetValue(id, out var raced))
+            {
+                // A concurrent upload of the same id won the rename.
+                if (raced.Size != size || raced.Header.Checksum != checksum)
+                    throw new ChunkRejectedException(StatusCode.AlreadyExists, $"chunk {id} exists here with different content");
+                return raced;
+            }
+            stored = true;
+            DirectorySync.Fsync(dir);
+            if (newDir)
+                DirectorySync.Fsync(ChunksDirectory);
+            var chunk = new StoredChunk(id, header, finalPath);
+            Add(chunk);
+            return chunk;
+        }
+        finally
+        {
+            if (!stored)
+                TryDelete(tempPath);
+        }
+    }
+
+    /// <summary>Reads data bytes of a chunk at <paramref name="offset"/> (relative to the data).</summary>
+    public static async ValueTask<int> ReadAsync(Microsoft.Win32.SafeHandles.SafeFileHandle handle, StoredChunk chunk, long offset, Memory<byte> buffer, CancellationToken ct)
+    {
+        var length = (int)Math.Min(buffer.Length, chunk.Size - offset);
+        var done = 0;
+        while (done < length)
+        {
+            var n = await RandomAccess.ReadAsync(handle, buffer.Slice(done, length - done), chunk.Header.DataOffset + offset + done, ct);
+            if (n == 0)
+                throw new IOException($"chunk file {chunk.Path} is shorter than its header says");
+            done += n;
+        }
+        return done;
+    }
+
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenForRead(StoredChunk chunk) =>
+        File.OpenHandle(chunk.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+
+    /// <returns>false when the chunk is not here.</returns>
+    public bool Delete(ChunkId id)
+    {
+        if (!_chunks.TryRemove(id, out var chunk))
+            return false;
+        Interlocked.Add(ref _usedBytes, -chunk.Size);
+        TryDelete(chunk.Path);
+        return true;
+    }
+
+    private void Add(StoredChunk chunk)
+    {
+        if (_chunks.TryAdd(chunk.Id, chunk))
+            Interlocked.Add(ref _usedBytes, chunk.Size);
+    }
+
+    private void TryDelete(string path)
+    {
+        try { File.Delete(path); }
+        catch (IOException ex) { _logger.LogWarning(ex, "Could not delete {Path}", path); }
+    }
+}

@@ -1,0 +1,50 @@
+using System.Buffers;
+using BigFS.Core;
+using BigFS.Protocol;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Storage;
+
+/// <summary>
+/// Copies a local chunk to another node (its StoreReplica), 64 KiB frames read into a pooled
+/// buffer and sent without copying. Each block is verified before it leaves, so a corrupt
+/// local copy is never propagated.
+/// </summary>
+public sealed class ReplicaPusher(GrpcChannels channels, Func<StoredChunk, string, Task> onCorrupt, ILogger logger)
+{
+    public async Task PushAsync(StoredChunk chunk, NodeTarget target, CancellationToken ct)
+    {
+        var client = new ChunkStore.ChunkStoreClient(channels.Get(target.Address));
+        using var call = client.StoreReplica(deadline: DateTime.UtcNow.AddMinutes(2), cancellationToken: ct);
+        await call.RequestStream.WriteAsync(new ChunkUpload
+        {
+            Header = new ChunkHeader { ChunkId = chunk.Id.ToString(), Size = (ulong)chunk.Size, Checksum = chunk.Header.Checksum },
+        }, ct);
+        var buffer = ArrayPool<byte>.Shared.Rent(ChunkChecksum.BlockSize);
+        try
+        {
+            using var handle = LocalChunkStore.OpenForRead(chunk);
+            for (var block = 0; block < chunk.Header.BlockChecksums.Length; block++)
+            {
+                var n = await LocalChunkStore.ReadAsync(handle, chunk, (long)block * ChunkChecksum.BlockSize, buffer.AsMemory(0, ChunkChecksum.BlockSize), ct);
+                if (ChunkChecksum.Compute(buffer.AsSpan(0, n)) != chunk.Header.BlockChecksums[block])
+                {
+                    await onCorrupt(chunk, $"block {block} checksum mismatch while replicating");
+                    throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {chunk.Id} is corrupt here (block {block})");
+                }
+                // The frame is serialized before WriteAsync completes, so the buffer is reusable after it.
+                await call.RequestStream.WriteAsync(new ChunkUpload { Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, n)) }, ct);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        await call.RequestStream.CompleteAsync();
+        await call.ResponseAsync;
+        logger.LogDebug("Copied chunk {ChunkId} to {Node} ({Address})", chunk.Id, target.NodeId, target.Address);
+    }
+
+}

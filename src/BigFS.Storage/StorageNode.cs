@@ -1,0 +1,122 @@
+using BigFS.Protocol;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace BigFS.Storage;
+
+/// <summary>A storage node hosted in-process: the ChunkStore gRPC service plus its background loops.</summary>
+public sealed class StorageNode : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly DataDirectoryLock _lock;
+    private readonly GrpcChannels _channels;
+    private readonly BackgroundWork _background;
+    private readonly ILogger _logger;
+    private int _stopped;
+
+    private StorageNode(string nodeId, string address, WebApplication app, DataDirectoryLock dirLock, GrpcChannels channels,
+        BackgroundWork background, LocalChunkStore store, ClusterAgent agent, Scrubber scrubber, ILogger logger)
+    {
+        NodeId = nodeId;
+        Address = address;
+        _app = app;
+        _lock = dirLock;
+        _channels = channels;
+        _background = background;
+        Store = store;
+        Agent = agent;
+        Scrubber = scrubber;
+        _logger = logger;
+    }
+
+    public string NodeId { get; }
+    public string Address { get; }
+    internal LocalChunkStore Store { get; }
+    internal ClusterAgent Agent { get; }
+    internal Scrubber Scrubber { get; }
+
+    public static async Task<StorageNode> StartAsync(StorageNodeOptions options, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
+    {
+        if (string.IsNullOrWhiteSpace(options.DataDirectory))
+            throw new ArgumentException("StorageNodeOptions.DataDirectory is required", nameof(options));
+        loggerFactory ??= NullLoggerFactory.Instance;
+        var logger = loggerFactory.CreateLogger<StorageNode>();
+        Directory.CreateDirectory(options.DataDirectory);
+        var dirLock = DataDirectoryLock.Acquire(options.DataDirectory);
+        var channels = new GrpcChannels();
+        var background = new BackgroundWork(logger);
+        WebApplication? app = null;
+        try
+        {
+            var nodeId = NodeIdentity.LoadOrCreate(options.DataDirectory);
+            var store = new LocalChunkStore(options.DataDirectory, loggerFactory.CreateLogger<LocalChunkStore>());
+            store.Load();
+
+            // The advertised address is only known once Kestrel is bound, so services resolve it late.
+            var replicationReady = new TaskCompletionSource<ReplicationCoordinator>(TaskCreationOptions.RunContinuationsAsynchronously);
+            app = GrpcServerHost.Build(options.Listen, loggerFactory,
+                services => services.AddSingleton(new ChunkStoreService(store, replicationReady.Task, loggerFactory.CreateLogger<ChunkStoreService>())),
+                endpoints => endpoints.MapGrpcService<ChunkStoreService>());
+            await app.StartAsync(ct);
+            var address = options.AdvertiseAddress ?? app.BoundAddress();
+            var cluster = new Cluster.ClusterClient(channels.Get(options.MetadataAddress));
+            var agent = new ClusterAgent(cluster, nodeId, address, options, store, loggerFactory.CreateLogger<ClusterAgent>());
+            var pusher = new ReplicaPusher(channels, (chunk, reason) => agent.ReportCorruptAsync(chunk, reason), loggerFactory.CreateLogger<ReplicaPusher>());
+            var replication = new ReplicationCoordinator(agent, pusher, background, nodeId, address, options.MinCopiesBeforeAck,
+                loggerFactory.CreateLogger<ReplicationCoordinator>());
+            agent.OnLateRegistration = (chunk, targets, token) => replication.ReplicateAsync(chunk, targets, token);
+            replicationReady.SetResult(replication);
+            var scrubber = new Scrubber(store, agent, options, loggerFactory.CreateLogger<Scrubber>());
+
+            background.Run("cluster agent", agent.RunAsync);
+            background.Run("registration retries", agent.RetryRegistrationsAsync);
+            background.Run("scrubber", scrubber.RunAsync);
+            logger.LogInformation("Storage node {NodeId} serving {Directory} at {Address}", nodeId, options.DataDirectory, address);
+            return new StorageNode(nodeId, address, app, dirLock, channels, background, store, agent, scrubber, logger);
+        }
+        catch
+        {
+            background.Cancel();
+            if (app is not null)
+                await app.DisposeAsync();
+            channels.Dispose();
+            dirLock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Graceful: lets in-flight uploads and replications finish (bounded), then stops.</summary>
+    public async Task StopAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+            return;
+        using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+            await _app.StopAsync(grace.Token);
+        await _background.StopAsync(TimeSpan.FromSeconds(5));
+        await ReleaseAsync();
+        _logger.LogInformation("Storage node {NodeId} stopped", NodeId);
+    }
+
+    /// <summary>Abrupt: aborts every connection and background task now (a node dying).</summary>
+    public async Task KillAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+            return;
+        _background.Cancel();
+        await _app.StopAsync(new CancellationToken(canceled: true));
+        await ReleaseAsync();
+        _logger.LogWarning("Storage node {NodeId} killed", NodeId);
+    }
+
+    private async Task ReleaseAsync()
+    {
+        await _app.DisposeAsync();
+        _channels.Dispose();
+        _background.Dispose();
+        _lock.Dispose();
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync();
+}

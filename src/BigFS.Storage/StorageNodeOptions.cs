@@ -1,0 +1,22 @@
+namespace BigFS.Storage;
+
+public sealed class StorageNodeOptions
+{
+    public string DataDirectory { get; set; } = "";
+    public string Listen { get; set; } = "127.0.0.1:9100";   // port 0 = any free port
+    public string MetadataAddress { get; set; } = "http://127.0.0.1:9000";
+    public string? AdvertiseAddress { get; set; }            // default: the bound address
+    public long CapacityBytes { get; set; }                  // 0 = used + free space of the data dir's filesystem
+    public List<string> Labels { get; set; } = [];
+    public TimeSpan InventoryInterval { get; set; } = TimeSpan.FromMinutes(10);
+    public int MinCopiesBeforeAck { get; set; } = 2;
+
+    /// <summary>Pause between two scrub passes over every local chunk.</summary>
+    public TimeSpan ScrubInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Bound on scrub reads, so scrubbing never competes seriously with client I/O.</summary>
+    public long ScrubBytesPerSecond { get; set; } = 32L * 1024 * 1024;
+
+    /// <summary>Chunk registrations that failed are retried at this pace (with back-off up to 30 s).</summary>
+    public TimeSpan RegistrationRetryInterval { get; set; } = TimeSpan.FromSeconds(1);
+}

@@ -1,0 +1,302 @@
+using BigFS.Client;
+using BigFS.Core;
+using BigFS.Protocol;
+
+namespace BigFS.Data.Tests;
+
+public class ClientTests
+{
+    private const int MiB = 1024 * 1024;
+
+    private static async Task WriteInPiecesAsync(BigFsFile file, long offset, byte[] data, int piece)
+    {
+        for (var at = 0; at < data.Length; at += piece)
+            await file.WriteAsync(offset + at, data.AsMemory(at, Math.Min(piece, data.Length - at)));
+    }
+
+    private static async Task<byte[]> ReadAllAsync(BigFsFile file, int piece)
+    {
+        var result = new byte[file.Size];
+        for (var at = 0; at < result.Length;)
+        {
+            var n = await file.ReadAsync(at, result.AsMemory(at, Math.Min(piece, result.Length - at)));
+            Assert.True(n > 0, $"short read at {at}");
+            at += n;
+        }
+        return result;
+    }
+
+    [Fact]
+    public async Task LargeRandomFile_IsWrittenAndReadBackIdentical_WithUploadsBeforeFlush()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("big");
+        var data = ChunkUploads.Random(64 * MiB, 100);
+        var file = client.OpenFile(ino, 0);
+
+        await WriteInPiecesAsync(file, 0, data, MiB);
+        // Full chunks go out while the file is still open and unflushed.
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Count >= 8; }, "background uploads");
+        Assert.Equal(0, cluster.Meta.CommitCount);
+        await file.FlushAsync();
+
+        Assert.Equal(64L * MiB, file.Size);
+        lock (cluster.Meta.Sync)
+        {
+            Assert.Equal((ulong)data.Length, cluster.Meta.Inodes[ino].Size);
+            Assert.Equal(16, cluster.Meta.Inodes[ino].Layout.Extents.Count);
+        }
+        Assert.Equal(data, await ReadAllAsync(file, MiB));
+        await using var client2 = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var attr = await client2.ResolvePathAsync("/big");
+        var reopened = client2.OpenFile(attr.Ino, (long)attr.Size);
+        Assert.Equal(data, await ReadAllAsync(reopened, 3 * MiB + 12345));
+        Assert.Equal(0, client.Budget.Used);
+    }
+
+    [Fact]
+    public async Task Overwrite_Truncate_AndHoles_MatchAModelFile()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var file = client.OpenFile(ino, 0);
+        var model = new List<byte>(ChunkUploads.Random(10 * MiB, 1));
+        await WriteInPiecesAsync(file, 0, [.. model], 128 * 1024);
+        await file.FlushAsync();
+        int chunksBefore;
+        lock (cluster.Meta.Sync) chunksBefore = cluster.Meta.Chunks.Count;
+
+        // Overwrite in the middle: only the new bytes become a (small) chunk.
+        var patch = ChunkUploads.Random(100_000, 2);
+        await file.WriteAsync(3 * MiB + 7, patch);
+        for (var i = 0; i < patch.Length; i++) model[3 * MiB + 7 + i] = patch[i];
+        Assert.Equal(model.ToArray(), await ReadAllAsync(file, MiB)); // before the flush
+        await file.FlushAsync();
+        lock (cluster.Meta.Sync)
+        {
+            Assert.Equal(chunksBefore + 1, cluster.Meta.Chunks.Count);
+            Assert.Equal((ulong)patch.Length, cluster.Meta.Chunks.Values.Single(c => c.Size == (ulong)patch.Length).Size);
+        }
+        Assert.Equal(model.ToArray(), await ReadAllAsync(file, MiB));
+
+        // Shrink.
+        await file.TruncateAsync(5 * MiB + 3);
+        model.RemoveRange(5 * MiB + 3, model.Count - (5 * MiB + 3));
+        Assert.Equal(5L * MiB + 3, file.Size);
+        Assert.Equal(model.ToArray(), await ReadAllAsync(file, 700_000));
+
+        // A write past the end leaves a hole that reads as zeros.
+        var tail = ChunkUploads.Random(1000, 3);
+        await file.WriteAsync(8 * MiB, tail);
+        model.AddRange(new byte[8 * MiB - model.Count]);
+        model.AddRange(tail);
+        Assert.Equal(model.ToArray(), await ReadAllAsync(file, MiB));
+        await file.FlushAsync();
+        Assert.Equal(model.ToArray(), await ReadAllAsync(file, MiB));
+
+        // Extend by truncate: zeros again; buffered data written before it is kept.
+        var before = ChunkUploads.Random(10, 4);
+        await file.WriteAsync(100, before);
+        for (var i = 0; i < before.Length; i++) model[100 + i] = before[i];
+        await file.TruncateAsync(12 * MiB);
+        model.AddRange(new byte[12 * MiB - model.Count]);
+        Assert.Equal(model.ToArray(), await ReadAllAsync(file, MiB));
+
+        var fresh = client.OpenFile(ino, 12 * MiB);
+        Assert.Equal(model.ToArray(), await ReadAllAsync(fresh, 5 * MiB));
+    }
+
+    [Fact]
+    public async Task SmallAppends_BecomeSmallChunks()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("log");
+        var file = client.OpenFile(ino, 0);
+
+        await file.WriteAsync(0, ChunkUploads.Random(100, 1));
+        await file.FlushAsync();
+        await file.WriteAsync(100, ChunkUploads.Random(50, 2));
+        await file.FlushAsync();
+
+        lock (cluster.Meta.Sync)
+        {
+            Assert.Equal([100ul, 50ul], cluster.Meta.Chunks.Values.Select(c => c.Size).OrderDescending());
+            Assert.Equal(150ul, cluster.Meta.Inodes[ino].Size);
+            Assert.Equal(2, cluster.Meta.Inodes[ino].Layout.Extents.Count);
+        }
+    }
+
+    [Fact]
+    public async Task Reads_SeeBufferedAndUploadedButUncommittedData()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var file = client.OpenFile(ino, 0);
+        var data = ChunkUploads.Random(6 * MiB, 5);
+
+        await WriteInPiecesAsync(file, 0, data, MiB);
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Count == 1; }, "first chunk uploaded");
+        await Poll.UntilAsync(() => client.Budget.Used <= 2 * MiB + 2 * DirtySegment.PageSize, "uploaded pages released");
+
+        Assert.Equal(data, await ReadAllAsync(file, 1_000_000));
+        Assert.Equal(0, cluster.Meta.CommitCount);
+        Assert.Equal(0, await client.OpenFile(ino, 0).ReadAsync(0, new byte[10])); // nothing committed yet
+    }
+
+    [Fact]
+    public async Task NodeKilledDuringWrite_WriteSucceedsOnOtherNodes_AndReadsBackIdentical()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        var victim = cluster.Nodes[1];
+        cluster.Meta.FreeBytesOverride[victim.NodeId] = 1UL << 49; // nearly every chunk picks it as primary
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var file = client.OpenFile(ino, 0);
+        var data = ChunkUploads.Random(40 * MiB, 6);
+
+        var writing = WriteInPiecesAsync(file, 0, data, 256 * 1024);
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Values.Any(c => c.Primary == victim.NodeId); }, "a chunk on the victim");
+        await victim.KillAsync();
+        await writing;
+        await file.FlushAsync();
+
+        Assert.True(client.Uploader.FailedAttempts > 0, "no upload hit the killed node");
+        Assert.Equal(data, await ReadAllAsync(file, MiB));
+        await using var client2 = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        Assert.Equal(data, await ReadAllAsync(client2.OpenFile(ino, data.Length), 2 * MiB));
+    }
+
+    [Fact]
+    public async Task CorruptCopies_ReadFallsBackToAGoodOne_AndReportsTheBadOnes()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var writer = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var data = ChunkUploads.Random(MiB, 7);
+        var file = writer.OpenFile(ino, 0);
+        await file.WriteAsync(0, data);
+        await file.FlushAsync();
+        var chunk = cluster.Meta.Chunks.Values.Single();
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return chunk.Replicas.Values.All(s => s == CopyStatus.Available) && chunk.Replicas.Count == 2; }, "replicas");
+
+        // Corrupt the primary and one replica on disk; the good replica is listed last (PENDING) so it is tried last.
+        var good = chunk.Replicas.Keys.First();
+        var bad = new[] { chunk.Primary, chunk.Replicas.Keys.Last() };
+        foreach (var nodeId in bad)
+        {
+            var path = cluster.ChunkPath(cluster.IndexOf(nodeId), chunk.Id);
+            var bytes = await File.ReadAllBytesAsync(path);
+            bytes[^1000] ^= 0x55;
+            await File.WriteAllBytesAsync(path, bytes);
+        }
+        lock (cluster.Meta.Sync) chunk.Replicas[good] = CopyStatus.Pending;
+
+        await using var reader = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        Assert.Equal(data, await ReadAllAsync(reader.OpenFile(ino, data.Length), MiB));
+
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return bad.All(n => cluster.Meta.BadCopyReports.Contains((n, chunk.Id))); }, "bad copies reported");
+        lock (cluster.Meta.Sync) Assert.DoesNotContain((good, chunk.Id), cluster.Meta.BadCopyReports);
+    }
+
+    [Fact]
+    public async Task AllCopiesBad_ReadFailsWithEio()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var file = client.OpenFile(ino, 0);
+        await file.WriteAsync(0, ChunkUploads.Random(1000, 8));
+        await file.FlushAsync();
+        var chunk = cluster.Meta.Chunks.Values.Single();
+        var path = cluster.ChunkPath(0, chunk.Id);
+        var bytes = await File.ReadAllBytesAsync(path);
+        bytes[^1] ^= 1;
+        await File.WriteAllBytesAsync(path, bytes);
+
+        await using var reader = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ex = await Assert.ThrowsAsync<BigFsException>(async () => await reader.OpenFile(ino, 1000).ReadAsync(0, new byte[1000]));
+        Assert.Equal(Errno.EIO, ex.Errno);
+    }
+
+    [Fact]
+    public async Task WriteBuffer_StaysWithinItsBound()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        var options = new BigFsClientOptions { WriteBufferBytes = 8 * MiB, MaxInFlightChunkUploads = 2 };
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address, options);
+        var inoA = cluster.Meta.CreateFile("a");
+        var inoB = cluster.Meta.CreateFile("b");
+        var a = client.OpenFile(inoA, 0);
+        var b = client.OpenFile(inoB, 0);
+        var dataA = ChunkUploads.Random(40 * MiB, 9);
+        var dataB = ChunkUploads.Random(17 * MiB + 5, 10);
+
+        await Task.WhenAll(WriteInPiecesAsync(a, 0, dataA, MiB), WriteInPiecesAsync(b, 0, dataB, 300_000));
+        await Task.WhenAll(a.FlushAsync(), b.FlushAsync());
+
+        Assert.True(client.Budget.HighWater <= options.WriteBufferBytes, $"high water {client.Budget.HighWater}");
+        Assert.Equal(0, client.Budget.Used);
+        Assert.True(client.Uploader.MaxObservedInFlight <= 2);
+        Assert.Equal(dataA, await ReadAllAsync(a, MiB));
+        Assert.Equal(dataB, await ReadAllAsync(b, MiB));
+    }
+
+    [Fact]
+    public async Task SequentialWriter_UnderATightBudget_StillWritesWholeChunks()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        var options = new BigFsClientOptions { WriteBufferBytes = 8 * MiB, MaxInFlightChunkUploads = 2 };
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address, options);
+        var ino = cluster.Meta.CreateFile("seq");
+        var file = client.OpenFile(ino, 0);
+        var data = ChunkUploads.Random(40 * MiB, 12);
+
+        await WriteInPiecesAsync(file, 0, data, 256 * 1024);
+        await file.FlushAsync();
+
+        Assert.True(client.Budget.HighWater <= options.WriteBufferBytes);
+        lock (cluster.Meta.Sync)
+            Assert.All(cluster.Meta.Inodes[ino].Layout.Extents, e => Assert.Equal(4L * MiB, e.Length));
+        Assert.Equal(data, await ReadAllAsync(file, MiB));
+    }
+
+    [Fact]
+    public async Task UploadFailure_SurfacesFromFlushAsEio_AndDataIsKept()
+    {
+        await using var cluster = await TestCluster.StartAsync(2);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address, new BigFsClientOptions { UploadRetries = 1 });
+        var ino = cluster.Meta.CreateFile("f");
+        var file = client.OpenFile(ino, 0);
+        foreach (var node in cluster.Nodes)
+            await node.KillAsync();
+        var data = ChunkUploads.Random(5000, 11);
+
+        await file.WriteAsync(0, data);
+        var ex = await Assert.ThrowsAsync<BigFsException>(() => file.FlushAsync());
+
+        Assert.Equal(Errno.EIO, ex.Errno);
+        Assert.Equal(0, cluster.Meta.CommitCount);
+        var buffer = new byte[data.Length];
+        Assert.Equal(data.Length, await file.ReadAsync(0, buffer));
+        Assert.Equal(data, buffer);
+        await Assert.ThrowsAsync<BigFsException>(() => file.FlushAsync()); // still failing, still reported
+    }
+
+    [Fact]
+    public async Task ResolvePath_FindsFiles_AndMapsErrno()
+    {
+        await using var cluster = await TestCluster.StartAsync(1);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("x");
+
+        Assert.Equal(1ul, (await client.ResolvePathAsync("/")).Ino);
+        Assert.Equal(ino, (await client.ResolvePathAsync("/x")).Ino);
+        var missing = await Assert.ThrowsAsync<BigFsException>(() => client.ResolvePathAsync("/nope"));
+        Assert.Equal(Errno.ENOENT, missing.Errno);
+        Assert.Equal(4 * MiB, client.ChunkSize);
+    }
+}
