@@ -1,0 +1,94 @@
+using BigFS.Metadata;
+using BigFS.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Cli.Configuration;
+
+/// <summary>
+/// The settings of each daemon, by the names of the design's configuration section, mapped
+/// onto the component libraries' option classes. Contradictions are rejected here, at start.
+/// </summary>
+public static class DaemonSettings
+{
+    public const string ConfigDirectory = "/etc/bigfs";
+
+    public static readonly Dictionary<string, string> MetaShortOptions = new()
+    {
+        ["--data"] = "data_dir",
+        ["--listen"] = "listen",
+    };
+
+    public static readonly Dictionary<string, string> NodeShortOptions = new()
+    {
+        ["--data"] = "data_dir",
+        ["--listen"] = "listen",
+        ["--meta"] = "meta",
+        ["--advertise"] = "advertise_address",
+        ["--capacity"] = "capacity",
+        ["--labels"] = "labels",
+    };
+
+    public static MetadataServerOptions ReadMeta(SettingsReader s)
+    {
+        var o = new MetadataServerOptions
+        {
+            DataDirectory = s.RequireString("data_dir", "--data DIR"),
+            Listen = s.GetString("listen", "127.0.0.1:9000"),
+            ChunkSize = (int)Math.Min(int.MaxValue, s.GetSize("chunk_size", 4 * 1024 * 1024)),
+            DefaultGoal = s.GetInt("goal", 3, 1, 16),
+            MinCopiesBeforeAck = s.GetInt("min_copies_before_ack", 2, 1, 16),
+            HeartbeatInterval = s.GetDuration("heartbeat_interval", TimeSpan.FromSeconds(15)),
+            HeartbeatTimeout = s.GetDuration("heartbeat_timeout", TimeSpan.FromSeconds(30)),
+            DeadTimeout = s.GetDuration("dead_timeout", TimeSpan.FromSeconds(120)),
+            ReplicaConfirmationTimeout = s.GetDuration("replica_confirmation_timeout", TimeSpan.FromSeconds(30)),
+            MaxReplicaConfirmationRetries = s.GetInt("max_replica_confirmation_retries", 3, 0, 100),
+            CleanupInterval = s.GetDuration("cleanup_interval", TimeSpan.FromSeconds(60)),
+            TimestampHeuristicThreshold = s.GetDuration("timestamp_heuristic_threshold", TimeSpan.FromSeconds(300)),
+            UncommittedChunkGrace = s.GetDuration("uncommitted_chunk_grace", TimeSpan.FromHours(1)),
+            SessionLease = s.GetDuration("session_lease", TimeSpan.FromSeconds(60)),
+        };
+        s.GetString("log_level");
+        s.RejectUnknownKeys();
+
+        if (o.ChunkSize < 64 * 1024 || o.ChunkSize > 64 * 1024 * 1024 || o.ChunkSize % (64 * 1024) != 0)
+            throw new ConfigurationError("chunk_size", "must be a multiple of 64KiB between 64KiB and 64MiB");
+        if (o.MinCopiesBeforeAck > o.DefaultGoal)
+            throw new ConfigurationError("min_copies_before_ack", $"{o.MinCopiesBeforeAck} is more than goal ({o.DefaultGoal})");
+        if (o.HeartbeatTimeout <= o.HeartbeatInterval)
+            throw new ConfigurationError("heartbeat_timeout", $"must be longer than heartbeat_interval ({o.HeartbeatInterval.TotalSeconds}s)");
+        if (o.DeadTimeout < o.HeartbeatTimeout)
+            throw new ConfigurationError("dead_timeout", $"must not be shorter than heartbeat_timeout ({o.HeartbeatTimeout.TotalSeconds}s)");
+        if (o.TimestampHeuristicThreshold <= o.HeartbeatInterval)
+            throw new ConfigurationError("timestamp_heuristic_threshold", "must be longer than heartbeat_interval");
+        return o;
+    }
+
+    public static StorageNodeOptions ReadNode(SettingsReader s)
+    {
+        var o = new StorageNodeOptions
+        {
+            DataDirectory = s.RequireString("data_dir", "--data DIR"),
+            Listen = s.GetString("listen", "127.0.0.1:9100"),
+            MetadataAddress = s.GetString("meta", "127.0.0.1:9000"),
+            AdvertiseAddress = s.GetString("advertise_address"),
+            CapacityBytes = s.GetSize("capacity", 0),
+            Labels = s.GetList("labels"),
+            InventoryInterval = s.GetDuration("inventory_interval", TimeSpan.FromMinutes(10)),
+            MinCopiesBeforeAck = s.GetInt("min_copies_before_ack", 2, 1, 16),
+        };
+        s.GetString("log_level");
+        s.RejectUnknownKeys();
+        if (!o.MetadataAddress.StartsWith("http", StringComparison.Ordinal))
+            o.MetadataAddress = "http://" + o.MetadataAddress;
+        return o;
+    }
+
+    public static LogLevel ReadLogLevel(SettingsReader s)
+    {
+        var text = s.GetString("log_level");
+        if (text is null) return LogLevel.Information;
+        return Enum.TryParse<LogLevel>(text, ignoreCase: true, out var level)
+            ? level
+            : throw new ConfigurationError("log_level", $"'{text}' is not one of {string.Join(", ", Enum.GetNames<LogLevel>())}");
+    }
+}

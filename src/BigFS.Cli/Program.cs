@@ -1,0 +1,3 @@
+using BigFS.Cli;
+
+return await CliApp.RunAsync(args);

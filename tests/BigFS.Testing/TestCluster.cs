@@ -1,0 +1,131 @@
+using BigFS.Client;
+using BigFS.Metadata;
+using BigFS.Protocol;
+using BigFS.Storage;
+using Google.Protobuf;
+
+namespace BigFS.Testing;
+
+/// <summary>A metadata server and storage nodes on loopback, with data in a fresh temp folder.</summary>
+public sealed class TestCluster : IAsyncDisposable
+{
+    public string Root { get; }
+    public MetadataServer Meta { get; private set; } = null!;
+    public List<StorageNode?> Nodes { get; } = [];
+    public List<string> NodeDirectories { get; } = [];
+    public MetadataServerOptions MetaOptions { get; }
+    private readonly List<BigFsClient> _clients = [];
+    private readonly GrpcChannels _channels = new();
+
+    private TestCluster(string root, MetadataServerOptions metaOptions)
+    {
+        Root = root;
+        MetaOptions = metaOptions;
+    }
+
+    public static async Task<TestCluster> StartAsync(int nodes = 3, Action<MetadataServerOptions>? configure = null)
+    {
+        var root = Path.Combine(Path.GetTempPath(), "bigfs-it-" + Guid.NewGuid().ToString("n")[..12]);
+        Directory.CreateDirectory(root);
+        var options = new MetadataServerOptions
+        {
+            DataDirectory = Path.Combine(root, "meta"),
+            Listen = "127.0.0.1:0",
+            HeartbeatInterval = TimeSpan.FromMilliseconds(500),
+            HeartbeatTimeout = TimeSpan.FromSeconds(2),
+            DeadTimeout = TimeSpan.FromSeconds(4),
+            CleanupInterval = TimeSpan.FromMilliseconds(300),
+            ReplicaConfirmationTimeout = TimeSpan.FromSeconds(5),
+            TimestampHeuristicThreshold = TimeSpan.FromSeconds(10),
+        };
+        configure?.Invoke(options);
+        var cluster = new TestCluster(root, options);
+        cluster.Meta = await MetadataServer.StartAsync(options);
+        for (var i = 0; i < nodes; i++)
+            await cluster.AddNodeAsync();
+        await cluster.WaitForActiveNodesAsync(nodes);
+        return cluster;
+    }
+
+    public async Task<StorageNode> AddNodeAsync()
+    {
+        var dir = Path.Combine(Root, $"node{NodeDirectories.Count + 1}");
+        NodeDirectories.Add(dir);
+        var node = await StorageNode.StartAsync(new StorageNodeOptions
+        {
+            DataDirectory = dir,
+            Listen = "127.0.0.1:0",
+            MetadataAddress = Meta.Address,
+        });
+        Nodes.Add(node);
+        return node;
+    }
+
+    public async Task RestartMetaAsync()
+    {
+        var address = Meta.Address;
+        await Meta.StopAsync();
+        MetaOptions.Listen = address.Replace("http://", "");
+        Meta = await MetadataServer.StartAsync(MetaOptions);
+    }
+
+    public async Task<BigFsClient> ClientAsync(BigFsClientOptions? options = null)
+    {
+        var client = await BigFsClient.ConnectAsync(Meta.Address, options);
+        _clients.Add(client);
+        return client;
+    }
+
+    public async Task<ClusterStatusReply> StatusAsync() =>
+        await new Cluster.ClusterClient(_channels.Get(Meta.Address)).GetClusterStatusAsync(new ClusterStatusRequest());
+
+    public async Task WaitForActiveNodesAsync(int count)
+    {
+        await Poll.UntilAsync(async () =>
+        {
+            var status = await StatusAsync();
+            return status.Nodes.Count(n => n.State == NodeState.Active) >= count;
+        }, TimeSpan.FromSeconds(20), $"{count} active nodes");
+    }
+
+    /// <summary>Every file under a node's data dir whose name contains the chunk id.</summary>
+    public IEnumerable<string> ChunkFiles(int node, string chunkId) =>
+        Directory.Exists(NodeDirectories[node])
+            ? Directory.EnumerateFiles(NodeDirectories[node], "*", SearchOption.AllDirectories)
+                .Where(f => Path.GetFileName(f).Contains(chunkId, StringComparison.Ordinal))
+            : [];
+
+    public int NodesHolding(string chunkId) => Enumerable.Range(0, NodeDirectories.Count).Count(i => ChunkFiles(i, chunkId).Any());
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var c in _clients)
+            await c.DisposeAsync();
+        foreach (var n in Nodes)
+            if (n is not null) await n.DisposeAsync();
+        await Meta.DisposeAsync();
+        _channels.Dispose();
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+    }
+
+    public static ByteString Name(string name) => ByteString.CopyFromUtf8(name);
+}
+
+public static class Poll
+{
+    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (await condition())
+                return;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"timed out after {timeout.TotalSeconds}s waiting for {what}");
+            await Task.Delay(50);
+        }
+    }
+
+    public static Task UntilAsync(Func<bool> condition, TimeSpan timeout, string what) =>
+        UntilAsync(() => Task.FromResult(condition()), timeout, what);
+}
