@@ -497,6 +497,8 @@ public sealed class MemoryFileSystem : IFuseFileSystem
 
     public ValueTask<int> SetXattrAsync(FuseRequestContext ctx, ulong ino, string name, ReadOnlyMemory<byte> value, int flags)
     {
+        // POSIX ACLs are not implemented: refuse them so tools (cp -a) fall back to chmod.
+        if (name.StartsWith("system.posix_acl_", StringComparison.Ordinal)) return new(LinuxErrno.EOPNOTSUPP);
         lock (_lock)
         {
             if (!TryGet(ino, out var n)) return new(LinuxErrno.ENOENT);
