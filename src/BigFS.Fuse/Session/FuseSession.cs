@@ -130,15 +130,18 @@ internal sealed class FuseSession : IDisposable
 
     private void ServeLoop()
     {
+        // A reader keeps reusing its own request (and its cache-warm buffer) while handlers
+        // complete synchronously; it takes a fresh one from the pool only when one goes async.
+        FuseRequest? req = null;
         while (Volatile.Read(ref _stopping) == 0)
         {
-            var req = _pool.Rent();
+            req ??= _pool.Rent();
             int n = _channel.Read(req.Buffer);
             if (n < 0)
             {
-                _pool.Return(req);
                 int errno = -n;
                 if (errno is LibC.EINTR or LibC.EAGAIN or LibC.ENOENT) continue; // ENOENT: request interrupted before we read it
+                _pool.Return(req);
                 if (errno == LibC.ENODEV) return; // unmounted
                 Fail(new IOException($"read(/dev/fuse) failed: {LibC.StrError(errno)}"));
                 return;
@@ -146,20 +149,21 @@ internal sealed class FuseSession : IDisposable
             if (!req.Begin(n))
             {
                 _logger.LogWarning("Dropping malformed request of {Length} bytes", n);
-                _pool.Return(req);
                 continue;
             }
-            Process(req);
+            if (!Process(req)) req = null;
         }
+        if (req is not null) _pool.Return(req);
     }
 
-    private void Process(FuseRequest req)
+    /// <summary>Handles a request; true when it finished synchronously and the caller may reuse it.</summary>
+    private bool Process(FuseRequest req)
     {
         if (req.Opcode == FuseOpcode.Interrupt)
         {
             HandleInterrupt(req);
-            _pool.Return(req);
-            return;
+            req.Reset();
+            return true;
         }
         _inFlight[req.Unique] = req;
         ValueTask handled;
@@ -172,8 +176,14 @@ internal sealed class FuseSession : IDisposable
             _logger.LogError(e, "Dispatch of {Opcode} failed", req.Opcode);
             handled = default;
         }
-        if (handled.IsCompletedSuccessfully) Finish(req);
-        else _ = FinishLaterAsync(handled, req);
+        if (handled.IsCompletedSuccessfully)
+        {
+            _inFlight.TryRemove(new KeyValuePair<ulong, FuseRequest>(req.Unique, req));
+            req.Reset();
+            return true;
+        }
+        _ = FinishLaterAsync(handled, req);
+        return false;
     }
 
     private async Task FinishLaterAsync(ValueTask handled, FuseRequest req)
