@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# FUSE benchmark: BigFS.Fuse (managed, samples/BigFS.Fuse.MemoryFs --null) against libfuse3's
+# example/null.c, both serving the same thing: a 4 GiB file, mounted over a regular file, that
+# reads as zeros and discards writes. Same machine, same run, interleaved repetitions; medians.
+# Needs root, /dev/fuse, gcc, pkg-config, libfuse3-dev. Usage: bench/fuse/run.sh [REPS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPS=${1:-3}
+work=$(mktemp -d /tmp/fusebench.XXXXXX)
+trap 'for m in "$work"/mnt-*; do umount -l "$m" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+
+examples=/usr/share/doc/libfuse3-dev/examples
+gcc -O2 -Wall "$examples/null.c" $(pkg-config fuse3 --cflags --libs) -o "$work/null_c"
+gcc -O2 -Wall bench/fuse/rates.c -o "$work/rates"
+dotnet build samples/BigFS.Fuse.MemoryFs -c Release -v q -nologo >/dev/null
+dll=samples/BigFS.Fuse.MemoryFs/bin/Release/net10.0/BigFS.Fuse.MemoryFs.dll
+
+start() { # impl mountpoint -> pid
+  local impl=$1 mp=$2
+  : > "$mp"
+  # Daemon output goes to a log: an inherited stdout would keep $(start ...) waiting forever.
+  if [ "$impl" = libfuse ]; then "$work/null_c" -f "$mp" >>"$work/$impl.log" 2>&1 &
+  else dotnet "$dll" "$mp" --null >>"$work/$impl.log" 2>&1 & fi
+  local pid=$!
+  for _ in $(seq 200); do grep -q " $mp fuse" /proc/mounts && break; sleep 0.05; done
+  grep -q " $mp fuse" /proc/mounts || { echo "mount of $impl failed" >&2; exit 1; }
+  echo $pid
+}
+stop() { umount "$1"; while kill -0 "$2" 2>/dev/null; do sleep 0.05; done; }
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
+ddtime() { dd "$@" bs=1M count=4096 2>&1 | awk '/copied/ { print $(NF-3) }'; } # seconds
+
+declare -A results
+for rep in $(seq "$REPS"); do
+  for impl in bigfs libfuse; do
+    mp="$work/mnt-$impl"
+    pid=$(start $impl "$mp")
+    results[$impl,read1]+="$(mbps $((4096 << 20)) "$(ddtime if="$mp" of=/dev/null)") "
+    t0=$(date +%s.%N)
+    dd if="$mp" of=/dev/null bs=1M count=4096 status=none & dd if="$mp" of=/dev/null bs=1M count=4096 status=none & wait %2 %3 2>/dev/null || wait
+    t1=$(date +%s.%N)
+    results[$impl,read2]+="$(mbps $((8192 << 20)) "$(echo "$t1 - $t0" | bc -l)") "
+    results[$impl,write1]+="$(mbps $((4096 << 20)) "$(ddtime if=/dev/zero of="$mp" conv=notrunc)") "
+    results[$impl,open]+="$("$work/rates" open "$mp" 100000) "
+    results[$impl,stat]+="$("$work/rates" stat "$mp" 1000000) "
+    if [ $impl = bigfs ]; then results[$impl,rss]+="$(awk '/VmHWM/ { print $2 }' /proc/$pid/status) "; fi
+    stop "$mp" "$pid"
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+echo "| figure | BigFS.Fuse (C#) | libfuse3 null.c | ratio |"
+echo "|---|---:|---:|---:|"
+for k in read1:"dd read 4 GiB, 1 MiB blocks, 1 reader (MB/s)" read2:"dd read 4 GiB ×2 parallel readers, aggregate (MB/s)" \
+         write1:"dd write 4 GiB, 1 MiB blocks (MB/s)" open:"open+close (/s)" stat:"stat (/s)"; do
+  key=${k%%:*}; label=${k#*:}
+  a=$(echo "${results[bigfs,$key]}" | median); b=$(echo "${results[libfuse,$key]}" | median)
+  echo "| $label | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }') |"
+done
+echo
+echo "BigFS.Fuse daemon peak RSS (VmHWM) per run, KiB: ${results[bigfs,rss]}"
+echo "raw: $(for k in "${!results[@]}"; do echo "$k=[${results[$k]}]"; done | sort | tr '\n' ' ')"

@@ -1,0 +1,34 @@
+namespace BigFS.Fuse;
+
+/// <summary>How to mount and serve a filesystem.</summary>
+public sealed record FuseMountOptions
+{
+    /// <summary>Shown as the source in /proc/mounts.</summary>
+    public string FsName { get; init; } = "fuse";
+    /// <summary>Filesystem type shown as "fuse.{Subtype}"; null = plain "fuse".</summary>
+    public string? Subtype { get; init; }
+    public bool AllowOther { get; init; }
+    /// <summary>Let the kernel check permissions from the mode bits (recommended).</summary>
+    public bool DefaultPermissions { get; init; } = true;
+    public bool ReadOnly { get; init; }
+    /// <summary>Mode of the root (0040000 dir; 0100000 mounts the filesystem over a regular file).</summary>
+    public uint RootMode { get; init; } = ModeBits.S_IFDIR;
+    /// <summary>Threads blocked in read(2) on /dev/fuse. Handlers never run long on them.</summary>
+    public int ReaderThreads { get; init; } = Math.Clamp(Environment.ProcessorCount * 2, 2, 8);
+    public uint MaxWrite { get; init; } = 1 << 20;
+    /// <summary>Asynchronous requests (read-ahead, async direct I/O) the kernel keeps in flight.</summary>
+    public ushort MaxBackground { get; init; } = 64;
+    public bool WritebackCache { get; init; }
+    public bool PosixLocks { get; init; } = true;
+    public bool FlockLocks { get; init; } = true;
+    public TimeSpan EntryTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan AttrTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>How long the kernel caches "no such name" (0 = not cached).</summary>
+    public TimeSpan NegativeTimeout { get; init; } = TimeSpan.Zero;
+    /// <summary>Value written to the mount's bdi read_ahead_kb (0 = leave the kernel's default).</summary>
+    public int ReadAheadKb { get; init; } = 1024;
+    /// <summary>null = mount(2) when root, fusermount3 otherwise; true/false forces it.</summary>
+    public bool? UseFusermount { get; init; }
+    /// <summary>How long MountAsync waits for the kernel's INIT.</summary>
+    public TimeSpan InitTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}

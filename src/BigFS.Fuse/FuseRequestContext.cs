@@ -1,0 +1,15 @@
+namespace BigFS.Fuse;
+
+/// <summary>
+/// Who asked, and a token the kernel cancels (FUSE_INTERRUPT) when the caller is interrupted.
+/// Uid/Gid are the caller's fsuid/fsgid: create files as them.
+/// </summary>
+public readonly struct FuseRequestContext(uint uid, uint gid, uint pid, ulong unique, CancellationToken cancellationToken)
+{
+    public uint Uid { get; } = uid;
+    public uint Gid { get; } = gid;
+    public uint Pid { get; } = pid;
+    /// <summary>The kernel's request id (for logging).</summary>
+    public ulong Unique { get; } = unique;
+    public CancellationToken CancellationToken { get; } = cancellationToken;
+}
