@@ -455,19 +455,31 @@ public sealed class BigFsFile : IAsyncDisposable
 
     private async Task PrefetchAsync(long from, long to)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(_client.ChunkSize);
+        var pieces = new List<Task>();
+        for (var at = from; at < to; at += _client.ChunkSize)
+        {
+            var start = at;
+            var length = (int)Math.Min(_client.ChunkSize, to - at);
+            pieces.Add(Task.Run(async () =>
+            {
+                var buffer = ArrayPool<byte>.Shared.Rent(length);
+                try
+                {
+                    await ReadRangeAsync(start, buffer.AsMemory(0, length), CancellationToken.None);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }));
+        }
         try
         {
-            for (var at = from; at < to; at += _client.ChunkSize)
-                await ReadRangeAsync(at, buffer.AsMemory(0, (int)Math.Min(_client.ChunkSize, to - at)), CancellationToken.None);
+            await Task.WhenAll(pieces);
         }
         catch (Exception ex)
         {
             _logger.LogDebug(ex, "Read-ahead of inode {Ino} at {From} failed", Ino, from);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

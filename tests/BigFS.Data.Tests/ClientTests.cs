@@ -287,6 +287,27 @@ public class ClientTests
     }
 
     [Fact]
+    public async Task SequentialReads_PrefetchTheNextChunksIntoTheCache()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var writer = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var data = ChunkUploads.Random(16 * MiB, 13);
+        var file = writer.OpenFile(ino, 0);
+        await WriteInPiecesAsync(file, 0, data, MiB);
+        await file.FlushAsync();
+
+        await using var reader = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var handle = reader.OpenFile(ino, data.Length);
+        var buffer = new byte[128 * 1024];
+        await handle.ReadAsync(0, buffer);
+        await handle.ReadAsync(buffer.Length, buffer);
+
+        await Poll.UntilAsync(() => reader.Cache.Bytes >= 4 * MiB, "read-ahead filled the cache");
+        Assert.Equal(data, await ReadAllAsync(handle, 128 * 1024));
+    }
+
+    [Fact]
     public async Task ResolvePath_FindsFiles_AndMapsErrno()
     {
         await using var cluster = await TestCluster.StartAsync(1);

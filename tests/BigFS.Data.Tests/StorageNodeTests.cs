@@ -283,7 +283,7 @@ public class StorageNodeTests
         lock (cluster.Meta.Sync) node = cluster.Meta.Nodes.Single();
 
         Assert.True(node.CapacityBytes > 1024 * 1024, $"capacity {node.CapacityBytes}");
-        Assert.Equal(["rack1"], node.Labels);
+        Assert.Equal(["rack1"], node.Labels!);
         Assert.Equal(cluster.Nodes[0].Address, node.Address);
     }
 
