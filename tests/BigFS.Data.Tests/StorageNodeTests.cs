@@ -288,6 +288,45 @@ public class StorageNodeTests
     }
 
     [Fact]
+    public async Task HeartbeatAskingToRegisterAgain_ReRegistersAndReportsInventory()
+    {
+        await using var cluster = await TestCluster.StartAsync(1);
+        await Poll.UntilAsync(() => cluster.Meta.Inventories.ContainsKey(cluster.Nodes[0].NodeId), "first inventory");
+        var before = cluster.Meta.Registrations;
+        cluster.Meta.Inventories.Clear();
+
+        cluster.Meta.AskToRegisterAgain = true;
+
+        await Poll.UntilAsync(() => cluster.Meta.Registrations > before, "registered again");
+        await Poll.UntilAsync(() => cluster.Meta.Inventories.ContainsKey(cluster.Nodes[0].NodeId), "inventory after re-registration");
+    }
+
+    [Fact]
+    public async Task GracefulStop_LetsAnInFlightUploadFinish()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
+        var data = ChunkUploads.Random(4 * ChunkChecksum.BlockSize, 16);
+        var id = ChunkId.NewRandom().ToString();
+        using var call = cluster.ClientFor(cluster.Nodes[0]).WriteChunk();
+        await call.RequestStream.WriteAsync(new ChunkUpload
+        {
+            Header = new ChunkHeader { ChunkId = id, Size = (ulong)data.Length, Checksum = ChunkChecksum.Compute(data), Goal = 1 },
+        });
+        await call.RequestStream.WriteAsync(new ChunkUpload { Data = Google.Protobuf.ByteString.CopyFrom(data, 0, 2 * ChunkChecksum.BlockSize) });
+        await Poll.UntilAsync(() => Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")).Any(), "upload in progress");
+
+        var stopping = cluster.Nodes[0].StopAsync();
+        await call.RequestStream.WriteAsync(new ChunkUpload { Data = Google.Protobuf.ByteString.CopyFrom(data, 2 * ChunkChecksum.BlockSize, 2 * ChunkChecksum.BlockSize) });
+        await call.RequestStream.CompleteAsync();
+        var reply = await call.ResponseAsync;
+        await stopping;
+
+        Assert.Equal(1u, reply.DurableCopies);
+        Assert.True(File.Exists(cluster.ChunkPath(0, id)));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+    }
+
+    [Fact]
     public async Task SecondNodeOnSameDataDirectory_FailsClearly()
     {
         await using var cluster = await TestCluster.StartAsync(1);
