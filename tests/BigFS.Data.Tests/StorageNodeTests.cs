@@ -239,6 +239,23 @@ public class StorageNodeTests
     }
 
     [Fact]
+    public async Task ConcurrentUploadsOfOneChunk_AllSucceed_OneFileKept()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
+        var data = ChunkUploads.Random(2 * 1024 * 1024, 17);
+        var id = ChunkId.NewRandom().ToString();
+        var client = cluster.ClientFor(cluster.Nodes[0]);
+
+        var replies = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ChunkUploads.WriteAsync(client, id, data, goal: 1)));
+
+        Assert.All(replies, r => Assert.Equal(1u, r.DurableCopies));
+        Assert.Equal(1, cluster.Nodes[0].Store.Count);
+        Assert.Equal(data.Length, cluster.Nodes[0].Store.UsedBytes);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        Assert.Equal(data, (await ChunkUploads.ReadAsync(client, id)).SelectMany(b => b.Data.ToByteArray()).ToArray());
+    }
+
+    [Fact]
     public async Task DeleteChunk_RemovesFile()
     {
         await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
