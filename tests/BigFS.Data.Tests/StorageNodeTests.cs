@@ -344,6 +344,30 @@ public class StorageNodeTests
     }
 
     [Fact]
+    public async Task Restart_SkipsDamagedAndStrayFiles_AndCleansTemporaries()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
+        var good = ChunkId.NewRandom().ToString();
+        var damaged = ChunkId.NewRandom().ToString();
+        await ChunkUploads.WriteAsync(cluster.ClientFor(cluster.Nodes[0]), good, ChunkUploads.Random(5000, 18), goal: 1);
+        await ChunkUploads.WriteAsync(cluster.ClientFor(cluster.Nodes[0]), damaged, ChunkUploads.Random(5000, 19), goal: 1);
+        await cluster.Nodes[0].StopAsync();
+        var damagedPath = cluster.ChunkPath(0, damaged);
+        await File.WriteAllBytesAsync(damagedPath, (await File.ReadAllBytesAsync(damagedPath))[..100]); // truncated
+        await File.WriteAllTextAsync(Path.Combine(cluster.DataDirectories[0], "chunks", good[..2], "stray.txt"), "x");
+        await File.WriteAllTextAsync(Path.Combine(cluster.DataDirectories[0], "tmp", "leftover"), "x");
+
+        var restarted = await StorageNode.StartAsync(cluster.OptionsFor(0));
+        cluster.Nodes[0] = restarted;
+
+        Assert.Equal(1, restarted.Store.Count);
+        Assert.True(restarted.Store.TryGet(ChunkId.Parse(good), out _));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        var read = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => ChunkUploads.ReadAsync(cluster.ClientFor(restarted), damaged));
+        Assert.Equal(StatusCode.NotFound, read.StatusCode);
+    }
+
+    [Fact]
     public async Task SecondNodeOnSameDataDirectory_FailsClearly()
     {
         await using var cluster = await TestCluster.StartAsync(1);
