@@ -70,9 +70,9 @@ public sealed class StorageNode : IAsyncDisposable
             replicationReady.SetResult(replication);
             var scrubber = new Scrubber(store, agent, options, loggerFactory.CreateLogger<Scrubber>());
 
-            background.Run("cluster agent", agent.RunAsync);
-            background.Run("registration retries", agent.RetryRegistrationsAsync);
-            background.Run("scrubber", scrubber.RunAsync);
+            background.RunLoop("cluster agent", agent.RunAsync);
+            background.RunLoop("registration retries", agent.RetryRegistrationsAsync);
+            background.RunLoop("scrubber", scrubber.RunAsync);
             logger.LogInformation("Storage node {NodeId} serving {Directory} at {Address}", nodeId, options.DataDirectory, address);
             return new StorageNode(nodeId, address, app, dirLock, channels, background, store, agent, scrubber, logger);
         }
