@@ -441,6 +441,8 @@ public sealed class BigFsFile : IAsyncDisposable
         {
             var sequential = offset == _lastReadEnd;
             _lastReadEnd = offset + length;
+            if (!sequential)
+                _readAheadEnd = 0; // a seek: read-ahead restarts from the new position
             if (!sequential || !_readAhead.IsCompleted)
                 return;
             var window = 2L * _client.ChunkSize;
