@@ -256,6 +256,32 @@ public class StorageNodeTests
     }
 
     [Fact]
+    public async Task StoreReplica_StoresWithoutRegistering_AndRejectsBadChecksums()
+    {
+        await using var cluster = await TestCluster.StartAsync(1);
+        var client = cluster.ClientFor(cluster.Nodes[0]);
+        var data = ChunkUploads.Random(100_000, 20);
+        var good = ChunkId.NewRandom().ToString();
+        var bad = ChunkId.NewRandom().ToString();
+
+        using (var call = client.StoreReplica())
+        {
+            await ChunkUploads.SendAsync(call.RequestStream, good, data, null, null, 3, 1);
+            await call.ResponseAsync;
+        }
+        using var badCall = client.StoreReplica();
+        await ChunkUploads.SendAsync(badCall.RequestStream, bad, data, ChunkChecksum.Compute(data) + 1, null, 3, 1);
+        var ex = await Assert.ThrowsAsync<RpcException>(() => badCall.ResponseAsync);
+
+        Assert.Equal(StatusCode.DataLoss, ex.StatusCode);
+        Assert.True(File.Exists(cluster.ChunkPath(0, good)));
+        Assert.False(File.Exists(cluster.ChunkPath(0, bad)));
+        Assert.Null(cluster.Meta.GetChunk(good));
+        var unknown = await Assert.ThrowsAsync<RpcException>(async () => await client.ReplicateChunkAsync(new ReplicateChunkRequest { ChunkId = ChunkId.NewRandom().ToString() }));
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+    }
+
+    [Fact]
     public async Task DeleteChunk_RemovesFile()
     {
         await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
