@@ -441,6 +441,8 @@ public sealed class BigFsFile : IAsyncDisposable
         {
             var sequential = offset == _lastReadEnd;
             _lastReadEnd = offset + length;
+            if (!sequential)
+                _readAheadEnd = 0; // a seek: read-ahead restarts from the new position
             if (!sequential || !_readAhead.IsCompleted)
                 return;
             var window = 2L * _client.ChunkSize;
@@ -455,19 +457,31 @@ public sealed class BigFsFile : IAsyncDisposable
 
     private async Task PrefetchAsync(long from, long to)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(_client.ChunkSize);
+        var pieces = new List<Task>();
+        for (var at = from; at < to; at += _client.ChunkSize)
+        {
+            var start = at;
+            var length = (int)Math.Min(_client.ChunkSize, to - at);
+            pieces.Add(Task.Run(async () =>
+            {
+                var buffer = ArrayPool<byte>.Shared.Rent(length);
+                try
+                {
+                    await ReadRangeAsync(start, buffer.AsMemory(0, length), CancellationToken.None);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }));
+        }
         try
         {
-            for (var at = from; at < to; at += _client.ChunkSize)
-                await ReadRangeAsync(at, buffer.AsMemory(0, (int)Math.Min(_client.ChunkSize, to - at)), CancellationToken.None);
+            await Task.WhenAll(pieces);
         }
         catch (Exception ex)
         {
             _logger.LogDebug(ex, "Read-ahead of inode {Ino} at {From} failed", Ino, from);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -15,6 +15,7 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
 {
     private const int BlockSize = ChunkChecksum.BlockSize;
     private readonly ConcurrentDictionary<string, int> _readsInFlight = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Chunk, int Block), Task> _fetching = new();
 
     /// <summary>Fills <paramref name="destination"/> with chunk bytes starting at <paramref name="chunkOffset"/>.</summary>
     public async Task ReadAsync(string chunkId, IReadOnlyList<ChunkCopy> copies, long chunkOffset, Memory<byte> destination, CancellationToken ct)
@@ -25,24 +26,48 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
         var first = (int)(chunkOffset / BlockSize);
         var last = (int)((end - 1) / BlockSize);
         var block = first;
+        var waited = false;
         while (block <= last)
         {
             if (cache.TryGet(chunkId, block, out var cached))
             {
                 CopyBlock(block, cached, chunkOffset, destination);
                 block++;
+                waited = false;
                 continue;
             }
-            var runEnd = block;
-            while (runEnd < last && !cache.TryGet(chunkId, runEnd + 1, out _))
-                runEnd++;
-            var from = Math.Max(chunkOffset, (long)block * BlockSize);
-            var to = Math.Min(end, (long)(runEnd + 1) * BlockSize);
-            var blocks = await FetchAsync(chunkId, copies, from, to - from, ct);
-            foreach (var (index, data) in blocks)
+            // Another read (often read-ahead) is fetching this block: wait for it once instead of fetching it twice.
+            if (!waited && _fetching.TryGetValue((chunkId, block), out var inFlight))
             {
-                cache.Add(chunkId, index, data);
-                CopyBlock(index, data, chunkOffset, destination);
+                await inFlight.WaitAsync(ct);
+                waited = true;
+                continue;
+            }
+            waited = false;
+            var runEnd = block;
+            while (runEnd < last && !cache.TryGet(chunkId, runEnd + 1, out _) && !_fetching.ContainsKey((chunkId, runEnd + 1)))
+                runEnd++;
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var claimed = new List<int>();
+            for (var b = block; b <= runEnd; b++)
+                if (_fetching.TryAdd((chunkId, b), done.Task))
+                    claimed.Add(b);
+            try
+            {
+                var from = Math.Max(chunkOffset, (long)block * BlockSize);
+                var to = Math.Min(end, (long)(runEnd + 1) * BlockSize);
+                var blocks = await FetchAsync(chunkId, copies, from, to - from, ct);
+                foreach (var (index, data) in blocks)
+                {
+                    cache.Add(chunkId, index, data);
+                    CopyBlock(index, data, chunkOffset, destination);
+                }
+            }
+            finally
+            {
+                foreach (var b in claimed)
+                    _fetching.TryRemove((chunkId, b), out _);
+                done.TrySetResult();
             }
             block = runEnd + 1;
         }

@@ -4,45 +4,53 @@ using Microsoft.Extensions.Logging;
 namespace BigFS.Storage;
 
 /// <summary>
-/// Work bound to the node's lifetime. Finite jobs (a replica copy) are tracked so a graceful
-/// stop can let them finish; service loops (heartbeats, scrub) simply end when stopping.
+/// Background activity bound to the node's lifetime: endless loops (heartbeats, scrub, ...)
+/// and finite work (replica copies). A graceful stop ends the loops at once and gives the
+/// finite work a grace period; everything is tracked so stopping can wait for it.
 /// </summary>
 public sealed class BackgroundWork(ILogger logger) : IDisposable
 {
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<Task, byte> _running = new();
-    private readonly ConcurrentDictionary<Task, byte> _loops = new();
+    private readonly CancellationTokenSource _loops = new();
+    private readonly CancellationTokenSource _work = new();
+    private readonly ConcurrentDictionary<Task, bool> _running = new(); // value: is a loop
 
-    public CancellationToken Stopping => _stopping.Token;
+    /// <summary>Finite work that should complete unless the node stops.</summary>
+    public void Run(string what, Func<CancellationToken, Task> work) => Start(what, work, _work.Token, isLoop: false);
 
-    /// <summary>A service loop: runs until the node stops; a graceful stop does not wait for it.</summary>
-    public void RunLoop(string what, Func<CancellationToken, Task> loop) => Track(_loops, what, loop);
+    /// <summary>A loop that runs until the node stops.</summary>
+    public void RunLoop(string what, Func<CancellationToken, Task> loop) => Start(what, loop, _loops.Token, isLoop: true);
 
-    /// <summary>A finite job a graceful stop waits for (up to its grace period).</summary>
-    public void Run(string what, Func<CancellationToken, Task> work) => Track(_running, what, work);
-
-    private void Track(ConcurrentDictionary<Task, byte> set, string what, Func<CancellationToken, Task> work)
+    private void Start(string what, Func<CancellationToken, Task> work, CancellationToken token, bool isLoop)
     {
         var task = Task.Run(async () =>
         {
-            try { await work(_stopping.Token); }
-            catch (OperationCanceledException) when (_stopping.IsCancellationRequested) { }
+            try { await work(token); }
+            catch (OperationCanceledException) when (token.IsCancellationRequested) { }
             catch (Exception ex) { logger.LogWarning(ex, "Background work failed: {What}", what); }
         });
-        set.TryAdd(task, 0);
-        task.ContinueWith(t => set.TryRemove(t, out _), TaskScheduler.Default);
+        _running.TryAdd(task, isLoop);
+        task.ContinueWith(t => _running.TryRemove(t, out _), TaskScheduler.Default);
     }
 
-    /// <summary>Waits up to <paramref name="grace"/> for finite jobs, then cancels everything and waits for it to end.</summary>
+    /// <summary>Ends the loops, waits up to <paramref name="grace"/> for finite work, then cancels it.</summary>
     public async Task StopAsync(TimeSpan grace)
     {
-        var jobs = Task.WhenAll(_running.Keys);
-        await Task.WhenAny(jobs, Task.Delay(grace));
-        _stopping.Cancel();
-        await Task.WhenAny(Task.WhenAll(_running.Keys.Concat(_loops.Keys)), Task.Delay(TimeSpan.FromSeconds(5)));
+        _loops.Cancel();
+        var work = Task.WhenAll(_running.Where(r => !r.Value).Select(r => r.Key));
+        await Task.WhenAny(work, Task.Delay(grace));
+        _work.Cancel();
+        await Task.WhenAny(Task.WhenAll(_running.Keys), Task.Delay(TimeSpan.FromSeconds(5)));
     }
 
-    public void Cancel() => _stopping.Cancel();
+    public void Cancel()
+    {
+        _loops.Cancel();
+        _work.Cancel();
+    }
 
-    public void Dispose() => _stopping.Dispose();
+    public void Dispose()
+    {
+        _loops.Dispose();
+        _work.Dispose();
+    }
 }

@@ -94,7 +94,7 @@ public sealed class LocalChunkStore
         var fixedPart = new byte[ChunkFileHeader.FixedLength];
         if (RandomAccess.Read(handle, fixedPart, 0) != fixedPart.Length)
             throw new InvalidDataException("short header");
-        var blocks = BitConverter.ToUInt32(fixedPart, 8);
+        var blocks = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(fixedPart.AsSpan(8));
         if (blocks > ChunkChecksum.BlockCount(MaxChunkSize))
             throw new InvalidDataException("bad block count");
         var whole = new byte[ChunkFileHeader.FixedLength + 8 * blocks];
@@ -182,9 +182,14 @@ public sealed class LocalChunkStore
             {
                 File.Move(tempPath, finalPath, overwrite: false);
             }
-            catch (IOException) when (File.Exists(finalPath) && _chunks.TryGetValue(id, out var raced))
+            catch (IOException) when (File.Exists(finalPath))
             {
-                // A concurrent upload of the same id won the rename.
+                // A concurrent upload of the same id won the rename (it may not be indexed yet:
+                // its file is complete, since the header is written before the rename).
+                if (!_chunks.TryGetValue(id, out var raced))
+                {
+                    raced = Add(new StoredChunk(id, ReadHeader(finalPath), finalPath));
+                }
                 if (raced.Size != size || raced.Header.Checksum != checksum)
                     throw new ChunkRejectedException(StatusCode.AlreadyExists, $"chunk {id} exists here with different content");
                 return raced;
@@ -193,9 +198,7 @@ public sealed class LocalChunkStore
             DirectorySync.Fsync(dir);
             if (newDir)
                 DirectorySync.Fsync(ChunksDirectory);
-            var chunk = new StoredChunk(id, header, finalPath);
-            Add(chunk);
-            return chunk;
+            return Add(new StoredChunk(id, header, finalPath));
         }
         finally
         {
@@ -232,10 +235,12 @@ public sealed class LocalChunkStore
         return true;
     }
 
-    private void Add(StoredChunk chunk)
+    /// <returns>The indexed instance (an earlier one if the id was already indexed).</returns>
+    private StoredChunk Add(StoredChunk chunk)
     {
         if (_chunks.TryAdd(chunk.Id, chunk))
             Interlocked.Add(ref _usedBytes, chunk.Size);
+        return _chunks.GetValueOrDefault(chunk.Id, chunk);
     }
 
     private void TryDelete(string path)

@@ -49,16 +49,25 @@ public sealed class ReplicationCoordinator(
             // Not bound to the writer's call: the remaining copies finish after the reply.
             background.Run($"replicate {chunk.Id} to {target.NodeId}", async stopping =>
             {
-                var ok = await CopyAndConfirmAsync(chunk, target, stopping);
-                lock (copies)
+                var ok = false;
+                try
                 {
-                    if (ok)
+                    ok = await CopyAndConfirmAsync(chunk, target, stopping);
+                }
+                finally
+                {
+                    // Always counted, so the writer never waits on a copy that was cancelled.
+                    lock (copies)
                     {
-                        durable++;
-                        copies.Copies.Add(new ChunkCopy { NodeId = target.NodeId, Address = target.Address, Status = CopyStatus.Available });
+                        if (ok)
+                        {
+                            durable++;
+                            copies.Copies.Add(new ChunkCopy { NodeId = target.NodeId, Address = target.Address, Status = CopyStatus.Available });
+                        }
+                        outstanding--;
+                        if (durable >= wanted || outstanding == 0)
+                            enough.TrySetResult();
                     }
-                    if (durable >= wanted || --outstanding == 0)
-                        enough.TrySetResult();
                 }
             });
         }

@@ -287,6 +287,103 @@ public class ClientTests
     }
 
     [Fact]
+    public async Task SequentialReads_PrefetchTheNextChunksIntoTheCache()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var writer = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var data = ChunkUploads.Random(16 * MiB, 13);
+        var file = writer.OpenFile(ino, 0);
+        await WriteInPiecesAsync(file, 0, data, MiB);
+        await file.FlushAsync();
+
+        await using var reader = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var handle = reader.OpenFile(ino, data.Length);
+        var buffer = new byte[128 * 1024];
+        await handle.ReadAsync(0, buffer);
+        await handle.ReadAsync(buffer.Length, buffer);
+
+        await Poll.UntilAsync(() => reader.Cache.Bytes >= 4 * MiB, "read-ahead filled the cache");
+        Assert.Equal(data, await ReadAllAsync(handle, 128 * 1024));
+    }
+
+    [Fact]
+    public async Task ConcurrentWritersToOneFile_DisjointStripes_ReadBackIdentical()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var file = client.OpenFile(ino, 0);
+        var data = ChunkUploads.Random(24 * MiB, 14);
+        const int stripe = 256 * 1024;
+        var order = Enumerable.Range(0, data.Length / stripe).OrderBy(i => (i * 7919) % 97).ToArray();
+
+        await Parallel.ForEachAsync(order, new ParallelOptions { MaxDegreeOfParallelism = 8 },
+            async (i, ct) => await file.WriteAsync((long)i * stripe, data.AsMemory(i * stripe, stripe), ct));
+        Assert.Equal(data, await ReadAllAsync(file, MiB));
+        await file.FlushAsync();
+
+        Assert.Equal(data, await ReadAllAsync(client.OpenFile(ino, data.Length), MiB));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task RandomWritesFlushesAndTruncates_MatchAModel(int seed)
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        cluster.Meta.ChunkSize = 256 * 1024; // many chunk boundaries in a small file
+        var options = new BigFsClientOptions { WriteBufferBytes = 2 * MiB, ChunkCacheBytes = MiB };
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address, options);
+        Assert.Equal(256 * 1024, client.ChunkSize);
+        var ino = cluster.Meta.CreateFile("f");
+        var file = client.OpenFile(ino, 0);
+        var model = new byte[8 * MiB];
+        long modelSize = 0;
+        var random = new Random(seed);
+
+        for (var step = 0; step < 150; step++)
+        {
+            var action = random.Next(100);
+            if (action < 70)
+            {
+                var offset = random.Next(6 * MiB);
+                var length = random.Next(1, random.Next(2) == 0 ? 5000 : 700_000);
+                var bytes = ChunkUploads.Random(length, random.Next());
+                await file.WriteAsync(offset, bytes);
+                bytes.CopyTo(model, offset);
+                modelSize = Math.Max(modelSize, offset + length);
+            }
+            else if (action < 85)
+            {
+                await file.FlushAsync();
+            }
+            else if (action < 92)
+            {
+                var size = random.Next(7 * MiB);
+                await file.TruncateAsync(size);
+                if (size < modelSize)
+                    Array.Clear(model, size, (int)(modelSize - size));
+                modelSize = size;
+            }
+            else
+            {
+                var offset = random.Next((int)Math.Max(1, modelSize));
+                var buffer = new byte[random.Next(1, 600_000)];
+                var n = await file.ReadAsync(offset, buffer);
+                Assert.Equal((int)Math.Clamp(modelSize - offset, 0, buffer.Length), n);
+                Assert.True(model.AsSpan(offset, n).SequenceEqual(buffer.AsSpan(0, n)), $"step {step}: read at {offset} differs");
+            }
+            Assert.Equal(modelSize, file.Size);
+        }
+        Assert.Equal(model.AsSpan(0, (int)modelSize).ToArray(), await ReadAllAsync(file, 300_000));
+        await file.FlushAsync();
+        Assert.Equal(0, client.Budget.Used);
+        Assert.Equal(model.AsSpan(0, (int)modelSize).ToArray(), await ReadAllAsync(client.OpenFile(ino, modelSize), MiB));
+    }
+
+    [Fact]
     public async Task ResolvePath_FindsFiles_AndMapsErrno()
     {
         await using var cluster = await TestCluster.StartAsync(1);

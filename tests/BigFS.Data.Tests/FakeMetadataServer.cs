@@ -46,6 +46,11 @@ public sealed class FakeMetadataServer : IAsyncDisposable
     public readonly ConcurrentQueue<string> DeleteOnInventory = new();
     public readonly ConcurrentDictionary<string, ulong> FreeBytesOverride = new();
     public int Heartbeats;
+    /// <summary>The filesystem chunk size handed to clients (small values exercise chunk boundaries).</summary>
+    public uint ChunkSize = 4 * 1024 * 1024;
+    /// <summary>When set, the next heartbeat answers register_again (a metadata server that lost its state).</summary>
+    public volatile bool AskToRegisterAgain;
+    public int Registrations;
     public int CommitCount;
     private ulong _nextIno = 100;
 
@@ -116,13 +121,16 @@ public sealed class FakeMetadataServer : IAsyncDisposable
                 s.Nodes.RemoveAll(n => n.NodeId == request.NodeId);
                 s.Nodes.Add(new Node(request.NodeId, request.Address, request.CapacityBytes, [.. request.Labels]));
             }
-            return Task.FromResult(new RegisterNodeReply { HeartbeatIntervalMs = 200, ChunkSize = 4 * 1024 * 1024 });
+            Interlocked.Increment(ref s.Registrations);
+            return Task.FromResult(new RegisterNodeReply { HeartbeatIntervalMs = 200, ChunkSize = s.ChunkSize });
         }
 
         public override Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)
         {
             Interlocked.Increment(ref s.Heartbeats);
-            return Task.FromResult(new HeartbeatReply());
+            var again = s.AskToRegisterAgain;
+            s.AskToRegisterAgain = false;
+            return Task.FromResult(new HeartbeatReply { RegisterAgain = again });
         }
 
         public override async Task<InventoryReply> ReportInventory(IAsyncStreamReader<InventoryBatch> requestStream, ServerCallContext context)
@@ -187,7 +195,7 @@ public sealed class FakeMetadataServer : IAsyncDisposable
     {
         public override Task<ListWritableNodesReply> ListWritableNodes(ListWritableNodesRequest request, ServerCallContext context)
         {
-            var reply = new ListWritableNodesReply { ChunkSize = 4 * 1024 * 1024 };
+            var reply = new ListWritableNodesReply { ChunkSize = s.ChunkSize };
             lock (s.Sync)
                 reply.Nodes.AddRange(s.Nodes.Select(n => new WritableNode { NodeId = n.NodeId, Address = n.Address, CapacityBytes = 1L << 50,
                     FreeBytes = s.FreeBytesOverride.GetValueOrDefault(n.NodeId, 1UL << 39) }));

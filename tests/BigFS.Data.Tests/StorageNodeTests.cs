@@ -239,6 +239,49 @@ public class StorageNodeTests
     }
 
     [Fact]
+    public async Task ConcurrentUploadsOfOneChunk_AllSucceed_OneFileKept()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
+        var data = ChunkUploads.Random(2 * 1024 * 1024, 17);
+        var id = ChunkId.NewRandom().ToString();
+        var client = cluster.ClientFor(cluster.Nodes[0]);
+
+        var replies = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ChunkUploads.WriteAsync(client, id, data, goal: 1)));
+
+        Assert.All(replies, r => Assert.Equal(1u, r.DurableCopies));
+        Assert.Equal(1, cluster.Nodes[0].Store.Count);
+        Assert.Equal(data.Length, cluster.Nodes[0].Store.UsedBytes);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        Assert.Equal(data, (await ChunkUploads.ReadAsync(client, id)).SelectMany(b => b.Data.ToByteArray()).ToArray());
+    }
+
+    [Fact]
+    public async Task StoreReplica_StoresWithoutRegistering_AndRejectsBadChecksums()
+    {
+        await using var cluster = await TestCluster.StartAsync(1);
+        var client = cluster.ClientFor(cluster.Nodes[0]);
+        var data = ChunkUploads.Random(100_000, 20);
+        var good = ChunkId.NewRandom().ToString();
+        var bad = ChunkId.NewRandom().ToString();
+
+        using (var call = client.StoreReplica())
+        {
+            await ChunkUploads.SendAsync(call.RequestStream, good, data, null, null, 3, 1);
+            await call.ResponseAsync;
+        }
+        using var badCall = client.StoreReplica();
+        await ChunkUploads.SendAsync(badCall.RequestStream, bad, data, ChunkChecksum.Compute(data) + 1, null, 3, 1);
+        var ex = await Assert.ThrowsAsync<RpcException>(() => badCall.ResponseAsync);
+
+        Assert.Equal(StatusCode.DataLoss, ex.StatusCode);
+        Assert.True(File.Exists(cluster.ChunkPath(0, good)));
+        Assert.False(File.Exists(cluster.ChunkPath(0, bad)));
+        Assert.Null(cluster.Meta.GetChunk(good));
+        var unknown = await Assert.ThrowsAsync<RpcException>(async () => await client.ReplicateChunkAsync(new ReplicateChunkRequest { ChunkId = ChunkId.NewRandom().ToString() }));
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+    }
+
+    [Fact]
     public async Task DeleteChunk_RemovesFile()
     {
         await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
@@ -283,8 +326,71 @@ public class StorageNodeTests
         lock (cluster.Meta.Sync) node = cluster.Meta.Nodes.Single();
 
         Assert.True(node.CapacityBytes > 1024 * 1024, $"capacity {node.CapacityBytes}");
-        Assert.Equal(["rack1"], node.Labels);
+        Assert.Equal(["rack1"], node.Labels!);
         Assert.Equal(cluster.Nodes[0].Address, node.Address);
+    }
+
+    [Fact]
+    public async Task HeartbeatAskingToRegisterAgain_ReRegistersAndReportsInventory()
+    {
+        await using var cluster = await TestCluster.StartAsync(1);
+        await Poll.UntilAsync(() => cluster.Meta.Inventories.ContainsKey(cluster.Nodes[0].NodeId), "first inventory");
+        var before = cluster.Meta.Registrations;
+        cluster.Meta.Inventories.Clear();
+
+        cluster.Meta.AskToRegisterAgain = true;
+
+        await Poll.UntilAsync(() => cluster.Meta.Registrations > before, "registered again");
+        await Poll.UntilAsync(() => cluster.Meta.Inventories.ContainsKey(cluster.Nodes[0].NodeId), "inventory after re-registration");
+    }
+
+    [Fact]
+    public async Task GracefulStop_LetsAnInFlightUploadFinish()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
+        var data = ChunkUploads.Random(4 * ChunkChecksum.BlockSize, 16);
+        var id = ChunkId.NewRandom().ToString();
+        using var call = cluster.ClientFor(cluster.Nodes[0]).WriteChunk();
+        await call.RequestStream.WriteAsync(new ChunkUpload
+        {
+            Header = new ChunkHeader { ChunkId = id, Size = (ulong)data.Length, Checksum = ChunkChecksum.Compute(data), Goal = 1 },
+        });
+        await call.RequestStream.WriteAsync(new ChunkUpload { Data = Google.Protobuf.ByteString.CopyFrom(data, 0, 2 * ChunkChecksum.BlockSize) });
+        await Poll.UntilAsync(() => Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")).Any(), "upload in progress");
+
+        var stopping = cluster.Nodes[0].StopAsync();
+        await call.RequestStream.WriteAsync(new ChunkUpload { Data = Google.Protobuf.ByteString.CopyFrom(data, 2 * ChunkChecksum.BlockSize, 2 * ChunkChecksum.BlockSize) });
+        await call.RequestStream.CompleteAsync();
+        var reply = await call.ResponseAsync;
+        await stopping;
+
+        Assert.Equal(1u, reply.DurableCopies);
+        Assert.True(File.Exists(cluster.ChunkPath(0, id)));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+    }
+
+    [Fact]
+    public async Task Restart_SkipsDamagedAndStrayFiles_AndCleansTemporaries()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
+        var good = ChunkId.NewRandom().ToString();
+        var damaged = ChunkId.NewRandom().ToString();
+        await ChunkUploads.WriteAsync(cluster.ClientFor(cluster.Nodes[0]), good, ChunkUploads.Random(5000, 18), goal: 1);
+        await ChunkUploads.WriteAsync(cluster.ClientFor(cluster.Nodes[0]), damaged, ChunkUploads.Random(5000, 19), goal: 1);
+        await cluster.Nodes[0].StopAsync();
+        var damagedPath = cluster.ChunkPath(0, damaged);
+        await File.WriteAllBytesAsync(damagedPath, (await File.ReadAllBytesAsync(damagedPath))[..100]); // truncated
+        await File.WriteAllTextAsync(Path.Combine(cluster.DataDirectories[0], "chunks", good[..2], "stray.txt"), "x");
+        await File.WriteAllTextAsync(Path.Combine(cluster.DataDirectories[0], "tmp", "leftover"), "x");
+
+        var restarted = await StorageNode.StartAsync(cluster.OptionsFor(0));
+        cluster.Nodes[0] = restarted;
+
+        Assert.Equal(1, restarted.Store.Count);
+        Assert.True(restarted.Store.TryGet(ChunkId.Parse(good), out _));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        var read = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => ChunkUploads.ReadAsync(cluster.ClientFor(restarted), damaged));
+        Assert.Equal(StatusCode.NotFound, read.StatusCode);
     }
 
     [Fact]
