@@ -10,6 +10,7 @@ public static class CliApp
     {
         ["meta"] = ("run the metadata server", MetaCommand.RunAsync),
         ["node"] = ("run a storage node", NodeCommand.RunAsync),
+        ["mount"] = ("mount a BigFS cluster with FUSE", MountCommand.RunAsync),
         ["up"] = ("run a local cluster: a metadata server and three storage nodes (and a mount)", UpCommand.RunAsync),
         ["status"] = ("show nodes, capacity and chunk copy states", StatusCommand.RunAsync),
         ["ls"] = ("list a directory", FileCommands.LsAsync),

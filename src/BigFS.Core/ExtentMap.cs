@@ -11,7 +11,15 @@ public sealed class ExtentMap
 
     public ExtentMap() => _extents = [];
 
-    public ExtentMap(IEnumerable<FileExtent> sortedExtents) => _extents = [.. sortedExtents];
+    public ExtentMap(IEnumerable<FileExtent> sortedExtents)
+    {
+        _extents = [.. sortedExtents];
+        foreach (var e in _extents)
+            StoredBytes += e.Length;
+    }
+
+    /// <summary>Bytes backed by chunk data (holes excluded): what st_blocks reports.</summary>
+    public long StoredBytes { get; private set; }
 
     public IReadOnlyList<FileExtent> Extents => _extents;
 
@@ -31,12 +39,12 @@ public sealed class ExtentMap
             if (head is { } h) replacement.Add(h);
             replacement.Add(extent);
             if (tail is { } t) replacement.Add(t);
-            _extents.RemoveRange(first, last - first + 1);
-            _extents.InsertRange(first, replacement);
+            RemoveRange(first, last - first + 1);
+            InsertRange(first, replacement);
         }
         else
         {
-            _extents.Insert(first, extent);
+            InsertRange(first, [extent]);
         }
     }
 
@@ -47,9 +55,9 @@ public sealed class ExtentMap
         if (first > last)
             return;
         var head = _extents[first].Clip(long.MinValue, size);
-        _extents.RemoveRange(first, last - first + 1);
+        RemoveRange(first, last - first + 1);
         if (head is { } h)
-            _extents.Add(h);
+            InsertRange(_extents.Count, [h]);
     }
 
     /// <summary>Replaces [start, end) with a hole (punch hole).</summary>
@@ -62,10 +70,10 @@ public sealed class ExtentMap
             return;
         var head = _extents[first].Clip(long.MinValue, start);
         var tail = _extents[last].Clip(end, long.MaxValue);
-        _extents.RemoveRange(first, last - first + 1);
+        RemoveRange(first, last - first + 1);
         var at = first;
-        if (head is { } h) _extents.Insert(at++, h);
-        if (tail is { } t) _extents.Insert(at, t);
+        if (head is { } h) InsertRange(at++, [h]);
+        if (tail is { } t) InsertRange(at, [t]);
     }
 
     /// <summary>The extents overlapping [start, end), clipped to it, in order.</summary>
@@ -84,6 +92,20 @@ public sealed class ExtentMap
         foreach (var e in _extents)
             ids.Add(e.ChunkId);
         return ids;
+    }
+
+    private void RemoveRange(int index, int count)
+    {
+        for (var i = index; i < index + count; i++)
+            StoredBytes -= _extents[i].Length;
+        _extents.RemoveRange(index, count);
+    }
+
+    private void InsertRange(int index, List<FileExtent> extents)
+    {
+        foreach (var e in extents)
+            StoredBytes += e.Length;
+        _extents.InsertRange(index, extents);
     }
 
     /// <summary>Index range [first, last] of extents overlapping [start, end); first &gt; last when none.</summary>

@@ -81,6 +81,7 @@ public class ExtentMapModelTests
 
     private static void AssertWellFormed(ExtentMap map)
     {
+        Assert.Equal(map.Extents.Sum(e => e.Length), map.StoredBytes);
         for (var i = 0; i < map.Extents.Count; i++)
         {
             Assert.True(map.Extents[i].Length > 0);

@@ -1,4 +1,5 @@
 using BigFS.Metadata;
+using BigFS.Mount;
 using BigFS.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -34,7 +35,7 @@ public static class UpCommand
         }, loggerFactory, ct);
 
         var nodes = new List<StorageNode>();
-        object? mount = null;
+        BigFsMount? mount = null;
         try
         {
             for (var i = 1; i <= nodeCount; i++)
@@ -49,19 +50,29 @@ public static class UpCommand
             }
 
             log.LogInformation("Local cluster up: metadata server {Address}, {Nodes} storage nodes, data in {Data}", meta.Address, nodes.Count, data);
-            if (false) { }
+            if (cl.Get("mount") is { } mountPoint)
+            {
+                mountPoint = Path.GetFullPath(mountPoint);
+                Directory.CreateDirectory(mountPoint);
+                mount = await BigFsMount.StartAsync(new BigFsMountOptions { MetadataAddress = meta.Address, MountPoint = mountPoint }, loggerFactory, ct);
+                Console.Out.WriteLine($"BigFS mounted at {mountPoint} (metadata server {meta.Address}, {nodes.Count} storage nodes, data in {data}).");
+            }
             else
             {
                 Console.Out.WriteLine($"BigFS cluster ready: metadata server {meta.Address}, {nodes.Count} storage nodes, data in {data}.");
             }
             Console.Out.WriteLine($"Try `bigfs status --meta {meta.Address}`. Ctrl-C stops it.");
             SystemdNotify.Ready($"local cluster at {meta.Address}");
+            if (mount is not null)
+                await Task.WhenAny(mount.Completion, Task.Delay(Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default));
+            else
                 await MetaCommand.WaitForCancellation(ct);
             log.LogInformation("Stopping the local cluster");
         }
         finally
         {
-
+            if (mount is not null)
+                await mount.StopAsync();
             foreach (var node in nodes)
                 await node.DisposeAsync();
         }

@@ -38,6 +38,7 @@ public static class Attrs
         CtimeNs = i.CtimeNs,
         Version = (ulong)i.Version,
         Goal = (uint)i.Goal,
+        StoredBytes = (ulong)i.StoredBytes,
         Generation = 1,
     };
 }

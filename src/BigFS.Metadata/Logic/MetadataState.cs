@@ -76,6 +76,8 @@ public sealed class MetadataState
                 .Select(e => new FileExtent(e.FileOffset, e.Length, e.ChunkId, e.ChunkOffset));
             var map = new ExtentMap(extents.OrderBy(e => e.FileOffset));
             Layouts[group.Key] = map;
+            if (Inodes.TryGetValue(group.Key, out var owner))
+                owner.StoredBytes = map.StoredBytes;
             foreach (var id in map.ChunkIds())
                 RefsOf(id).Add(group.Key);
         }
@@ -154,6 +156,9 @@ public sealed class MetadataState
     /// <summary>After a layout change: chunks newly referenced become Live, unreferenced ones Garbage.</summary>
     public void UpdateChunkRefs(long ino, HashSet<string> before, HashSet<string> after)
     {
+        // Every layout change passes here: keep the inode's derived stored-bytes count current.
+        if (Inodes.TryGetValue(ino, out var inode))
+            inode.StoredBytes = Layouts.TryGetValue(ino, out var layout) ? layout.StoredBytes : 0;
         foreach (var id in after)
         {
             if (before.Contains(id))

@@ -20,6 +20,9 @@ public sealed class InodeRecord
     public long Parent { get; set; }
     public byte[]? SymlinkTarget { get; set; }
     public List<XattrEntry> Xattrs { get; set; } = [];
+    /// <summary>Derived from the layout, never persisted: bytes backed by chunks.</summary>
+    [LiteDB.BsonIgnore]
+    public long StoredBytes { get; set; }
 
     public InodeRecord Clone()
     {

@@ -1,0 +1,141 @@
+using BigFS.Cli.Configuration;
+using BigFS.Mount;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Cli.Commands;
+
+/// <summary>
+/// `bigfs mount META_ADDR MOUNTPOINT [-o opt,opt=value]`: the mount daemon, in the foreground
+/// until SIGINT/SIGTERM or `umount`. `-o` takes fstab-style options.
+/// </summary>
+public static class MountCommand
+{
+    // Generic options mount(8) and fstab pass along that mean nothing to the daemon.
+    private static readonly HashSet<string> GenericMountOptions =
+        ["defaults", "rw", "_netdev", "nofail", "noauto", "auto", "user", "nouser", "users", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime", "noatime", "relatime", "async", "sync", "default_permissions"];
+
+    public static readonly Dictionary<string, string> ShortOptions = new()
+    {
+        ["--meta"] = "meta",
+        ["--attr-timeout"] = "attr_timeout",
+        ["--entry-timeout"] = "entry_timeout",
+    };
+
+    public static async Task<int> RunAsync(string[] args, CancellationToken ct)
+    {
+        if (args.Contains("--background"))
+            return await BackgroundLauncher.RunAsync([.. args.Where(a => a != "--background")], ct);
+
+        BigFsMountOptions options;
+        LogLevel level;
+        try
+        {
+            var normalized = Normalize(args);
+            var settings = DaemonConfiguration.Load(normalized, Path.Combine(DaemonSettings.ConfigDirectory, "mount.json"), ShortOptions);
+            level = DaemonSettings.ReadLogLevel(settings);
+            options = Read(settings);
+        }
+        catch (ConfigurationError e)
+        {
+            Console.Error.WriteLine($"bigfs mount: configuration error: {e.Message}");
+            return 2;
+        }
+
+        using var loggerFactory = Logging.Create(level);
+        var log = loggerFactory.CreateLogger("bigfs.mount");
+        BigFsMount mount;
+        try
+        {
+            mount = await BigFsMount.StartAsync(options, loggerFactory, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            log.LogCritical("Mount at {MountPoint} failed: {Reason}", options.MountPoint, e.Message);
+            return 1;
+        }
+        await using (mount)
+        {
+            SystemdNotify.Ready($"mounted at {mount.MountPoint}");
+            var cancelled = Task.Delay(Timeout.Infinite, ct);
+            await Task.WhenAny(mount.Completion, cancelled);
+            SystemdNotify.Stopping();
+            if (mount.Completion.IsCompleted)
+                log.LogInformation("{MountPoint} was unmounted", mount.MountPoint);
+            else
+                log.LogInformation("Stopping: flushing open files and unmounting {MountPoint}", mount.MountPoint);
+            await mount.StopAsync();
+        }
+        return 0;
+    }
+
+    /// <summary>Positional META_ADDR MOUNTPOINT and `-o a,b=c` become configuration keys.</summary>
+    internal static string[] Normalize(string[] args)
+    {
+        var result = new List<string>();
+        var positional = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var a = args[i];
+            if (a == "-o")
+            {
+                if (i + 1 >= args.Length) throw new ConfigurationError("-o", "needs a list of options");
+                foreach (var opt in args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                {
+                    var eq = opt.IndexOf('=');
+                    var (key, value) = eq < 0 ? (opt, "true") : (opt[..eq], opt[(eq + 1)..]);
+                    if (GenericMountOptions.Contains(key)) continue;
+                    if (key == "ro") (key, value) = ("read_only", "true");
+                    result.Add($"--{key}={value}");
+                }
+            }
+            else if (a.StartsWith('-'))
+            {
+                result.Add(a);
+                if (!a.Contains('=') && i + 1 < args.Length && !args[i + 1].StartsWith('-') && a != "--config")
+                    result.Add(args[++i]);
+                else if (a == "--config" && i + 1 < args.Length)
+                    result.Add(args[++i]);
+            }
+            else
+            {
+                positional.Add(a);
+            }
+        }
+        if (positional.Count > 2)
+            throw new ConfigurationError(positional[2], "unexpected argument (usage: bigfs mount META_ADDR MOUNTPOINT [-o options])");
+        if (positional.Count == 2)
+            result.AddRange(["--meta", positional[0], "--mount_point", positional[1]]);
+        else if (positional.Count == 1)
+            result.AddRange(["--mount_point", positional[0]]);
+        return [.. result];
+    }
+
+    private static BigFsMountOptions Read(SettingsReader s)
+    {
+        var meta = s.GetString("meta", "127.0.0.1:9000");
+        var options = new BigFsMountOptions
+        {
+            MetadataAddress = meta.StartsWith("http", StringComparison.Ordinal) ? meta : "http://" + meta,
+            MountPoint = s.RequireString("mount_point", "bigfs mount META_ADDR MOUNTPOINT"),
+            AttrTimeout = s.GetDuration("attr_timeout", TimeSpan.FromSeconds(1)),
+            EntryTimeout = s.GetDuration("entry_timeout", TimeSpan.FromSeconds(1)),
+            AllowOther = GetBool(s, "allow_other", Environment.UserName == "root"),
+            ReadOnly = GetBool(s, "read_only", false),
+            WriteBufferBytes = s.GetSize("write_buffer", 128L << 20),
+            ChunkCacheBytes = s.GetSize("chunk_cache", 128L << 20),
+        };
+        s.GetString("log_level");
+        s.RejectUnknownKeys();
+        if (!Directory.Exists(options.MountPoint))
+            throw new ConfigurationError("mount_point", $"{options.MountPoint} is not a directory");
+        return options;
+    }
+
+    private static bool GetBool(SettingsReader s, string key, bool fallback) => s.GetString(key) switch
+    {
+        null => fallback,
+        "true" or "1" or "yes" or "on" => true,
+        "false" or "0" or "no" or "off" => false,
+        var other => throw new ConfigurationError(key, $"'{other}' is not true or false"),
+    };
+}

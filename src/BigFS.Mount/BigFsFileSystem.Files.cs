@@ -1,0 +1,149 @@
+using BigFS.Client;
+using BigFS.Fuse;
+using BigFS.Fuse.Protocol;
+using BigFS.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Mount;
+
+/// <summary>File data: open/create, read, write, flush/fsync (the commit point), release.</summary>
+internal sealed partial class BigFsFileSystem
+{
+    private const int O_ACCMODE = 3, O_EXCL = 0x80, O_TRUNC = 0x200;
+    private const int FALLOC_FL_KEEP_SIZE = 1;
+    private const int SEEK_DATA = 3, SEEK_HOLE = 4;
+
+    public ValueTask<FuseResult<FuseOpenResult>> OpenAsync(FuseRequestContext ctx, ulong ino, int flags) => Call<FuseOpenResult>(async () =>
+    {
+        if (options.ReadOnly && (flags & O_ACCMODE) != 0) return new FuseError(LinuxErrno.EROFS);
+        var reply = await _ns.OpenAsync(new OpenRequest { SessionId = session.Id, Ino = ino }, cancellationToken: ctx.CancellationToken);
+        if (reply.Errno != 0) return new FuseError(reply.Errno);
+        return await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0);
+    }, "open");
+
+    public ValueTask<FuseResult<FuseCreateResult>> CreateAsync(FuseRequestContext ctx, ulong parent, string name, int flags, uint mode) => Call<FuseCreateResult>(async () =>
+    {
+        if (options.ReadOnly) return new FuseError(LinuxErrno.EROFS);
+        var created = await _ns.CreateNodeAsync(new CreateNodeRequest
+        {
+            Parent = parent, Name = Name(name), Type = InodeType.File, Mode = mode & 0xfff, Uid = ctx.Uid, Gid = ctx.Gid, Exclusive = (flags & O_EXCL) != 0,
+        }, cancellationToken: ctx.CancellationToken);
+        if (created.Errno != 0) return new FuseError(created.Errno);
+        var opened = await _ns.OpenAsync(new OpenRequest { SessionId = session.Id, Ino = created.Attr.Ino }, cancellationToken: ctx.CancellationToken);
+        if (opened.Errno != 0) return new FuseError(opened.Errno);
+        var handle = await OpenHandle(ctx, opened.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0);
+        return new FuseCreateResult(Entry(opened.Attr), handle);
+    }, "create");
+
+    private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate)
+    {
+        var (open, fh, keepCache) = _open.Open(attr.Ino, attr.Version, () => client.OpenFile(attr.Ino, (long)attr.Size));
+        if (truncate)
+        {
+            try
+            {
+                await open.File.TruncateAsync(0, ctx.CancellationToken);
+            }
+            catch
+            {
+                await ReleaseHandle(attr.Ino);
+                throw;
+            }
+            keepCache = false;
+        }
+        return new FuseOpenResult(fh, keepCache ? FuseOpenFlags.KeepCache : FuseOpenFlags.None);
+    }
+
+    public ValueTask<FuseResult<ReadOnlyMemory<byte>>> ReadAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, Memory<byte> buffer) => Call<ReadOnlyMemory<byte>>(async () =>
+    {
+        if (_open.Find(ino) is not { } open) return new FuseError(LinuxErrno.EBADF);
+        var n = await open.File.ReadAsync(offset, buffer, ctx.CancellationToken);
+        return (ReadOnlyMemory<byte>)buffer[..n];
+    }, "read");
+
+    public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags) => Call<int>(async () =>
+    {
+        if (_open.Find(ino) is not { } open) return new FuseError(LinuxErrno.EBADF);
+        // Not ctx's token: once accepted, a write must not be half-applied by an interrupt.
+        await open.File.WriteAsync(offset, data, CancellationToken.None);
+        return data.Length;
+    }, "write");
+
+    /// <summary>close(2): commit, so the next open anywhere sees the data (close-to-open), and report failures here.</summary>
+    public ValueTask<int> FlushAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong lockOwner) => Commit(ino, "flush");
+
+    public ValueTask<int> FsyncAsync(FuseRequestContext ctx, ulong ino, ulong fh, bool dataOnly) => Commit(ino, "fsync");
+
+    private ValueTask<int> Commit(ulong ino, string op) => Call(async () =>
+    {
+        if (_open.Find(ino) is not { } open) return 0;
+        await open.File.FlushAsync(CancellationToken.None);
+        return 0;
+    }, op);
+
+    public async ValueTask<int> ReleaseAsync(FuseRequestContext ctx, ulong ino, ulong fh, int flags, FuseReleaseFlags releaseFlags, ulong lockOwner)
+    {
+        await ReleaseHandle(ino);
+        return 0;
+    }
+
+    /// <summary>One kernel release per open: the metadata server counts opens (unlink-while-open) the same way.</summary>
+    private async Task ReleaseHandle(ulong ino)
+    {
+        if (_open.Release(ino) is { } last)
+        {
+            try
+            {
+                await last.File.FlushAsync(CancellationToken.None);
+            }
+            catch (Exception e) when (e is BigFsException or Grpc.Core.RpcException)
+            {
+                // FLUSH already reported this to close(2); nobody is left to tell.
+                logger.LogError("Inode {Ino}: data not committed at release: {Reason}", ino, e.Message);
+            }
+            await last.File.DisposeAsync();
+        }
+        try
+        {
+            await _ns.ReleaseAsync(new ReleaseRequest { SessionId = session.Id, Ino = ino });
+        }
+        catch (Grpc.Core.RpcException e)
+        {
+            logger.LogWarning("Inode {Ino}: release not recorded ({Status}); the session's expiry will", ino, e.StatusCode);
+        }
+    }
+
+    public ValueTask<int> FallocateAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, long length, int mode) => Call(async () =>
+    {
+        if (mode == FALLOC_FL_KEEP_SIZE) return 0;           // space is not reserved ahead in BigFS
+        if (mode != 0) return LinuxErrno.EOPNOTSUPP;         // hole punching and ranges: not supported
+        if (_open.Find(ino) is not { } open) return LinuxErrno.EBADF;
+        if (offset + length > open.File.Size)
+            await open.File.TruncateAsync(offset + length, ctx.CancellationToken);
+        return 0;
+    }, "fallocate");
+
+    public ValueTask<FuseResult<long>> LseekAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, int whence) => Call<long>(async () =>
+    {
+        if (whence is not (SEEK_DATA or SEEK_HOLE)) return new FuseError(LinuxErrno.EINVAL);
+        if (_open.Find(ino) is { } open)
+            await open.File.FlushAsync(ctx.CancellationToken);   // holes are a property of committed layout
+        var layout = await _ns.GetLayoutAsync(new GetLayoutRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
+        if (layout.Errno != 0) return new FuseError(layout.Errno);
+        var size = (long)layout.Attr.Size;
+        if (offset >= size) return new FuseError(LinuxErrno.ENXIO);
+        var extents = layout.Extents.Select(e => ((long)e.FileOffset, (long)(e.FileOffset + e.Length))).Where(e => e.Item2 > offset).ToList();
+        if (whence == SEEK_DATA)
+        {
+            if (extents.Count == 0 || extents[0].Item1 >= size) return new FuseError(LinuxErrno.ENXIO);
+            return Math.Max(offset, extents[0].Item1);
+        }
+        var at = offset;
+        foreach (var (start, end) in extents)
+        {
+            if (start > at) break;
+            at = Math.Max(at, end);
+        }
+        return Math.Min(at, size);
+    }, "lseek");
+}

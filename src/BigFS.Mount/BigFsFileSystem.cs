@@ -1,0 +1,184 @@
+using System.Text;
+using BigFS.Client;
+using BigFS.Fuse;
+using BigFS.Fuse.Protocol;
+using BigFS.Protocol;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Mount;
+
+/// <summary>
+/// The POSIX filesystem the kernel sees, over the cluster: namespace calls go to the metadata
+/// server, file data through the client library's per-inode handles. Permission checks are the
+/// kernel's (default_permissions); locks are the kernel's too (local to this mount).
+/// </summary>
+internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession session, BigFsMountOptions options, ILogger logger) : IFuseFileSystem
+{
+    private readonly Namespace.NamespaceClient _ns = client.Namespace;
+    private readonly OpenFileTable _open = new();
+
+    internal OpenFileTable OpenFiles => _open;
+
+    private static ByteString Name(string name) => ByteString.CopyFromUtf8(name);
+
+    private FuseEntry Entry(InodeAttr attr) =>
+        new(attr.Ino, Attr(attr)) { Generation = attr.Generation };
+
+    /// <summary>Attributes as this mount sees them: an open file's size includes writes not yet committed.</summary>
+    private FuseAttr Attr(InodeAttr attr)
+    {
+        var open = attr.Type == InodeType.File ? _open.Find(attr.Ino) : null;
+        return Attributes.ToFuse(attr, open is null ? null : Math.Max(open.File.Size, 0));
+    }
+
+    /// <summary>Runs a cluster call, turning transport and client failures into errno values.</summary>
+    private async ValueTask<FuseResult<T>> Call<T>(Func<ValueTask<FuseResult<T>>> body, string op)
+    {
+        try
+        {
+            return await body();
+        }
+        catch (BigFsException e)
+        {
+            return new FuseError(e.Errno);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled)
+        {
+            return new FuseError(LinuxErrno.EINTR);
+        }
+        catch (RpcException e)
+        {
+            logger.LogWarning("{Op} failed: metadata server unreachable ({Status})", op, e.StatusCode);
+            return new FuseError(LinuxErrno.EIO);
+        }
+        catch (OperationCanceledException)
+        {
+            return new FuseError(LinuxErrno.EINTR);
+        }
+    }
+
+    private async ValueTask<int> Call(Func<ValueTask<int>> body, string op)
+    {
+        var r = await Call<int>(async () => await body() is var errno && errno == 0 ? 0 : new FuseError(errno), op);
+        return r.Errno;
+    }
+
+    private static FuseResult<FuseEntry> EntryOrError(EntryReply reply, Func<InodeAttr, FuseEntry> entry) =>
+        reply.Errno != 0 ? new FuseError(reply.Errno) : entry(reply.Attr);
+
+    // ---- names ----
+
+    public ValueTask<FuseResult<FuseEntry>> LookupAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
+        EntryOrError(await _ns.LookupAsync(new LookupRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken), Entry), "lookup");
+
+    public ValueTask<FuseResult<FuseAttr>> GetAttrAsync(FuseRequestContext ctx, ulong ino, ulong? fh) => Call<FuseAttr>(async () =>
+    {
+        var reply = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
+        return reply.Errno != 0 ? new FuseError(reply.Errno) : Attr(reply.Attr);
+    }, "getattr");
+
+    public ValueTask<FuseResult<FuseAttr>> SetAttrAsync(FuseRequestContext ctx, ulong ino, FuseSetAttr attr) => Call<FuseAttr>(async () =>
+    {
+        var request = new SetAttrRequest { Ino = ino, Valid = (uint)(attr.Valid & ~(FuseSetAttrValid.Fh | FuseSetAttrValid.LockOwner)) };
+        if (attr.Has(FuseSetAttrValid.Mode)) request.Mode = attr.Mode;
+        if (attr.Has(FuseSetAttrValid.Uid)) request.Uid = attr.Uid;
+        if (attr.Has(FuseSetAttrValid.Gid)) request.Gid = attr.Gid;
+        if (attr.Has(FuseSetAttrValid.Atime)) request.AtimeNs = Attributes.ToNanoseconds(attr.Atime);
+        if (attr.Has(FuseSetAttrValid.Mtime)) request.MtimeNs = Attributes.ToNanoseconds(attr.Mtime);
+        if (attr.Has(FuseSetAttrValid.Ctime)) request.CtimeNs = Attributes.ToNanoseconds(attr.Ctime);
+        if (attr.Has(FuseSetAttrValid.Size))
+        {
+            request.Size = attr.Size;
+            if (_open.Find(ino) is { } open)
+            {
+                // The open handle truncates through the metadata server and keeps its buffers consistent.
+                await open.File.TruncateAsync((long)attr.Size, ctx.CancellationToken);
+                request.Valid &= ~(uint)FuseSetAttrValid.Size;
+                if (request.Valid == 0)
+                {
+                    var now = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
+                    return now.Errno != 0 ? new FuseError(now.Errno) : Attr(now.Attr);
+                }
+            }
+        }
+        var reply = await _ns.SetAttrAsync(request, cancellationToken: ctx.CancellationToken);
+        return reply.Errno != 0 ? new FuseError(reply.Errno) : Attr(reply.Attr);
+    }, "setattr");
+
+    public ValueTask<FuseResult<string>> ReadLinkAsync(FuseRequestContext ctx, ulong ino) => Call<string>(async () =>
+    {
+        var reply = await _ns.ReadLinkAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
+        return reply.Errno != 0 ? new FuseError(reply.Errno) : reply.Target.ToStringUtf8();
+    }, "readlink");
+
+    public ValueTask<FuseResult<FuseEntry>> SymlinkAsync(FuseRequestContext ctx, ulong parent, string name, string target) =>
+        CreateNode(ctx, parent, name, InodeType.Symlink, 0x1ff, 0, target);
+
+    public ValueTask<FuseResult<FuseEntry>> MkNodAsync(FuseRequestContext ctx, ulong parent, string name, uint mode, uint rdev) =>
+        CreateNode(ctx, parent, name, Attributes.TypeOf(mode), mode & 0xfff, rdev, null);
+
+    public ValueTask<FuseResult<FuseEntry>> MkDirAsync(FuseRequestContext ctx, ulong parent, string name, uint mode) =>
+        CreateNode(ctx, parent, name, InodeType.Directory, mode & 0xfff, 0, null);
+
+    private ValueTask<FuseResult<FuseEntry>> CreateNode(FuseRequestContext ctx, ulong parent, string name, InodeType type, uint mode, uint rdev, string? target) => Call(async () =>
+    {
+        if (options.ReadOnly) return new FuseError(LinuxErrno.EROFS);
+        var request = new CreateNodeRequest
+        {
+            Parent = parent, Name = Name(name), Type = type, Mode = mode, Uid = ctx.Uid, Gid = ctx.Gid, Rdev = rdev, Exclusive = true,
+        };
+        if (target is not null) request.SymlinkTarget = ByteString.CopyFromUtf8(target);
+        return EntryOrError(await _ns.CreateNodeAsync(request, cancellationToken: ctx.CancellationToken), Entry);
+    }, "create");
+
+    public ValueTask<int> UnlinkAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
+        (await _ns.UnlinkAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno, "unlink");
+
+    public ValueTask<int> RmDirAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
+        (await _ns.RemoveDirectoryAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno, "rmdir");
+
+    public ValueTask<int> RenameAsync(FuseRequestContext ctx, ulong parent, string name, ulong newParent, string newName, uint flags) => Call(async () =>
+    {
+        if ((flags & ~3u) != 0) return LinuxErrno.EINVAL;   // RENAME_WHITEOUT is for overlayfs only
+        return (await _ns.RenameAsync(new RenameRequest { Parent = parent, Name = Name(name), NewParent = newParent, NewName = Name(newName), Flags = flags },
+            cancellationToken: ctx.CancellationToken)).Errno;
+    }, "rename");
+
+    public ValueTask<FuseResult<FuseEntry>> LinkAsync(FuseRequestContext ctx, ulong ino, ulong newParent, string newName) => Call(async () =>
+        EntryOrError(await _ns.LinkAsync(new LinkRequest { Ino = ino, NewParent = newParent, NewName = Name(newName) }, cancellationToken: ctx.CancellationToken), Entry), "link");
+
+    public ValueTask<FuseResult<FuseStatFs>> StatFsAsync(FuseRequestContext ctx, ulong ino) => Call<FuseStatFs>(async () =>
+    {
+        var s = await _ns.StatFsAsync(new StatFsRequest(), cancellationToken: ctx.CancellationToken);
+        if (s.Errno != 0) return new FuseError(s.Errno);
+        var bsize = s.BlockSize == 0 ? 4096u : s.BlockSize;
+        return new FuseStatFs(s.CapacityBytes / bsize, s.FreeBytes / bsize, s.FreeBytes / bsize, s.Inodes + s.FreeInodes, s.FreeInodes, bsize, s.MaxNameLength == 0 ? 255 : s.MaxNameLength);
+    }, "statfs");
+
+    public ValueTask<int> AccessAsync(FuseRequestContext ctx, ulong ino, int mask) => ValueTask.FromResult(0);   // the kernel checks (default_permissions)
+
+    public void Forget(ulong ino) => _open.Forget(ino);
+
+    // ---- extended attributes ----
+
+    public ValueTask<int> SetXattrAsync(FuseRequestContext ctx, ulong ino, string name, ReadOnlyMemory<byte> value, int flags) => Call(async () =>
+        (await _ns.SetXattrAsync(new SetXattrRequest { Ino = ino, Name = Name(name), Value = ByteString.CopyFrom(value.Span), Flags = (uint)flags },
+            cancellationToken: ctx.CancellationToken)).Errno, "setxattr");
+
+    public ValueTask<FuseResult<ReadOnlyMemory<byte>>> GetXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call<ReadOnlyMemory<byte>>(async () =>
+    {
+        var reply = await _ns.GetXattrAsync(new GetXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
+        return reply.Errno != 0 ? new FuseError(reply.Errno) : reply.Value.Memory;
+    }, "getxattr");
+
+    public ValueTask<FuseResult<IReadOnlyList<string>>> ListXattrAsync(FuseRequestContext ctx, ulong ino) => Call<IReadOnlyList<string>>(async () =>
+    {
+        var reply = await _ns.ListXattrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
+        return reply.Errno != 0 ? new FuseError(reply.Errno) : reply.Names.Select(n => n.ToStringUtf8()).ToList();
+    }, "listxattr");
+
+    public ValueTask<int> RemoveXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call(async () =>
+        (await _ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno, "removexattr");
+}

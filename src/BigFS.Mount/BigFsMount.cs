@@ -1,0 +1,93 @@
+using BigFS.Client;
+using BigFS.Fuse;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace BigFS.Mount;
+
+/// <summary>
+/// A live BigFS mount: a cluster client, a metadata session and a FUSE session serving the
+/// kernel. Stopping flushes every open file's dirty data, then unmounts.
+/// </summary>
+public sealed class BigFsMount : IAsyncDisposable
+{
+    private readonly BigFsClient _client;
+    private readonly MountSession _session;
+    private readonly BigFsFileSystem _fs;
+    private readonly FuseMount _fuse;
+    private readonly ILogger _logger;
+    private int _stopped;
+
+    private BigFsMount(BigFsClient client, MountSession session, BigFsFileSystem fs, FuseMount fuse, ILogger logger)
+    {
+        _client = client;
+        _session = session;
+        _fs = fs;
+        _fuse = fuse;
+        _logger = logger;
+    }
+
+    public string MountPoint => _fuse.MountPoint;
+
+    /// <summary>Completes when the kernel ends the session (an unmount, from us or from `umount`).</summary>
+    public Task Completion => _fuse.Completion;
+
+    public static async Task<BigFsMount> StartAsync(BigFsMountOptions options, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
+    {
+        loggerFactory ??= NullLoggerFactory.Instance;
+        var logger = loggerFactory.CreateLogger("BigFS.Mount");
+        if (string.IsNullOrEmpty(options.MountPoint))
+            throw new ArgumentException("a mount point is required", nameof(options));
+        var client = await BigFsClient.ConnectAsync(options.MetadataAddress, options.ToClientOptions(), loggerFactory, ct);
+        MountSession? session = null;
+        try
+        {
+            session = await MountSession.OpenAsync(client.Namespace, Path.GetFullPath(options.MountPoint), logger, ct);
+            var fs = new BigFsFileSystem(client, session, options, logger);
+            var fuse = await FuseMount.MountAsync(Path.GetFullPath(options.MountPoint), fs, new FuseMountOptions
+            {
+                FsName = "bigfs:" + options.MetadataAddress.Replace("http://", ""),
+                Subtype = "bigfs",
+                AllowOther = options.AllowOther,
+                DefaultPermissions = true,
+                ReadOnly = options.ReadOnly,
+                EntryTimeout = options.EntryTimeout,
+                AttrTimeout = options.AttrTimeout,
+                // Locks are left to the kernel: exclusive among processes on this mount.
+                PosixLocks = false,
+                FlockLocks = false,
+            }, loggerFactory, ct);
+            logger.LogInformation("Mounted BigFS at {MountPoint} (metadata server {Meta}, session {Session})", options.MountPoint, options.MetadataAddress, session.Id);
+            return new BigFsMount(client, session, fs, fuse, logger);
+        }
+        catch
+        {
+            if (session is not null) await session.DisposeAsync();
+            await client.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Flushes dirty data of every open file, then unmounts and ends the session.</summary>
+    public async Task StopAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+            return;
+        foreach (var open in _fs.OpenFiles.All())
+        {
+            try
+            {
+                await open.File.FlushAsync();
+            }
+            catch (Exception e) when (e is BigFsException or Grpc.Core.RpcException)
+            {
+                _logger.LogError("Inode {Ino}: dirty data could not be committed before unmount: {Reason}", open.File.Ino, e.Message);
+            }
+        }
+        await _fuse.UnmountAsync();
+        await _session.DisposeAsync();
+        await _client.DisposeAsync();
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync();
+}

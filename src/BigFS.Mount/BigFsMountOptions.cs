@@ -1,0 +1,26 @@
+using BigFS.Client;
+
+namespace BigFS.Mount;
+
+public sealed class BigFsMountOptions
+{
+    public string MetadataAddress { get; set; } = "http://127.0.0.1:9000";
+    public string MountPoint { get; set; } = "";
+    /// <summary>How long the kernel trusts attributes and names (close-to-open holds regardless).</summary>
+    public TimeSpan AttrTimeout { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan EntryTimeout { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>Let users other than the mounting one in (permissions still checked by the kernel).</summary>
+    public bool AllowOther { get; set; } = true;
+    public bool ReadOnly { get; set; }
+    /// <summary>Bounds the daemon's memory: dirty data waiting for upload, and cached chunk blocks.</summary>
+    public long WriteBufferBytes { get; set; } = 128L * 1024 * 1024;
+    public long ChunkCacheBytes { get; set; } = 128L * 1024 * 1024;
+    public int MaxInFlightChunkUploads { get; set; } = 4;
+
+    internal BigFsClientOptions ToClientOptions() => new()
+    {
+        WriteBufferBytes = WriteBufferBytes,
+        ChunkCacheBytes = ChunkCacheBytes,
+        MaxInFlightChunkUploads = MaxInFlightChunkUploads,
+    };
+}

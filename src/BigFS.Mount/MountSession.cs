@@ -1,0 +1,79 @@
+using BigFS.Protocol;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Mount;
+
+/// <summary>
+/// This mount's session with the metadata server. Files unlinked while open here are kept
+/// while the session lives, so the lease is renewed well before it runs out.
+/// </summary>
+internal sealed class MountSession : IAsyncDisposable
+{
+    private readonly Namespace.NamespaceClient _ns;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _renewal = Task.CompletedTask;
+
+    public string Id { get; private set; } = "";
+
+    private MountSession(Namespace.NamespaceClient ns, ILogger logger)
+    {
+        _ns = ns;
+        _logger = logger;
+    }
+
+    public static async Task<MountSession> OpenAsync(Namespace.NamespaceClient ns, string mountPoint, ILogger logger, CancellationToken ct)
+    {
+        var session = new MountSession(ns, logger);
+        var reply = await ns.OpenSessionAsync(new OpenSessionRequest { ClientName = Environment.MachineName, MountPoint = mountPoint }, cancellationToken: ct);
+        if (reply.Errno != 0)
+            throw new InvalidOperationException($"the metadata server refused a session (errno {reply.Errno})");
+        session.Id = reply.SessionId;
+        var every = TimeSpan.FromMilliseconds(Math.Max(500, reply.LeaseMs / 3));
+        session._renewal = session.RenewLoop(mountPoint, every);
+        return session;
+    }
+
+    private async Task RenewLoop(string mountPoint, TimeSpan every)
+    {
+        using var timer = new PeriodicTimer(every);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token))
+            {
+                try
+                {
+                    var reply = await _ns.RenewSessionAsync(new SessionRequest { SessionId = Id }, deadline: DateTime.UtcNow + every, cancellationToken: _stop.Token);
+                    if (reply.Errno != 0)
+                    {
+                        // Expired (e.g. the server was unreachable for a whole lease): start a new one.
+                        var fresh = await _ns.OpenSessionAsync(new OpenSessionRequest { ClientName = Environment.MachineName, MountPoint = mountPoint }, cancellationToken: _stop.Token);
+                        _logger.LogWarning("Session {Old} expired; continuing as {New}", Id, fresh.SessionId);
+                        Id = fresh.SessionId;
+                    }
+                }
+                catch (RpcException e) when (!_stop.IsCancellationRequested)
+                {
+                    _logger.LogWarning("Session renewal failed: {Status}", e.StatusCode);
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        await _renewal;
+        try
+        {
+            await _ns.CloseSessionAsync(new SessionRequest { SessionId = Id }, deadline: DateTime.UtcNow.AddSeconds(5));
+        }
+        catch (RpcException e)
+        {
+            _logger.LogWarning("Closing session {Id} failed ({Status}); it will expire", Id, e.StatusCode);
+        }
+        _stop.Dispose();
+    }
+}

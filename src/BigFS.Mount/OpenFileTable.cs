@@ -1,0 +1,80 @@
+using BigFS.Client;
+
+namespace BigFS.Mount;
+
+/// <summary>
+/// One data handle per open inode, shared by every open file descriptor of it on this mount,
+/// so reads through one descriptor see writes through another before they are committed.
+/// </summary>
+internal sealed class OpenFileTable
+{
+    private readonly Dictionary<ulong, OpenFile> _files = new();
+    private readonly Dictionary<ulong, ulong> _cachedVersions = new();
+    private ulong _nextHandle;
+
+    public sealed class OpenFile(BigFsFile file)
+    {
+        public BigFsFile File { get; } = file;
+        public int Handles { get; set; }
+    }
+
+    /// <returns>The shared file, a new handle id, and whether the kernel's page cache of it is still valid.</returns>
+    public (OpenFile File, ulong Fh, bool KeepCache) Open(ulong ino, ulong version, Func<BigFsFile> create)
+    {
+        lock (_files)
+        {
+            if (!_files.TryGetValue(ino, out var open))
+                _files[ino] = open = new OpenFile(create());
+            open.Handles++;
+            // Close-to-open: cached pages survive an open only while the data version is unchanged.
+            var keep = _cachedVersions.TryGetValue(ino, out var cached) && cached == version;
+            if (open.Handles > 1)
+                keep = true;   // other descriptors are open here: our own handle is the freshest view
+            else if (!keep)
+                open.File.InvalidateCache();
+            if (_cachedVersions.Count > 200_000)
+                _cachedVersions.Clear();
+            _cachedVersions[ino] = version;
+            return (open, ++_nextHandle, keep);
+        }
+    }
+
+    public OpenFile? Find(ulong ino)
+    {
+        lock (_files)
+            return _files.GetValueOrDefault(ino);
+    }
+
+    /// <summary>Drops one handle; returns the file when it was the last one (the caller disposes it).</summary>
+    public OpenFile? Release(ulong ino)
+    {
+        lock (_files)
+        {
+            if (!_files.TryGetValue(ino, out var open))
+                return null;
+            if (--open.Handles > 0)
+                return null;
+            _files.Remove(ino);
+            return open;
+        }
+    }
+
+    /// <summary>Our own commits changed the version: our page cache is still right.</summary>
+    public void NoteVersion(ulong ino, ulong version)
+    {
+        lock (_files)
+            _cachedVersions[ino] = version;
+    }
+
+    public void Forget(ulong ino)
+    {
+        lock (_files)
+            _cachedVersions.Remove(ino);
+    }
+
+    public List<OpenFile> All()
+    {
+        lock (_files)
+            return [.. _files.Values];
+    }
+}

@@ -1,0 +1,63 @@
+using static BigFS.Testing.Shell;
+
+namespace BigFS.Mount.Tests;
+
+/// <summary>Two mounts of one cluster, and failures: a storage node or the mount daemon dying.</summary>
+public class MultiMountAndFailureTests
+{
+    [Fact]
+    public async Task CloseToOpenBetweenTwoMountsAndRenamesSeenAfterTheCacheTimeout()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var data = FileHelpers.RandomBytes(5 << 20, seed: 21);
+        await File.WriteAllBytesAsync($"{a}/shared.bin", data);   // closed on A …
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{b}/shared.bin")));  // … complete on B's next open
+
+        // Rewritten on A: B's next open sees the new contents (not its page cache).
+        var data2 = FileHelpers.RandomBytes(5 << 20, seed: 22);
+        await File.WriteAllBytesAsync($"{a}/shared.bin", data2);
+        await Poll.UntilAsync(() => FileHelpers.Sha256(File.ReadAllBytes($"{b}/shared.bin")) == FileHelpers.Sha256(data2),
+            TimeSpan.FromSeconds(5), "B to see A's new contents");
+
+        File.Move($"{a}/shared.bin", $"{a}/renamed.bin");
+        await Poll.UntilAsync(() => File.Exists($"{b}/renamed.bin") && !File.Exists($"{b}/shared.bin"), TimeSpan.FromSeconds(5), "the rename on B");
+    }
+
+    [Fact]
+    public async Task AStorageNodeKilledDuringA256MiBWriteThroughTheMount()
+    {
+        await using var m = await MountedCluster.StartAsync(nodes: 4);
+        var local = Path.Combine(m.Cluster.Root, "src.bin");
+        await RunAsync($"head -c {256 << 20} /dev/urandom > {Quote(local)}");
+        var expected = (await RunAsync($"sha256sum < {Quote(local)}")).Split(' ')[0];
+
+        var copy = RunAsync($"dd if={Quote(local)} of={Quote(m.MountPoint)}/big.bin bs=1M conv=fsync status=none", timeout: TimeSpan.FromMinutes(5));
+        await Poll.UntilAsync(() => File.Exists($"{m.MountPoint}/big.bin") && new FileInfo($"{m.MountPoint}/big.bin").Length >= 0,
+            TimeSpan.FromSeconds(30), "the write to start");
+        await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).ChunksTotal >= 4, TimeSpan.FromSeconds(60), "chunks being uploaded");
+        await m.Cluster.Nodes[2]!.KillAsync();
+        await copy;
+
+        await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
+        Assert.Equal(expected, (await RunAsync($"sha256sum < {Quote(m.MountPoint)}/big.bin", timeout: TimeSpan.FromMinutes(3))).Split(' ')[0]);
+    }
+
+    [Fact]
+    public async Task AKilledMountDaemonIsRemountedOverTheStaleMountWithFsyncedFilesIntact()
+    {
+        await using var m = await MountedCluster.StartAsync();
+        var mount = m.Mounts[0];
+        var data = FileHelpers.RandomBytes(9 << 20, seed: 23);
+        await File.WriteAllBytesAsync($"{mount.MountPoint}/durable.bin", data);
+        await RunAsync($"mkdir {Quote(mount.MountPoint)}/dir && echo hi > {Quote(mount.MountPoint)}/dir/small && sync {Quote(mount.MountPoint)}/dir/small");
+
+        await mount.KillAsync();
+        var stale = await TryRunAsync($"ls {Quote(mount.MountPoint)}");
+        Assert.Contains("Transport endpoint is not connected", stale.Stderr);
+
+        await mount.RestartAsync();
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{mount.MountPoint}/durable.bin")));
+        Assert.Equal("hi\n", await File.ReadAllTextAsync($"{mount.MountPoint}/dir/small"));
+    }
+}

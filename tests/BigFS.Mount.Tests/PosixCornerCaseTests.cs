@@ -1,0 +1,207 @@
+using System.Runtime.InteropServices;
+using static BigFS.Testing.Shell;
+
+namespace BigFS.Mount.Tests;
+
+/// <summary>POSIX corner cases through real syscalls and shell tools on one mount.</summary>
+public class PosixCornerCaseTests : IAsyncLifetime
+{
+    private MountedCluster _m = null!;
+    private string Mnt => _m.MountPoint;
+
+    public async Task InitializeAsync() => _m = await MountedCluster.StartAsync();
+
+    public async Task DisposeAsync() => await _m.DisposeAsync();
+
+    [Fact]
+    public async Task RenameOverAnOpenFileKeepsTheOpenHandleReadingTheOldData()
+    {
+        await File.WriteAllTextAsync($"{Mnt}/target", "old contents");
+        await using var open = new FileStream($"{Mnt}/target", FileMode.Open, FileAccess.Read);
+        await File.WriteAllTextAsync($"{Mnt}/new", "new contents");
+        File.Move($"{Mnt}/new", $"{Mnt}/target", overwrite: true);
+        using var reader = new StreamReader(open);
+        Assert.Equal("old contents", await reader.ReadToEndAsync());
+        Assert.Equal("new contents", await File.ReadAllTextAsync($"{Mnt}/target"));
+    }
+
+    [Fact]
+    public async Task UnlinkWhileOpenStaysReadableAndWritableUntilLastClose()
+    {
+        var data = FileHelpers.RandomBytes(6 << 20, seed: 11);
+        await File.WriteAllBytesAsync($"{Mnt}/ghost", data);
+        var before = await _m.Cluster.StatusAsync();
+        await using (var fs = new FileStream($"{Mnt}/ghost", FileMode.Open, FileAccess.ReadWrite))
+        {
+            File.Delete($"{Mnt}/ghost");
+            Assert.False(File.Exists($"{Mnt}/ghost"));
+            var back = new byte[data.Length];
+            await fs.ReadExactlyAsync(back);
+            Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(back));
+            fs.Position = data.Length;
+            await fs.WriteAsync("tail"u8.ToArray());
+            await fs.FlushAsync();
+            fs.Position = data.Length;
+            var tail = new byte[4];
+            await fs.ReadExactlyAsync(tail);
+            Assert.Equal("tail"u8.ToArray(), tail);
+        }
+        // After the last close its space is reclaimed.
+        await Poll.UntilAsync(async () => (await _m.Cluster.StatusAsync()).ChunksTotal == 0, TimeSpan.FromSeconds(60), "chunks of the unlinked file collected");
+        Assert.True(before.ChunksTotal > 0);
+    }
+
+    [Fact]
+    public async Task HardLinksAcrossDirectoriesShareDataAndCountLinks()
+    {
+        await RunAsync($"mkdir {Quote(Mnt)}/a {Quote(Mnt)}/b && echo shared > {Quote(Mnt)}/a/f && ln {Quote(Mnt)}/a/f {Quote(Mnt)}/b/g");
+        Assert.Equal("2", (await RunAsync($"stat -c %h {Quote(Mnt)}/a/f")).Trim());
+        Assert.Equal(await RunAsync($"stat -c %i {Quote(Mnt)}/a/f"), await RunAsync($"stat -c %i {Quote(Mnt)}/b/g"));
+        await RunAsync($"echo more >> {Quote(Mnt)}/b/g");
+        Assert.Equal("shared\nmore\n", await File.ReadAllTextAsync($"{Mnt}/a/f"));
+        await RunAsync($"rm {Quote(Mnt)}/a/f");
+        Assert.Equal("1", (await RunAsync($"stat -c %h {Quote(Mnt)}/b/g")).Trim());
+        Assert.Equal("shared\nmore\n", await File.ReadAllTextAsync($"{Mnt}/b/g"));
+    }
+
+    [Fact]
+    public async Task StickyDirectoryStopsOthersFromRemovingYourFiles()
+    {
+        await RunAsync($"mkdir {Quote(Mnt)}/tmp && chmod 1777 {Quote(Mnt)}/tmp");
+        await RunAsync($"setpriv --reuid=1001 --regid=1001 --clear-groups touch {Quote(Mnt)}/tmp/mine");
+        Assert.Equal("1001", (await RunAsync($"stat -c %u {Quote(Mnt)}/tmp/mine")).Trim());
+        var other = await TryRunAsync($"setpriv --reuid=1002 --regid=1002 --clear-groups rm -f {Quote(Mnt)}/tmp/mine");
+        Assert.NotEqual(0, other.ExitCode);
+        Assert.Contains("Operation not permitted", other.Stderr);
+        await RunAsync($"setpriv --reuid=1001 --regid=1001 --clear-groups rm {Quote(Mnt)}/tmp/mine");
+    }
+
+    [Fact]
+    public async Task ChmodAndChownAreEnforcedAndChownClearsSetuid()
+    {
+        await RunAsync($"echo secret > {Quote(Mnt)}/s && chmod 600 {Quote(Mnt)}/s");
+        var denied = await TryRunAsync($"setpriv --reuid=1001 --regid=1001 --clear-groups cat {Quote(Mnt)}/s");
+        Assert.Contains("Permission denied", denied.Stderr);
+        await RunAsync($"chown 1001:1001 {Quote(Mnt)}/s");
+        Assert.Equal("secret\n", await RunAsync($"setpriv --reuid=1001 --regid=1001 --clear-groups cat {Quote(Mnt)}/s"));
+
+        await RunAsync($"echo x > {Quote(Mnt)}/suid && chmod 6755 {Quote(Mnt)}/suid");
+        Assert.Equal("6755", (await RunAsync($"stat -c %a {Quote(Mnt)}/suid")).Trim());
+        await RunAsync($"chown 1001:1001 {Quote(Mnt)}/suid");
+        Assert.Equal("755", (await RunAsync($"stat -c %a {Quote(Mnt)}/suid")).Trim());
+    }
+
+    [Fact]
+    public async Task TruncateUpAndDownReadsZerosInTheGap()
+    {
+        await RunAsync($"printf 'abcdefghij' > {Quote(Mnt)}/t && truncate -s 4 {Quote(Mnt)}/t && truncate -s 10 {Quote(Mnt)}/t");
+        var bytes = await File.ReadAllBytesAsync($"{Mnt}/t");
+        Assert.Equal("abcd\0\0\0\0\0\0"u8.ToArray(), bytes);
+        await RunAsync($"truncate -s 0 {Quote(Mnt)}/t");
+        Assert.Empty(await File.ReadAllBytesAsync($"{Mnt}/t"));
+    }
+
+    [Fact]
+    public async Task SparseFilesHaveHolesFoundBySeekDataAndSeekHole()
+    {
+        await RunAsync($"dd if=/dev/urandom of={Quote(Mnt)}/sparse bs=1M count=1 seek=100 status=none conv=fsync");
+        Assert.Equal((101L << 20).ToString(), (await RunAsync($"stat -c %s {Quote(Mnt)}/sparse")).Trim());
+        var blocks = long.Parse((await RunAsync($"stat -c %b {Quote(Mnt)}/sparse")).Trim());
+        Assert.True(blocks * 512 < 10L << 20, $"a 101 MiB file with 1 MiB of data uses {blocks} blocks");
+        var fd = Native.Open($"{Mnt}/sparse", 0);
+        Assert.True(fd >= 0);
+        try
+        {
+            Assert.Equal(100L << 20, Native.Lseek(fd, 0, Native.SEEK_DATA));
+            Assert.Equal(0L, Native.Lseek(fd, 0, Native.SEEK_HOLE));
+            Assert.Equal(101L << 20, Native.Lseek(fd, 100L << 20, Native.SEEK_HOLE));
+        }
+        finally { Native.Close(fd); }
+        Assert.Equal("0", (await RunAsync($"head -c 104857600 {Quote(Mnt)}/sparse | tr -d '\\0' | wc -c")).Trim());
+    }
+
+    [Fact]
+    public async Task AppendFromTwoProcessesLosesNoLine()
+    {
+        var writer = $"for i in $(seq 1 500); do echo \"$1-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\" >> {Quote(Mnt)}/log; done";
+        await Task.WhenAll(RunAsync($"bash -c {Quote(writer)} _ a"), RunAsync($"bash -c {Quote(writer)} _ b"));
+        var lines = await File.ReadAllLinesAsync($"{Mnt}/log");
+        Assert.Equal(1000, lines.Length);
+        Assert.All(lines, l => Assert.Matches("^[ab]-[0-9]+-x{32}$", l));
+        Assert.Equal(500, lines.Count(l => l.StartsWith("a-")));
+    }
+
+    [Fact]
+    public async Task FifoXattrsAndDeviceNodes()
+    {
+        await RunAsync($"mkfifo {Quote(Mnt)}/pipe");
+        Assert.Equal("fifo", (await RunAsync($"stat -c %F {Quote(Mnt)}/pipe")).Trim());
+        var reader = RunAsync($"cat {Quote(Mnt)}/pipe");
+        await RunAsync($"echo through-the-pipe > {Quote(Mnt)}/pipe");
+        Assert.Equal("through-the-pipe\n", await reader);
+
+        await RunAsync($"mknod {Quote(Mnt)}/null c 1 3");
+        Assert.Equal("character special file 1 3", (await RunAsync($"stat -c '%F %t %T' {Quote(Mnt)}/null")).Trim());
+
+        await RunAsync($"touch {Quote(Mnt)}/x && setfattr -n user.color -v blue {Quote(Mnt)}/x && setfattr -n user.size -v 42 {Quote(Mnt)}/x");
+        Assert.Equal("blue", (await RunAsync($"getfattr --only-values -n user.color {Quote(Mnt)}/x")).Trim());
+        Assert.Contains("user.size", await RunAsync($"getfattr -d {Quote(Mnt)}/x"));
+        await RunAsync($"setfattr -x user.color {Quote(Mnt)}/x");
+        var missing = await TryRunAsync($"getfattr -n user.color {Quote(Mnt)}/x");
+        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Contains("No such attribute", missing.Stderr);
+    }
+
+    [Fact]
+    public async Task ADirectoryOfTenThousandEntriesIsListedCompletely()
+    {
+        await RunAsync($"mkdir {Quote(Mnt)}/many && cd {Quote(Mnt)}/many && seq 1 10000 | xargs touch", timeout: TimeSpan.FromMinutes(5));
+        Assert.Equal("10000", (await RunAsync($"ls -f {Quote(Mnt)}/many | grep -v '^\\.\\.\\?$' | wc -l")).Trim());
+        Assert.Equal(await RunAsync("seq 1 10000 | sort"), await RunAsync($"ls {Quote(Mnt)}/many | sort"));
+        await RunAsync($"rm -rf {Quote(Mnt)}/many", timeout: TimeSpan.FromMinutes(5));
+    }
+
+    [Fact]
+    public async Task StatfsReportsClusterCapacity()
+    {
+        var df = await RunAsync($"df -B1 --output=size,avail {Quote(Mnt)} | tail -1");
+        var parts = df.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(long.Parse).ToArray();
+        Assert.True(parts[0] > 0 && parts[1] > 0 && parts[1] <= parts[0]);
+    }
+
+    [Fact]
+    public async Task TimestampsWithNanosecondsAndTouchDashD()
+    {
+        await RunAsync($"touch -d '2001-02-03 04:05:06.123456789' {Quote(Mnt)}/ts");
+        Assert.Equal("2001-02-03 04:05:06.123456789", (await RunAsync($"TZ=UTC stat -c %y {Quote(Mnt)}/ts")).Trim()[..29]);
+        await RunAsync($"touch -a -d '1999-01-01 00:00:00' {Quote(Mnt)}/ts");
+        Assert.StartsWith("2001-02-03", (await RunAsync($"TZ=UTC stat -c %y {Quote(Mnt)}/ts")).Trim());
+    }
+
+    [Fact]
+    public async Task FlockLocksExcludeEachOtherAcrossProcesses()
+    {
+        await RunAsync($"touch {Quote(Mnt)}/lock");
+        var held = Path.Combine(_m.Cluster.Root, "held");
+        var holder = RunAsync($"flock {Quote(Mnt)}/lock -c 'touch {held}; sleep 2'");
+        await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "the lock holder");
+        var contended = await TryRunAsync($"flock -n {Quote(Mnt)}/lock -c true");
+        Assert.NotEqual(0, contended.ExitCode);
+        await holder;
+        await RunAsync($"flock -n {Quote(Mnt)}/lock -c true");
+    }
+}
+
+internal static class Native
+{
+    public const int SEEK_DATA = 3, SEEK_HOLE = 4;
+
+    [DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    public static extern int Open(string path, int flags);
+
+    [DllImport("libc", EntryPoint = "lseek", SetLastError = true)]
+    public static extern long Lseek(int fd, long offset, int whence);
+
+    [DllImport("libc", EntryPoint = "close")]
+    public static extern int Close(int fd);
+}
