@@ -31,8 +31,10 @@ mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
 ddtime() { dd "$@" bs=1M count=4096 2>&1 | awk '/copied/ { print $(NF-3) }'; } # seconds
 
 declare -A results
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for rep in $(seq "$REPS"); do
-  for impl in bigfs libfuse; do
+  order="bigfs libfuse"; [ $((rep % 2)) -eq 0 ] && order="libfuse bigfs" # alternate who goes first
+  for impl in $order; do
     mp="$work/mnt-$impl"
     pid=$(start $impl "$mp")
     results[$impl,read1]+="$(mbps $((4096 << 20)) "$(ddtime if="$mp" of=/dev/null)") "
@@ -48,14 +50,18 @@ for rep in $(seq "$REPS"); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-echo "| figure | BigFS.Fuse (C#) | libfuse3 null.c | ratio |"
-echo "|---|---:|---:|---:|"
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+ratios() { paste -d' ' <(echo "$1" | tr ' ' '\n' | grep -v '^$') <(echo "$2" | tr ' ' '\n' | grep -v '^$') | awk '{ printf "%.3f ", $1 / $2 }'; }
+echo "machine: $(nproc) vCPU, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg), $REPS interleaved repetitions"
+echo
+echo "| figure | BigFS.Fuse (C#), median | libfuse3 null.c, median | ratio of medians | median of per-repetition ratios |"
+echo "|---|---:|---:|---:|---:|"
 for k in read1:"dd read 4 GiB, 1 MiB blocks, 1 reader (MB/s)" read2:"dd read 4 GiB ×2 parallel readers, aggregate (MB/s)" \
          write1:"dd write 4 GiB, 1 MiB blocks (MB/s)" open:"open+close (/s)" stat:"stat (/s)"; do
   key=${k%%:*}; label=${k#*:}
   a=$(echo "${results[bigfs,$key]}" | median); b=$(echo "${results[libfuse,$key]}" | median)
-  echo "| $label | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }') |"
+  r=$(ratios "${results[bigfs,$key]}" "${results[libfuse,$key]}" | median)
+  echo "| $label | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }') | $(printf '%.2f' "$r") |"
 done
 echo
 echo "BigFS.Fuse daemon peak RSS (VmHWM) per run, KiB: ${results[bigfs,rss]}"

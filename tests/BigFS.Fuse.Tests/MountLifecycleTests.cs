@@ -132,6 +132,9 @@ public class MountLifecycleTests
     {
         public volatile string Content = "version-1";
         public volatile bool NamePresent = true;
+        public IFuseNotifier? Notifier;
+
+        public void Init(FuseConnectionInfo connection) => Notifier = connection.Notifier;
 
         private static FuseAttr FileAttr(int size) => new() { Ino = 2, Mode = ModeBits.S_IFREG | 0x1A4, Nlink = 1, Size = (ulong)size };
 
@@ -168,7 +171,7 @@ public class MountLifecycleTests
 
         fs.NamePresent = false;
         Assert.True(File.Exists(m["file"])); // cached dentry
-        Assert.Equal(0, m.Mount.InvalidateEntry(1, "file"));
+        Assert.Equal(0, fs.Notifier!.InvalidateEntry(1, "file")); // the filesystem's own handle, from Init
         Assert.False(File.Exists(m["file"]));
     }
 

@@ -12,7 +12,7 @@ namespace BigFS.Fuse.Session;
 /// request is dispatched inline; handlers that go asynchronous reply later from their own thread
 /// while the reader goes back to read(2) with a fresh buffer. Ends when read(2) reports ENODEV.
 /// </summary>
-internal sealed class FuseSession : IDisposable
+internal sealed class FuseSession : IFuseNotifier, IDisposable
 {
     private static readonly int MaxHeaders = 64 * 1024; // in_header + write_in + slack, and PayloadOffset
     private readonly FuseChannel _channel;
@@ -112,7 +112,7 @@ internal sealed class FuseSession : IDisposable
                     continue;
                 }
                 _dispatcher.Flags = result.Flags;
-                var info = new FuseConnectionInfo(FuseInitNegotiation.KernelMajor, result.Reply.Minor, result.MaxWrite, result.MaxReadahead, result.Flags);
+                var info = new FuseConnectionInfo(FuseInitNegotiation.KernelMajor, result.Reply.Minor, result.MaxWrite, result.MaxReadahead, result.Flags, this);
                 _fs.Init(info);
                 int err = req.ReplyStruct(result.Reply);
                 if (err != 0) { Fail(new IOException($"INIT reply failed: {LibC.StrError(err)}")); return false; }
@@ -217,7 +217,7 @@ internal sealed class FuseSession : IDisposable
     }
 
     /// <summary>FUSE_NOTIFY_INVAL_INODE: drop cached data of [offset, offset+length) (length 0 = to EOF; offset −1 = attributes only).</summary>
-    public int InvalidateInode(ulong ino, long offset, long length)
+    public int InvalidateInode(ulong ino, long offset = 0, long length = 0)
     {
         Span<byte> message = stackalloc byte[FuseReplyEncoder.OutHeaderSize + Marshal.SizeOf<FuseNotifyInvalInodeOut>()];
         FuseReplyEncoder.EncodeNotifyHeader(message, FuseNotifyCode.InvalInode, Marshal.SizeOf<FuseNotifyInvalInodeOut>());
