@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 namespace BigFS.Fuse.Session;
 
 /// <summary>
-/// Serves one FUSE connection: answers INIT, then runs several reader threads on the fd. Each
+/// Serves one FUSE connection: answers INIT, then runs reader threads (added on demand) on the fd. Each
 /// request is dispatched inline; handlers that go asynchronous reply later from their own thread
 /// while the reader goes back to read(2) with a fresh buffer. Ends when read(2) reports ENODEV.
 /// </summary>
@@ -26,6 +26,7 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<Thread> _threads = [];
     private int _runningReaders;
+    private int _idleReaders;
     private int _stopping;
     private Exception? _failure;
 
@@ -63,11 +64,6 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
         try
         {
             if (!HandleInit()) return;
-            for (int i = 1; i < _options.ReaderThreads; i++)
-            {
-                Interlocked.Increment(ref _runningReaders);
-                StartThread(() => { try { ServeLoop(); } finally { ReaderEnded(); } }, i);
-            }
             ServeLoop();
         }
         finally
@@ -136,7 +132,9 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
         while (Volatile.Read(ref _stopping) == 0)
         {
             req ??= _pool.Rent();
+            Interlocked.Increment(ref _idleReaders);
             int n = _channel.Read(req.Buffer);
+            if (Interlocked.Decrement(ref _idleReaders) == 0 && n > 0) MaybeAddReader();
             if (n < 0)
             {
                 int errno = -n;
@@ -154,6 +152,23 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
             if (!Process(req)) req = null;
         }
         if (req is not null) _pool.Return(req);
+    }
+
+    /// <summary>
+    /// Readers grow on demand, like libfuse's worker pool: when the last idle reader takes a
+    /// request, another one starts (up to ReaderThreads), so a sequential workload keeps reusing
+    /// one or two cache-warm threads while a parallel one gets as many as it needs.
+    /// </summary>
+    private void MaybeAddReader()
+    {
+        int running;
+        do
+        {
+            running = Volatile.Read(ref _runningReaders);
+            if (running >= _options.ReaderThreads || running == 0 || Volatile.Read(ref _stopping) != 0) return;
+        }
+        while (Interlocked.CompareExchange(ref _runningReaders, running + 1, running) != running);
+        StartThread(() => { try { ServeLoop(); } finally { ReaderEnded(); } }, running);
     }
 
     /// <summary>Handles a request; true when it finished synchronously and the caller may reuse it.</summary>
