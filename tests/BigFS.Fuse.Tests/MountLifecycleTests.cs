@@ -111,6 +111,25 @@ public class MountLifecycleTests
         Assert.Equal(1u << 20, m.Mount.Connection.MaxWrite);
     }
 
+    private sealed class FailingInitFs : IFuseFileSystem
+    {
+        public void Init(FuseConnectionInfo connection) => throw new InvalidOperationException("cannot start");
+    }
+
+    [Fact]
+    public async Task Failed_init_fails_the_mount_and_leaves_nothing_mounted()
+    {
+        Prerequisites.Require();
+        var path = TestMount.NewMountPoint();
+        try
+        {
+            var e = await Assert.ThrowsAsync<IOException>(() => FuseMount.MountAsync(path, new FailingInitFs()));
+            Assert.Contains("cannot start", e.Message);
+            Assert.False(MountInfo.IsMounted(path));
+        }
+        finally { Directory.Delete(path); }
+    }
+
     /// <summary>Implements only the root's attributes: everything else must come back ENOSYS.</summary>
     private sealed class RootOnlyFs : IFuseFileSystem
     {

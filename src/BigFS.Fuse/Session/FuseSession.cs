@@ -24,7 +24,6 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
     private readonly ConcurrentDictionary<ulong, FuseRequest> _inFlight = new();
     private readonly TaskCompletionSource<FuseConnectionInfo> _initialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly List<Thread> _threads = [];
     private int _runningReaders;
     private int _idleReaders;
     private int _stopping;
@@ -55,7 +54,6 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
     private void StartThread(Action body, int index)
     {
         var thread = new Thread(() => body()) { IsBackground = true, Name = $"fuse-reader-{index}" };
-        lock (_threads) _threads.Add(thread);
         thread.Start();
     }
 
@@ -109,7 +107,16 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
                 }
                 _dispatcher.Flags = result.Flags;
                 var info = new FuseConnectionInfo(FuseInitNegotiation.KernelMajor, result.Reply.Minor, result.MaxWrite, result.MaxReadahead, result.Flags, this);
-                _fs.Init(info);
+                try
+                {
+                    _fs.Init(info);
+                }
+                catch (Exception e)
+                {
+                    req.ReplyError(LinuxErrno.EIO);
+                    Fail(new IOException($"filesystem Init failed: {e.Message}", e));
+                    return false;
+                }
                 int err = req.ReplyStruct(result.Reply);
                 if (err != 0) { Fail(new IOException($"INIT reply failed: {LibC.StrError(err)}")); return false; }
                 _logger.LogInformation("FUSE connection up: kernel 7.{KernelMinor}, using 7.{Minor}, max_write {MaxWrite}, flags {Flags}",
