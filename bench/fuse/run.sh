@@ -44,9 +44,11 @@ for rep in $(seq "$REPS"); do
     pid=$(start $impl "$mp")
     results[$impl,read1]+="$(mbps $((4096 << 20)) "$(ddtime if="$mp" of=/dev/null)") "
     t0=$(date +%s.%N)
-    dd if="$mp" of=/dev/null bs=1M count=4096 status=none & dd if="$mp" of=/dev/null bs=1M count=4096 status=none & wait %2 %3 2>/dev/null || wait
+    dd if="$mp" of=/dev/null bs=1M count=4096 status=none & r1=$!
+    dd if="$mp" of=/dev/null bs=1M count=4096 status=none & r2=$!
+    wait $r1 $r2
     t1=$(date +%s.%N)
-    results[$impl,read2]+="$(mbps $((8192 << 20)) "$(echo "$t1 - $t0" | bc -l)") "
+    results[$impl,read2]+="$(mbps $((8192 << 20)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')") "
     results[$impl,write1]+="$(mbps $((4096 << 20)) "$(ddtime if=/dev/zero of="$mp" conv=notrunc)") "
     results[$impl,open]+="$("$work/rates" open "$mp" 100000) "
     results[$impl,stat]+="$("$work/rates" stat "$mp" 1000000) "
