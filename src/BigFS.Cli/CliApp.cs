@@ -57,6 +57,12 @@ public static class CliApp
         {
             return 130;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or BigFS.Client.BigFsException or InvalidOperationException)
+        {
+            // Expected failures (port in use, data dir locked or unwritable, cluster unreachable): one line, no stack trace.
+            Console.Error.WriteLine($"bigfs {args[0]}: {e.Message.Split('\n')[0].Trim()}");
+            return 1;
+        }
     }
 
     public static string Version =>
