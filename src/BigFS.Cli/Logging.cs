@@ -10,6 +10,9 @@ public static class Logging
         builder.SetMinimumLevel(level);
         builder.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.AddFilter("Grpc", LogLevel.Warning);
+        // The host logs a start failure with its stack trace; the daemon reports it in one line.
+        builder.AddFilter("Microsoft.Extensions.Hosting", LogLevel.Critical);
+        builder.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
         builder.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
