@@ -4,7 +4,7 @@ namespace BigFS.Cli;
 
 public static class Logging
 {
-    /// <summary>One line per message on stderr; systemd's journal adds its own timestamps.</summary>
+    /// <summary>One line per message on stderr.</summary>
     public static ILoggerFactory Create(LogLevel level) => LoggerFactory.Create(builder =>
     {
         builder.SetMinimumLevel(level);
@@ -16,7 +16,8 @@ public static class Logging
         builder.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
+            // Under systemd (stderr is the journal) the journal timestamps each line itself.
+            o.TimestampFormat = Environment.GetEnvironmentVariable("JOURNAL_STREAM") is null ? "HH:mm:ss.fff " : null;
             o.UseUtcTimestamp = true;
         });
         builder.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
