@@ -115,6 +115,22 @@ public sealed class DebianPackageTests(PackageFixture package) : IClassFixture<P
     }
 
     [Fact]
+    public async Task Bad_configuration_fails_the_unit_with_one_journal_line_and_no_restart_loop()
+    {
+        await InstallAsync();
+        await File.WriteAllTextAsync(Path.Combine(_root, "etc/bigfs/meta.json"), """{ "listen": "127.0.0.1:9000", "goal": 2, "min_copies_before_ack": 3 }""");
+        await using var container = await BootedContainer.BootAsync(_root);
+        var start = await container.ExecAsync("systemctl start bigfs-meta.service");
+        Assert.NotEqual(0, start.ExitCode);
+        var show = await container.RunAsync("systemctl show -p Result -p ExecMainStatus -p NRestarts bigfs-meta.service");
+        Assert.Contains("ExecMainStatus=2", show);
+        Assert.Contains("NRestarts=0", show);
+        var journal = await container.RunAsync("journalctl --no-pager -o cat -u bigfs-meta.service _PID=$(systemctl show -p ExecMainPID --value bigfs-meta.service)");
+        var line = Assert.Single(journal.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal("bigfs meta: configuration error: min_copies_before_ack: 3 is more than goal (2)", line.Trim());
+    }
+
+    [Fact]
     public async Task Remove_keeps_data_and_config_purge_removes_config_only()
     {
         await InstallAsync();
