@@ -20,10 +20,11 @@ public sealed class BootedContainer : IAsyncDisposable
 
     public int Pid1 { get; }
 
-    public static async Task<BootedContainer> BootAsync(string root)
+    /// <param name="extraArguments">More systemd-nspawn options, e.g. --bind=/dev/fuse for a mount.</param>
+    public static async Task<BootedContainer> BootAsync(string root, params string[] extraArguments)
     {
         var nspawn = DaemonProcess.Start("systemd-nspawn",
-            ["--register=no", "--keep-unit", "--private-network", "--console=pipe", "-q", "-D", root, "--boot"]);
+            ["--register=no", "--keep-unit", "--private-network", "--console=pipe", "-q", "-D", root, .. extraArguments, "--boot"]);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         int? pid1 = null;
         while (pid1 is null)

@@ -46,8 +46,10 @@ public sealed class UnitStartedClusterTests : IAsyncLifetime
         var metaPort = UnitLauncher.FreeLoopbackPort();
         var metaAddress = $"127.0.0.1:{metaPort}";
         var meta = await StartAsync("bigfs-meta.service", null, new() { ["BIGFS_LISTEN"] = metaAddress });
-        // READY=1 only once serving: the port answers right away, no retry.
+        // READY=1 only once serving: the port answers and an RPC succeeds right away, no retry.
         await AssertAcceptsConnectionAsync(metaPort);
+        var first = await DaemonProcess.RunAsync(RepoPaths.BigfsExecutable, ["status", "--meta", "http://" + metaAddress]);
+        Assert.True(first.ExitCode == 0, $"status right after READY=1:\n{first}");
 
         foreach (var instance in new[] { "1", "2", "3" })
         {
