@@ -25,27 +25,38 @@ public sealed class BootedContainer : IAsyncDisposable
     {
         var nspawn = DaemonProcess.Start("systemd-nspawn",
             ["--register=no", "--keep-unit", "--private-network", "--console=pipe", "-q", "-D", root, .. extraArguments, "--boot"]);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        int? pid1 = null;
-        while (pid1 is null)
+        try
         {
-            if (nspawn.HasExited) throw new InvalidOperationException($"systemd-nspawn exited {nspawn.ExitCode}\n{nspawn}");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"no container init after 60s\n{nspawn}");
-            pid1 = FindContainerInit(nspawn.Id);
-            if (pid1 is null) await Task.Delay(100);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            int? pid1 = null;
+            while (pid1 is null)
+            {
+                if (nspawn.HasExited) throw new InvalidOperationException($"systemd-nspawn exited {nspawn.ExitCode}\n{nspawn}");
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"no container init after 60s\n{nspawn}");
+                pid1 = FindContainerInit(nspawn.Id);
+                if (pid1 is null) await Task.Delay(100);
+            }
+            var container = new BootedContainer(nspawn, root, pid1.Value);
+            // Until systemd's private socket is up, systemctl answers "offline"; then it waits for boot to end.
+            // "degraded" is fine (a minimal root has units that fail without hardware); "running" is better.
+            var state = "";
+            while (true)
+            {
+                state = (await container.ExecAsync("systemctl is-system-running --wait || true", TimeSpan.FromSeconds(120))).Stdout.Trim();
+                if (state is "running" or "degraded" || DateTime.UtcNow > deadline || nspawn.HasExited) break;
+                await Task.Delay(200);
+            }
+            Assert.True(state is "running" or "degraded", $"container state '{state}'\n{nspawn}");
+            return container;
         }
-        var container = new BootedContainer(nspawn, root, pid1.Value);
-        // Until systemd's private socket is up, systemctl answers "offline"; then it waits for boot to end.
-        // "degraded" is fine (a minimal root has units that fail without hardware); "running" is better.
-        var state = "";
-        while (true)
+        catch
         {
-            state = (await container.ExecAsync("systemctl is-system-running --wait || true", TimeSpan.FromSeconds(120))).Stdout.Trim();
-            if (state is "running" or "degraded" || DateTime.UtcNow > deadline || nspawn.HasExited) break;
-            await Task.Delay(200);
+            // A container that did not boot as expected must not outlive the test.
+            if (!nspawn.HasExited)
+                await Shell.TryRunAsync($"kill -TERM {nspawn.Id}");
+            await nspawn.DisposeAsync();
+            throw;
         }
-        Assert.True(state is "running" or "degraded", $"container state '{state}'\n{nspawn}");
-        return container;
     }
 
     /// <summary>nspawn's child whose pid in its own pid namespace is 1 (its /proc root link reads "/" from here).</summary>
