@@ -26,7 +26,9 @@ public sealed class BadConfigurationTests : IDisposable
         { "meta", """{ "listen": "127.0.0.1:0", "goal": 2, "min_copies_before_ack": 3 }""", "min_copies_before_ack" },
         { "meta", """{ "listen": "127.0.0.1:0", "heartbeat_interval": "30s", "heartbeat_timeout": "10s" }""", "heartbeat_timeout" },
         { "meta", """{ "listen": "nonsense" }""", "listen" },
-        { "node", """{ "listen": "127.0.0.1:0", "meta": "metahost:9000" }""", "meta" },
+        { "node", """{ "listen": "127.0.0.1:0", "meta": "metahost" }""", "meta" },
+        { "node", """{ "listen": "127.0.0.1:0", "meta": "meta host:9000" }""", "meta" },
+        { "node", """{ "listen": "localhost:0", "advertise_address": "x", "meta": "127.0.0.1:9000", "labels": "a,b", "capacity": [1] }""", "capacity" },
         { "meta", """{ "listen": "127.0.0.1:0", "log_level": "loud" }""", "log_level" },
         { "meta", """{ "listen": "127.0.0.1:0", """, "config.json" },
     };

@@ -70,7 +70,7 @@ public static class DaemonSettings
         {
             DataDirectory = s.RequireString("data_dir", "--data DIR"),
             Listen = ReadAddress(s, "listen", "127.0.0.1:9100"),
-            MetadataAddress = ReadAddress(s, "meta", "127.0.0.1:9000"),
+            MetadataAddress = ReadAddress(s, "meta", "127.0.0.1:9000", allowHostName: true),
             AdvertiseAddress = s.GetString("advertise_address"),
             CapacityBytes = s.GetSize("capacity", 0),
             Labels = s.GetList("labels"),
@@ -84,15 +84,20 @@ public static class DaemonSettings
         return o;
     }
 
-    /// <summary>host:port (or http://host:port) with a numeric IP, localhost or 0.0.0.0/* for all interfaces.</summary>
-    private static string ReadAddress(SettingsReader s, string key, string fallback)
+    /// <summary>
+    /// host:port (or http://host:port). A listen address needs a numeric IP, localhost or
+    /// 0.0.0.0/* (Kestrel binds to addresses); an address to dial may be a DNS name.
+    /// </summary>
+    private static string ReadAddress(SettingsReader s, string key, string fallback, bool allowHostName = false)
     {
         var text = s.GetString(key, fallback);
         try
         {
             var (host, _) = GrpcServerHost.ParseListen(text);
-            if (host is not ("*" or "" or "localhost") && !System.Net.IPAddress.TryParse(host.Trim('[', ']'), out _))
-                throw new ConfigurationError(key, $"'{text}': '{host}' is not an IP address");
+            var isIp = System.Net.IPAddress.TryParse(host.Trim('[', ']'), out _);
+            if (allowHostName ? !isIp && Uri.CheckHostName(host) != UriHostNameType.Dns
+                              : !isIp && host is not ("*" or "" or "localhost"))
+                throw new ConfigurationError(key, $"'{text}': '{host}' is not {(allowHostName ? "a host name or IP address" : "an IP address")}");
             return text;
         }
         catch (FormatException)
