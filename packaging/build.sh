@@ -13,7 +13,13 @@ arch=amd64
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 publish="$work/publish"
-dotnet publish "$root/src/BigFS.Cli" -c Release -r linux-x64 --self-contained \
+# Publish from a copy of the sources: a runtime-specific restore/publish in the tree would
+# rewrite its obj/ folders under builds and test runs that use them at the same time.
+mkdir -p "$work/src"
+rsync -a --exclude bin/ --exclude obj/ "$root/src" "$root/protos" "$root/Directory.Build.props" "$root/Directory.Packages.props" "$work/src/"
+if [ -f "$root/nuget.config" ]; then cp "$root/nuget.config" "$work/src/"; fi
+if [ -f "$root/global.json" ]; then cp "$root/global.json" "$work/src/"; fi
+dotnet publish "$work/src/src/BigFS.Cli" -c Release -r linux-x64 --self-contained \
   -p:PublishSingleFile=true -p:IncludeNativeLibrariesForSelfExtract=true -p:DebugType=none \
   -o "$publish" -v q -nologo
 

@@ -16,6 +16,7 @@ public static class MetaCommand
             var settings = DaemonConfiguration.Load(args, Path.Combine(DaemonSettings.ConfigDirectory, "meta.json"), DaemonSettings.MetaShortOptions);
             level = DaemonSettings.ReadLogLevel(settings);
             options = DaemonSettings.ReadMeta(settings);
+            DataDirectoryCheck.EnsureWritable("data_dir", options.DataDirectory);
         }
         catch (ConfigurationError e)
         {
@@ -29,6 +30,11 @@ public static class MetaCommand
         try
         {
             server = await MetadataServer.StartAsync(options, loggerFactory, ct);
+        }
+        catch (Exception e) when (StartupFailure.AsConfigurationError(e, options.Listen) is { } configurationError)
+        {
+            Console.Error.WriteLine($"bigfs meta: configuration error: {configurationError.Message}");
+            return 2;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -16,6 +16,7 @@ public static class NodeCommand
             var settings = DaemonConfiguration.Load(args, Path.Combine(DaemonSettings.ConfigDirectory, "node.json"), DaemonSettings.NodeShortOptions);
             level = DaemonSettings.ReadLogLevel(settings);
             options = DaemonSettings.ReadNode(settings);
+            DataDirectoryCheck.EnsureWritable("data_dir", options.DataDirectory);
         }
         catch (ConfigurationError e)
         {
@@ -29,6 +30,11 @@ public static class NodeCommand
         try
         {
             node = await StorageNode.StartAsync(options, loggerFactory, ct);
+        }
+        catch (Exception e) when (StartupFailure.AsConfigurationError(e, options.Listen) is { } configurationError)
+        {
+            Console.Error.WriteLine($"bigfs node: configuration error: {configurationError.Message}");
+            return 2;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

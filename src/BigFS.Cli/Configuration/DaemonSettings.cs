@@ -1,4 +1,5 @@
 using BigFS.Metadata;
+using BigFS.Protocol;
 using BigFS.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -33,7 +34,7 @@ public static class DaemonSettings
         var o = new MetadataServerOptions
         {
             DataDirectory = s.RequireString("data_dir", "--data DIR"),
-            Listen = s.GetString("listen", "127.0.0.1:9000"),
+            Listen = ReadAddress(s, "listen", "127.0.0.1:9000"),
             ChunkSize = (int)Math.Min(int.MaxValue, s.GetSize("chunk_size", 4 * 1024 * 1024)),
             DefaultGoal = s.GetInt("goal", 3, 1, 16),
             MinCopiesBeforeAck = s.GetInt("min_copies_before_ack", 2, 1, 16),
@@ -68,8 +69,8 @@ public static class DaemonSettings
         var o = new StorageNodeOptions
         {
             DataDirectory = s.RequireString("data_dir", "--data DIR"),
-            Listen = s.GetString("listen", "127.0.0.1:9100"),
-            MetadataAddress = s.GetString("meta", "127.0.0.1:9000"),
+            Listen = ReadAddress(s, "listen", "127.0.0.1:9100"),
+            MetadataAddress = ReadAddress(s, "meta", "127.0.0.1:9000", allowHostName: true),
             AdvertiseAddress = s.GetString("advertise_address"),
             CapacityBytes = s.GetSize("capacity", 0),
             Labels = s.GetList("labels"),
@@ -81,6 +82,28 @@ public static class DaemonSettings
         if (!o.MetadataAddress.StartsWith("http", StringComparison.Ordinal))
             o.MetadataAddress = "http://" + o.MetadataAddress;
         return o;
+    }
+
+    /// <summary>
+    /// host:port (or http://host:port). A listen address needs a numeric IP, localhost or
+    /// 0.0.0.0/* (Kestrel binds to addresses); an address to dial may be a DNS name.
+    /// </summary>
+    private static string ReadAddress(SettingsReader s, string key, string fallback, bool allowHostName = false)
+    {
+        var text = s.GetString(key, fallback);
+        try
+        {
+            var (host, _) = GrpcServerHost.ParseListen(text);
+            var isIp = System.Net.IPAddress.TryParse(host.Trim('[', ']'), out _);
+            if (allowHostName ? !isIp && Uri.CheckHostName(host) != UriHostNameType.Dns
+                              : !isIp && host is not ("*" or "" or "localhost"))
+                throw new ConfigurationError(key, $"'{text}': '{host}' is not {(allowHostName ? "a host name or IP address" : "an IP address")}");
+            return text;
+        }
+        catch (FormatException)
+        {
+            throw new ConfigurationError(key, $"'{text}' is not host:port (e.g. 127.0.0.1:9000)");
+        }
     }
 
     public static LogLevel ReadLogLevel(SettingsReader s)

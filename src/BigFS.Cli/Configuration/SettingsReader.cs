@@ -16,7 +16,11 @@ public sealed class SettingsReader(IConfiguration configuration, IReadOnlySet<st
     public string? GetString(string key)
     {
         _known.Add(key);
-        var value = configuration[key];
+        var section = configuration.GetSection(key);
+        // An object or array where a single value belongs would otherwise read as "not set".
+        if (section.GetChildren().Any())
+            throw new ConfigurationError(key, "expected a single value, not an object or a list");
+        var value = section.Value;
         return string.IsNullOrWhiteSpace(value) ? null : value.Trim();
     }
 
@@ -57,6 +61,8 @@ public sealed class SettingsReader(IConfiguration configuration, IReadOnlySet<st
     {
         _known.Add(key);
         var section = configuration.GetSection(key);
+        if (section.GetChildren().Any(c => c.GetChildren().Any()))
+            throw new ConfigurationError(key, "expected a list of strings or a comma-separated string");
         var children = section.GetChildren().Select(c => c.Value).Where(v => !string.IsNullOrWhiteSpace(v)).Select(v => v!.Trim()).ToList();
         if (children.Count > 0) return children;
         return section.Value is { } single
