@@ -14,6 +14,8 @@ public sealed class ChunkStoreService(
     Task<ReplicationCoordinator> replicationReady,
     ILogger<ChunkStoreService> logger) : ChunkStore.ChunkStoreBase
 {
+    private static readonly WriteOptions BufferedWrite = new(WriteFlags.BufferHint);
+
     // The coordinator needs the bound address, known only once the server listens.
     public override Task<WriteChunkReply> WriteChunk(IAsyncStreamReader<ChunkUpload> requestStream, ServerCallContext context) =>
         Guard(async () =>
@@ -59,6 +61,8 @@ public sealed class ChunkStoreService(
                     var n = await LocalChunkStore.ReadAsync(handle, chunk, spanOffset, buffer.AsMemory(0, wanted), ct);
                     for (var at = 0; at < n; at += ChunkChecksum.BlockSize, block++)
                     {
+                        // One flush (HTTP/2 DATA frame, socket send) per span rather than per block.
+                        responseStream.WriteOptions = at + ChunkChecksum.BlockSize < n ? BufferedWrite : null;
                         // Serialized into the response before WriteAsync completes, so the buffer is reused safely.
                         await responseStream.WriteAsync(new ChunkBlock
                         {
