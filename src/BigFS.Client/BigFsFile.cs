@@ -33,7 +33,7 @@ public sealed class BigFsFile : IAsyncDisposable
     private int _layoutGeneration;
     private long _lastReadEnd = -1;
     private long _readAheadEnd;
-    private Task _readAhead = Task.CompletedTask;
+    private readonly List<Task> _readAheads = [];
 
     internal BigFsFile(BigFsClient client, ulong ino, long knownSize, ILogger logger)
     {
@@ -433,55 +433,57 @@ public sealed class BigFsFile : IAsyncDisposable
         return result;
     }
 
-    /// <summary>Sequential reads prefetch the next chunk(s) into the block cache in the background.</summary>
+    /// <summary>
+    /// Sequential reads keep a sliding window of read-ahead (<see cref="BigFsClientOptions.ReadAheadBytes"/>,
+    /// at most half the block cache) in flight, one fetch per chunk-aligned piece, topped up as
+    /// the reader advances rather than only once the previous batch has finished.
+    /// </summary>
     private void MaybeReadAhead(long offset, int length)
     {
-        long from, to;
+        var chunkSize = _client.ChunkSize;
+        var window = Math.Min(_client.Options.ReadAheadBytes, _client.Options.ChunkCacheBytes / 2);
         lock (_sync)
         {
             var sequential = offset == _lastReadEnd;
             _lastReadEnd = offset + length;
             if (!sequential)
+            {
                 _readAheadEnd = 0; // a seek: read-ahead restarts from the new position
-            if (!sequential || !_readAhead.IsCompleted)
                 return;
-            var window = 2L * _client.ChunkSize;
-            from = Math.Max(_readAheadEnd, offset + length);
-            to = Math.Min(SizeLocked(), offset + length + window);
-            if (to - from < _client.ChunkSize / 2)
+            }
+            _readAheads.RemoveAll(t => t.IsCompleted);
+            if (window < chunkSize / 2)
+                return;
+            var from = Math.Max(_readAheadEnd, offset + length);
+            var to = Math.Min(SizeLocked(), offset + length + window);
+            // Top up in pieces of at least half a chunk (or the file's tail), not per application read.
+            if (to - from < chunkSize / 2 && !(to == SizeLocked() && to > from))
                 return;
             _readAheadEnd = to;
-            _readAhead = Task.Run(() => PrefetchAsync(from, to));
+            for (var at = from; at < to;)
+            {
+                var pieceEnd = Math.Min(to, (at / chunkSize + 1) * chunkSize); // chunk-aligned: one chunk per fetch
+                var (start, pieceLength) = (at, (int)(pieceEnd - at));
+                _readAheads.Add(Task.Run(() => PrefetchAsync(start, pieceLength)));
+                at = pieceEnd;
+            }
         }
     }
 
-    private async Task PrefetchAsync(long from, long to)
+    private async Task PrefetchAsync(long from, int length)
     {
-        var pieces = new List<Task>();
-        for (var at = from; at < to; at += _client.ChunkSize)
-        {
-            var start = at;
-            var length = (int)Math.Min(_client.ChunkSize, to - at);
-            pieces.Add(Task.Run(async () =>
-            {
-                var buffer = ArrayPool<byte>.Shared.Rent(length);
-                try
-                {
-                    await ReadRangeAsync(start, buffer.AsMemory(0, length), CancellationToken.None);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-            }));
-        }
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            await Task.WhenAll(pieces);
+            await ReadRangeAsync(from, buffer.AsMemory(0, length), CancellationToken.None);
         }
         catch (Exception ex)
         {
             _logger.LogDebug(ex, "Read-ahead of inode {Ino} at {From} failed", Ino, from);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -496,7 +498,10 @@ public sealed class BigFsFile : IAsyncDisposable
         {
             _logger.LogError(ex, "Flush on dispose of inode {Ino} failed; unflushed data is dropped", Ino);
         }
-        try { await _readAhead; } catch { /* logged inside */ }
+        Task[] readAheads;
+        lock (_sync)
+            readAheads = [.. _readAheads];
+        await Task.WhenAll(readAheads); // never faults: failures are logged inside
         List<PendingChunk> pending;
         int freed;
         lock (_sync)

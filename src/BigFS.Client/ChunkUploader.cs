@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Hashing;
 using BigFS.Core;
 using BigFS.Protocol;
@@ -86,12 +87,22 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
             {
                 Header = new ChunkHeader { ChunkId = id, Size = (ulong)length, Checksum = checksum, OwnerIno = ino },
             }, ct);
-            for (int page = 0, sent = 0; sent < length; page++)
+            // Pages are gathered into frames of up to 1 MiB (one copy, far cheaper than 16× the
+            // per-message cost); the frame is serialized before WriteAsync completes, so it is reused.
+            var frame = ArrayPool<byte>.Shared.Rent(Math.Min(length, DataFrames.MaxUploadFrameBytes));
+            try
             {
-                var n = Math.Min(DirtySegment.PageSize, length - sent);
-                // The pages stay untouched until the upload ends, so wrapping them is safe.
-                await call.RequestStream.WriteAsync(new ChunkUpload { Data = UnsafeByteOperations.UnsafeWrap(pages[page].AsMemory(0, n)) }, ct);
-                sent += n;
+                for (var sent = 0; sent < length;)
+                {
+                    var n = Math.Min(Math.Min(frame.Length, DataFrames.MaxUploadFrameBytes), length - sent);
+                    DirtySegment.CopyOut(pages, sent, frame.AsSpan(0, n));
+                    await call.RequestStream.WriteAsync(new ChunkUpload { Data = UnsafeByteOperations.UnsafeWrap(frame.AsMemory(0, n)) }, ct);
+                    sent += n;
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(frame);
             }
             await call.RequestStream.CompleteAsync();
         }

@@ -4,7 +4,9 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 
 namespace BigFS.Protocol;
@@ -25,7 +27,10 @@ public static class GrpcServerHost
         Action<IServiceCollection> configureServices,
         Action<IEndpointRouteBuilder> mapServices)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        // No config reload: it puts a recursive inotify watch on the content root (the working
+        // directory), and a data directory below it then costs a watcher event per chunk write
+        // (measured: 11 % of all CPU during uploads).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.Logging.ClearProviders();
         if (loggerFactory is not null)
             builder.Services.AddSingleton(loggerFactory);
@@ -44,6 +49,7 @@ public static class GrpcServerHost
                 kestrel.Listen(System.Net.IPAddress.Parse(host == "localhost" ? "127.0.0.1" : host), port,
                     o => o.Protocols = HttpProtocols.Http2);
         });
+        builder.Services.Replace(ServiceDescriptor.Singleton<IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>());
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = MaxMessageBytes;

@@ -14,6 +14,8 @@ public sealed class ChunkStoreService(
     Task<ReplicationCoordinator> replicationReady,
     ILogger<ChunkStoreService> logger) : ChunkStore.ChunkStoreBase
 {
+    private static readonly WriteOptions BufferedWrite = new(WriteFlags.BufferHint);
+
     // The coordinator needs the bound address, known only once the server listens.
     public override Task<WriteChunkReply> WriteChunk(IAsyncStreamReader<ChunkUpload> requestStream, ServerCallContext context) =>
         Guard(async () =>
@@ -44,23 +46,31 @@ public sealed class ChunkStoreService(
                 throw new ChunkRejectedException(StatusCode.OutOfRange, $"range [{request.Offset}, +{request.Length}) exceeds chunk size {size}");
             var first = (int)(request.Offset / ChunkChecksum.BlockSize);
             var last = (int)((end - 1) / ChunkChecksum.BlockSize);
-            var buffer = ArrayPool<byte>.Shared.Rent(ChunkChecksum.BlockSize);
+            // Read a span of whole blocks per syscall; send it as one message per block.
+            var span = (int)Math.Min(LocalChunkStore.ReadSpanBytes, (long)(last - first + 1) * ChunkChecksum.BlockSize);
+            var buffer = ArrayPool<byte>.Shared.Rent(span);
             try
             {
                 using var handle = LocalChunkStore.OpenForRead(chunk);
-                for (var block = first; block <= last; block++)
+                for (var block = first; block <= last;)
                 {
                     if (chunk.IsCorrupt)
                         throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {chunk.Id} is corrupt on this node");
-                    var offset = (long)block * ChunkChecksum.BlockSize;
-                    var n = await LocalChunkStore.ReadAsync(handle, chunk, offset, buffer.AsMemory(0, ChunkChecksum.BlockSize), ct);
-                    // Serialized into the response before WriteAsync completes, so the buffer is reused safely.
-                    await responseStream.WriteAsync(new ChunkBlock
+                    var spanOffset = (long)block * ChunkChecksum.BlockSize;
+                    var wanted = (int)Math.Min(span, (long)(last - block + 1) * ChunkChecksum.BlockSize);
+                    var n = await LocalChunkStore.ReadAsync(handle, chunk, spanOffset, buffer.AsMemory(0, wanted), ct);
+                    for (var at = 0; at < n; at += ChunkChecksum.BlockSize, block++)
                     {
-                        Offset = (ulong)offset,
-                        Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, n)),
-                        Checksum = chunk.Header.BlockChecksums[block],
-                    }, ct);
+                        // One flush (HTTP/2 DATA frame, socket send) per span rather than per block.
+                        responseStream.WriteOptions = at + ChunkChecksum.BlockSize < n ? BufferedWrite : null;
+                        // Serialized into the response before WriteAsync completes, so the buffer is reused safely.
+                        await responseStream.WriteAsync(new ChunkBlock
+                        {
+                            Offset = (ulong)(spanOffset + at),
+                            Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(at, Math.Min(ChunkChecksum.BlockSize, n - at))),
+                            Checksum = chunk.Header.BlockChecksums[block],
+                        }, ct);
+                    }
                 }
             }
             finally

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 namespace BigFS.Storage;
 
 /// <summary>
-/// Copies a local chunk to another node (its StoreReplica), 64 KiB frames read into a pooled
+/// Copies a local chunk to another node (its StoreReplica), 1 MiB frames read into a pooled
 /// buffer and sent without copying. Each block is verified before it leaves, so a corrupt
 /// local copy is never propagated.
 /// </summary>
@@ -22,19 +22,24 @@ public sealed class ReplicaPusher(GrpcChannels channels, Func<StoredChunk, strin
         {
             Header = new ChunkHeader { ChunkId = chunk.Id.ToString(), Size = (ulong)chunk.Size, Checksum = chunk.Header.Checksum },
         }, ct);
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkChecksum.BlockSize);
+        // Read a span of whole blocks per syscall, verify each block, send the span as one frame.
+        var span = (int)Math.Min(Math.Min(LocalChunkStore.ReadSpanBytes, DataFrames.MaxUploadFrameBytes), (long)chunk.Header.BlockChecksums.Length * ChunkChecksum.BlockSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(span);
         try
         {
             using var handle = LocalChunkStore.OpenForRead(chunk);
-            for (var block = 0; block < chunk.Header.BlockChecksums.Length; block++)
+            for (var block = 0; block < chunk.Header.BlockChecksums.Length;)
             {
-                var n = await LocalChunkStore.ReadAsync(handle, chunk, (long)block * ChunkChecksum.BlockSize, buffer.AsMemory(0, ChunkChecksum.BlockSize), ct);
-                if (ChunkChecksum.Compute(buffer.AsSpan(0, n)) != chunk.Header.BlockChecksums[block])
+                var n = await LocalChunkStore.ReadAsync(handle, chunk, (long)block * ChunkChecksum.BlockSize, buffer.AsMemory(0, span), ct);
+                for (var at = 0; at < n; at += ChunkChecksum.BlockSize, block++)
                 {
-                    await onCorrupt(chunk, $"block {block} checksum mismatch while replicating");
-                    throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {chunk.Id} is corrupt here (block {block})");
+                    if (ChunkChecksum.Compute(buffer.AsSpan(at, Math.Min(ChunkChecksum.BlockSize, n - at))) != chunk.Header.BlockChecksums[block])
+                    {
+                        await onCorrupt(chunk, $"block {block} checksum mismatch while replicating");
+                        throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {chunk.Id} is corrupt here (block {block})");
+                    }
                 }
-                // The frame is serialized before WriteAsync completes, so the buffer is reusable after it.
+                // The whole verified span is one frame, serialized before WriteAsync completes, so the buffer is reusable after it.
                 await call.RequestStream.WriteAsync(new ChunkUpload { Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, n)) }, ct);
             }
         }
