@@ -148,6 +148,10 @@ public sealed class DebianPackageTests(PackageFixture package) : IClassFixture<P
         Assert.True(Exists("/var/lib/bigfs/node-1/chunks/keep"), "purge leaves data alone");
     }
 
+    /// <summary>bigfs-mount@.service (Type=notify: start returns once the mount is live) and the fstab helper under mount(8).</summary>
+    [Fact]
+    public Task Mount_unit_and_fstab_helper_mount_and_unmount() => MountUnitScenario.MountUnitAsync(_root, InstallAsync);
+
     [Fact]
     public async Task Tarball_holds_the_same_tree()
     {

@@ -1,10 +1,8 @@
 namespace BigFS.Ops.Tests;
 
 /// <summary>
-/// PREPARED FOR THE INTEGRATOR, not yet a test: bigfs-mount@.service and the fstab helper
-/// need `bigfs mount`, which this branch does not have. Once it is merged, turn each method
-/// into a [Fact] in DebianPackageTests (it needs that class's fresh root and package) — e.g.
-/// `[Fact] public Task Mount_unit_mounts_and_unmounts() => MountUnitScenario.MountUnitAsync(_root, InstallAsync);`
+/// A mount from the installed package in a booted Debian 12 container: the bigfs-mount@ unit,
+/// then an fstab-style `mount -t fuse.bigfs` through /usr/sbin/mount.fuse.bigfs and `umount`.
 /// </summary>
 public static class MountUnitScenario
 {

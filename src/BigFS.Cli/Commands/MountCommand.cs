@@ -26,46 +26,29 @@ public static class MountCommand
         if (args.Contains("--background"))
             return await BackgroundLauncher.RunAsync([.. args.Where(a => a != "--background")], ct);
 
-        BigFsMountOptions options;
-        LogLevel level;
+        string[] normalized;
         try
         {
-            var normalized = Normalize(args);
-            var settings = DaemonConfiguration.Load(normalized, Path.Combine(DaemonSettings.ConfigDirectory, "mount.json"), ShortOptions);
-            level = DaemonSettings.ReadLogLevel(settings);
-            options = Read(settings);
+            normalized = Normalize(args);
         }
         catch (ConfigurationError e)
         {
             Console.Error.WriteLine($"bigfs mount: configuration error: {e.Message}");
             return 2;
         }
-
-        using var loggerFactory = Logging.Create(level);
-        var log = loggerFactory.CreateLogger("bigfs.mount");
-        BigFsMount mount;
-        try
+        return await new DaemonRunner<BigFsMountOptions, BigFsMount>
         {
-            mount = await BigFsMount.StartAsync(options, loggerFactory, ct);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            log.LogCritical("Mount at {MountPoint} failed: {Reason}", options.MountPoint, e.Message);
-            return 1;
-        }
-        await using (mount)
-        {
-            SystemdNotify.Ready($"mounted at {mount.MountPoint}");
-            var cancelled = Task.Delay(Timeout.Infinite, ct);
-            await Task.WhenAny(mount.Completion, cancelled);
-            SystemdNotify.Stopping();
-            if (mount.Completion.IsCompleted)
-                log.LogInformation("{MountPoint} was unmounted", mount.MountPoint);
-            else
-                log.LogInformation("Stopping: flushing open files and unmounting {MountPoint}", mount.MountPoint);
-            await mount.StopAsync();
-        }
-        return 0;
+            Name = "mount",
+            ConfigFile = "mount.json",
+            ShortOptions = ShortOptions,
+            Read = Read,
+            Listen = _ => null,
+            Start = (o, logs, token) => BigFsMount.StartAsync(o, logs, token),
+            Describe = (mount, log) => $"mounted at {mount.MountPoint}",
+            Completion = mount => mount.Completion,   // `umount` ends the daemon too
+            // Flushes every open file's dirty data, then unmounts.
+            Stop = mount => mount.StopAsync(),
+        }.RunAsync(normalized, ct);
     }
 
     /// <summary>Positional META_ADDR MOUNTPOINT and `-o a,b=c` become configuration keys.</summary>
