@@ -63,7 +63,7 @@ public sealed class GroupCommitWriter : IDisposable
             }
             try
             {
-                _store.Apply(changes);
+                _store.Apply(group.Count == 1 ? changes : StoreChange.LastPerRecord(changes));
                 Commits++;
                 foreach (var b in group)
                     b.Done.TrySetResult();

@@ -26,7 +26,10 @@ public sealed class LiteDbMetadataStore : IMetadataStore
 
     private readonly FileStream _data;
     private readonly FileStream _log;
+    private readonly TrackedFileStream _trackedData;
+    private readonly TrackedFileStream _trackedLog;
     private readonly OrderedLogStream _orderedLog;
+    private readonly Dictionary<RecordKind, ILiteCollection<BsonDocument>> _collections = [];
     private readonly BsonMapper _mapper;
     private readonly LiteDatabase _db;
     private bool _disposed;
@@ -36,13 +39,18 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         Directory.CreateDirectory(directory);
         _data = OpenFile(Path.Combine(directory, DataFileName));
         _log = OpenFile(Path.Combine(directory, LogFileName));
-        _orderedLog = new OrderedLogStream(_log, _data);
+        _trackedData = new TrackedFileStream(_data);
+        _trackedLog = new TrackedFileStream(_log);
+        _orderedLog = new OrderedLogStream(_trackedLog, _trackedData);
         _mapper = new BsonMapper { EnumAsInteger = true };
         try
         {
-            _db = new LiteDatabase(_data, _mapper, _orderedLog);
-            foreach (var name in CollectionNames.Values)
-                _db.GetCollection(name).EnsureIndex("_id", unique: true);
+            _db = new LiteDatabase(_trackedData, _mapper, _orderedLog);
+            foreach (var (kind, name) in CollectionNames)
+            {
+                _collections[kind] = _db.GetCollection(name);
+                _collections[kind].EnsureIndex("_id", unique: true);
+            }
             // Secondary indexes used by offline tools; created up front, never lazily.
             _db.GetCollection(CollectionNames[RecordKind.Dirent]).EnsureIndex("Parent");
             _db.GetCollection(CollectionNames[RecordKind.Layout]).EnsureIndex("Ino");
@@ -63,6 +71,9 @@ public sealed class LiteDbMetadataStore : IMetadataStore
     /// <summary>How often a checkpoint made the data file durable before reusing the log.</summary>
     public long CheckpointDataSyncs => _orderedLog.DataSyncs;
 
+    /// <summary>fsyncs that reached the disk, log and data file together.</summary>
+    public long FileSyncs => _trackedLog.Syncs + _trackedData.Syncs;
+
     public MetadataSnapshot Load()
     {
         List<T> All<T>(RecordKind kind) => _db.GetCollection<T>(CollectionNames[kind]).FindAll().ToList();
@@ -81,7 +92,7 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         {
             foreach (var change in changes)
             {
-                var collection = _db.GetCollection(CollectionNames[change.Kind]);
+                var collection = _collections[change.Kind];
                 var id = change.Key switch
                 {
                     long l => new BsonValue(l),
@@ -104,11 +115,15 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         Sync();
     }
 
-    /// <summary>fsync both files: a commit only wrote the log through the OS cache.</summary>
+    /// <summary>
+    /// Makes the commit durable: fsync the log (the commit wrote it through the OS cache), and the
+    /// data file only if a checkpoint wrote it since its last fsync. Each file is synced at most
+    /// once per batch, and not at all if LiteDB already flushed it.
+    /// </summary>
     private void Sync()
     {
-        _log.Flush(flushToDisk: true);
-        _data.Flush(flushToDisk: true);
+        _trackedLog.SyncIfDirty();
+        _trackedData.SyncIfDirty();
     }
 
     public void Dispose()
