@@ -65,8 +65,10 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         }
     }
 
+    // Unbuffered (LiteDB writes whole pages anyway), so an fsync from the sync thread never
+    // touches a buffer the writer thread is filling.
     private static FileStream OpenFile(string path) =>
-        new(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite, 4096, FileOptions.RandomAccess);
+        new(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite, bufferSize: 0, FileOptions.RandomAccess);
 
     /// <summary>How often a checkpoint made the data file durable before reusing the log.</summary>
     public long CheckpointDataSyncs => _orderedLog.DataSyncs;
@@ -83,6 +85,12 @@ public sealed class LiteDbMetadataStore : IMetadataStore
     }
 
     public void Apply(IReadOnlyList<StoreChange> changes)
+    {
+        Write(changes);
+        MakeDurable();
+    }
+
+    public void Write(IReadOnlyList<StoreChange> changes)
     {
         if (changes.Count == 0)
             return;
@@ -112,8 +120,11 @@ public sealed class LiteDbMetadataStore : IMetadataStore
             _db.Rollback();
             throw;
         }
-        Sync();
     }
+
+    /// <summary>Thread-safe against a concurrent <see cref="Write"/>: the files are unbuffered, and a
+    /// write counts as made durable only if it had completed before the fsync started.</summary>
+    public void MakeDurable() => Sync();
 
     /// <summary>
     /// Makes the commit durable: fsync the log (the commit wrote it through the OS cache), and the

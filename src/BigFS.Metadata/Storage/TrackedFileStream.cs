@@ -31,26 +31,28 @@ public sealed class TrackedFileStream(FileStream file) : Stream
         return true;
     }
 
+    // Counted after the write completed: a sync that starts later covers it, and a write still in
+    // progress while another thread syncs leaves the file dirty for the next sync.
     private void NoteWrite() => Interlocked.Increment(ref _writes);
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
-        NoteWrite();
         file.Write(buffer);
+        NoteWrite();
     }
 
     public override void WriteByte(byte value)
     {
-        NoteWrite();
         file.WriteByte(value);
+        NoteWrite();
     }
 
     public override void SetLength(long value)
     {
-        NoteWrite();
         file.SetLength(value);
+        NoteWrite();
     }
 
     /// <summary>LiteDB calls Flush where it wants durability.</summary>
