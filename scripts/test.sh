@@ -13,8 +13,10 @@ if ! dotnet build BigFS.Mount.sln -c Release -v q -nologo; then
   exit 1
 fi
 
-dotnet test BigFS.Mount.sln -c Release --no-build -v q -nologo \
-  --logger "trx" --results-directory "$results" "$@"
+# One test project at a time (-m:1): the mount suites put real load on this 2-core machine,
+# and failures must show their messages (console logger, minimal verbosity).
+dotnet test BigFS.Mount.sln -c Release --no-build -v q -nologo -m:1 \
+  --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results" "$@"
 status=$?
 
 passed=0; failed=0; skipped=0

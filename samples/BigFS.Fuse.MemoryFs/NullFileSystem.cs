@@ -25,8 +25,15 @@ public sealed class NullFileSystem(uint uid, uint gid) : IFuseFileSystem
     public ValueTask<FuseResult<FuseOpenResult>> OpenAsync(FuseRequestContext ctx, ulong ino, int flags) =>
         new(ino == 1 ? new FuseOpenResult(0) : new FuseError(LinuxErrno.ENOENT));
 
+    private long _reads, _readBytes;
+
+    /// <summary>READ requests served and their average size (to check the kernel's request size).</summary>
+    public (long Count, long AverageBytes) ReadStats => (_reads, _reads == 0 ? 0 : _readBytes / _reads);
+
     public ValueTask<FuseResult<ReadOnlyMemory<byte>>> ReadAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, Memory<byte> buffer)
     {
+        Interlocked.Increment(ref _reads);
+        Interlocked.Add(ref _readBytes, buffer.Length);
         if ((ulong)offset >= FileSize) return new(ReadOnlyMemory<byte>.Empty);
         buffer.Span.Clear(); // null.c memsets its buffer too
         return new((ReadOnlyMemory<byte>)buffer);

@@ -3,7 +3,7 @@ using BigFS.Fuse;
 using BigFS.Fuse.MemoryFs;
 using Microsoft.Extensions.Logging;
 
-// dotnet BigFS.Fuse.MemoryFs.dll MOUNTPOINT [--null] [--threads N] [--verbose]
+// dotnet BigFS.Fuse.MemoryFs.dll MOUNTPOINT [--null [--stats]] [--threads N] [--verbose]
 //   Serves an in-memory filesystem (or, with --null, a 4 GiB zero/null file mounted over the
 //   regular file MOUNTPOINT, like libfuse's null example) until SIGINT/SIGTERM or unmount.
 if (args.Length < 1)
@@ -32,6 +32,8 @@ using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 Console.WriteLine($"mounted {mount.MountPoint}");
 await mount.Completion;
+if (fs is NullFileSystem nullFileSystem && args.Contains("--stats"))
+    Console.Error.WriteLine($"reads={nullFileSystem.ReadStats.Count} average_read_bytes={nullFileSystem.ReadStats.AverageBytes}");
 return 0;
 
 void Stop(PosixSignalContext context)

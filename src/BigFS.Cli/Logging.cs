@@ -9,6 +9,7 @@ public static class Logging
     {
         builder.SetMinimumLevel(level);
         builder.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.AddFilter("Microsoft.Hosting", LogLevel.Warning);
         builder.AddFilter("Grpc", LogLevel.Warning);
         builder.AddSimpleConsole(o =>
         {

@@ -1,5 +1,3 @@
-using BigFS.Fuse.Protocol;
-
 namespace BigFS.Fuse;
 
 /// <summary>
@@ -15,18 +13,3 @@ public readonly record struct FuseEntry(ulong NodeId, FuseAttr Attr)
     /// <summary>Override of the mount's attribute timeout; null = mount default.</summary>
     public TimeSpan? AttrTimeout { get; init; }
 }
-
-/// <summary>An open file or directory handle and how the kernel should treat its cache.</summary>
-public readonly record struct FuseOpenResult(ulong Fh, FuseOpenFlags Flags = FuseOpenFlags.None);
-
-/// <summary>CREATE's result: the new entry and its open handle.</summary>
-public readonly record struct FuseCreateResult(FuseEntry Entry, FuseOpenResult Open);
-
-/// <summary>Filesystem statistics (struct fuse_kstatfs).</summary>
-public readonly record struct FuseStatFs(ulong Blocks, ulong BlocksFree, ulong BlocksAvailable,
-    ulong Files, ulong FilesFree, uint BlockSize, uint NameMax = 255, uint FragmentSize = 0);
-
-public enum FuseLockType : uint { Read = 0, Write = 1, Unlock = 2 }
-
-/// <summary>A byte-range lock (struct fuse_file_lock); End is inclusive, long.MaxValue = to EOF.</summary>
-public readonly record struct FuseFileLock(long Start, long End, FuseLockType Type, uint Pid);

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace BigFS.Fuse;
 
 /// <summary>A mounted filesystem being served. Dispose (or UnmountAsync) to take it down.</summary>
-public sealed class FuseMount : IAsyncDisposable
+public sealed class FuseMount : IFuseNotifier, IAsyncDisposable
 {
     private readonly FuseSession _session;
     private readonly FuseMountOptions _options;
@@ -101,15 +101,10 @@ public sealed class FuseMount : IAsyncDisposable
         }
     }
 
-    /// <summary>
-    /// Tells the kernel to drop cached data of an inode: [offset, offset+length), length 0 meaning
-    /// to the end; offset −1 drops only cached attributes. Returns 0 or an errno (ENOENT: not cached).
-    /// Do not call it from inside a handler that holds the inode's lock in the kernel (e.g. WRITE on it).
-    /// </summary>
+    /// <inheritdoc />
     public int InvalidateInode(ulong ino, long offset = 0, long length = 0) => _session.InvalidateInode(ino, offset, length);
 
-    /// <summary>Tells the kernel to forget the cached name <paramref name="name"/> in directory <paramref name="parent"/>.
-    /// Returns 0 or an errno. Do not call it from a handler of an operation on that directory (the kernel holds its lock).</summary>
+    /// <inheritdoc />
     public int InvalidateEntry(ulong parent, string name) => _session.InvalidateEntry(parent, name);
 
     /// <summary>How many references the kernel holds on a node (0 = it may be dropped).</summary>

@@ -13,8 +13,9 @@ public sealed record FuseMountOptions
     public bool ReadOnly { get; init; }
     /// <summary>Mode of the root (0040000 dir; 0100000 mounts the filesystem over a regular file).</summary>
     public uint RootMode { get; init; } = ModeBits.S_IFDIR;
-    /// <summary>Threads blocked in read(2) on /dev/fuse. Handlers never run long on them.</summary>
-    public int ReaderThreads { get; init; } = Math.Clamp(Environment.ProcessorCount * 2, 2, 8);
+    /// <summary>Most threads reading /dev/fuse. They start on demand (one more whenever every
+    /// reader is busy), so this bounds concurrency and memory (one max_write buffer each).</summary>
+    public int ReaderThreads { get; init; } = 8;
     public uint MaxWrite { get; init; } = 1 << 20;
     /// <summary>Asynchronous requests (read-ahead, async direct I/O) the kernel keeps in flight.</summary>
     public ushort MaxBackground { get; init; } = 64;

@@ -95,5 +95,5 @@ public enum FuseWriteFlags : uint { None = 0, Cache = 1, LockOwner = 2, KillSuid
 [Flags]
 public enum FuseReleaseFlags : uint { None = 0, Flush = 1, FlockUnlock = 2 }
 
-/// <summary>What INIT settled on.</summary>
-public sealed record FuseConnectionInfo(uint ProtocolMajor, uint ProtocolMinor, uint MaxWrite, uint MaxReadahead, Protocol.FuseInitFlags Flags);
+/// <summary>What INIT settled on, and the way to send cache invalidations to the kernel.</summary>
+public sealed record FuseConnectionInfo(uint ProtocolMajor, uint ProtocolMinor, uint MaxWrite, uint MaxReadahead, Protocol.FuseInitFlags Flags, IFuseNotifier Notifier);

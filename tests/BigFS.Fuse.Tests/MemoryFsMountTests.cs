@@ -284,8 +284,16 @@ public class MemoryFsMountTests
         Assert.False(waiter.IsCompleted);
         Assert.Equal(0, Posix.OfdLock(a, Posix.F_UNLCK, 0, 0, wait: false));
         Assert.Equal(0, await waiter.WaitAsync(TimeSpan.FromSeconds(30)));
-        // Classic POSIX locks between processes: the shell's flock-free probe via another process.
-        Assert.Equal(0, Posix.OfdLock(a, Posix.F_UNLCK, 0, 0, wait: false));
+        Assert.Equal(0, Posix.OfdLock(b, Posix.F_UNLCK, 0, 0, wait: false));
+
+        // Classic per-process POSIX locks (F_SETLK) against another process.
+        a.Lock(0, 10);
+        var probe = $"python3 -c \"import fcntl,sys; f=open('{f}','r+'); fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 5, 0)\"";
+        var held = Shell.Run(probe, check: false);
+        Assert.NotEqual(0, held.Exit);
+        Assert.Contains("Resource temporarily unavailable", held.Err);
+        a.Unlock(0, 10);
+        Shell.Run(probe);
     }
 
     [Fact]

@@ -111,6 +111,25 @@ public class MountLifecycleTests
         Assert.Equal(1u << 20, m.Mount.Connection.MaxWrite);
     }
 
+    private sealed class FailingInitFs : IFuseFileSystem
+    {
+        public void Init(FuseConnectionInfo connection) => throw new InvalidOperationException("cannot start");
+    }
+
+    [Fact]
+    public async Task Failed_init_fails_the_mount_and_leaves_nothing_mounted()
+    {
+        Prerequisites.Require();
+        var path = TestMount.NewMountPoint();
+        try
+        {
+            var e = await Assert.ThrowsAsync<IOException>(() => FuseMount.MountAsync(path, new FailingInitFs()));
+            Assert.Contains("cannot start", e.Message);
+            Assert.False(MountInfo.IsMounted(path));
+        }
+        finally { Directory.Delete(path); }
+    }
+
     /// <summary>Implements only the root's attributes: everything else must come back ENOSYS.</summary>
     private sealed class RootOnlyFs : IFuseFileSystem
     {
@@ -132,6 +151,9 @@ public class MountLifecycleTests
     {
         public volatile string Content = "version-1";
         public volatile bool NamePresent = true;
+        public IFuseNotifier? Notifier;
+
+        public void Init(FuseConnectionInfo connection) => Notifier = connection.Notifier;
 
         private static FuseAttr FileAttr(int size) => new() { Ino = 2, Mode = ModeBits.S_IFREG | 0x1A4, Nlink = 1, Size = (ulong)size };
 
@@ -168,7 +190,7 @@ public class MountLifecycleTests
 
         fs.NamePresent = false;
         Assert.True(File.Exists(m["file"])); // cached dentry
-        Assert.Equal(0, m.Mount.InvalidateEntry(1, "file"));
+        Assert.Equal(0, fs.Notifier!.InvalidateEntry(1, "file")); // the filesystem's own handle, from Init
         Assert.False(File.Exists(m["file"]));
     }
 

@@ -11,7 +11,7 @@ internal static class Prerequisites
     {
         Assert.True(File.Exists("/dev/fuse"), "/dev/fuse is missing: FUSE mount tests need it");
         Assert.True(Posix.geteuid() == 0, "FUSE mount tests must run as root");
-        foreach (var tool in new[] { "fusermount3", "setfattr", "getfattr", "flock", "diff", "mkfifo" })
+        foreach (var tool in new[] { "fusermount3", "setfattr", "getfattr", "flock", "diff", "mkfifo", "setpriv", "findmnt", "fallocate", "python3" })
             Assert.True(Shell.Which(tool), $"required tool {tool} is not installed (apt-get install fuse3 attr util-linux diffutils)");
     }
 }

@@ -8,11 +8,11 @@ using Microsoft.Extensions.Logging;
 namespace BigFS.Fuse.Session;
 
 /// <summary>
-/// Serves one FUSE connection: answers INIT, then runs several reader threads on the fd. Each
+/// Serves one FUSE connection: answers INIT, then runs reader threads (added on demand) on the fd. Each
 /// request is dispatched inline; handlers that go asynchronous reply later from their own thread
 /// while the reader goes back to read(2) with a fresh buffer. Ends when read(2) reports ENODEV.
 /// </summary>
-internal sealed class FuseSession : IDisposable
+internal sealed class FuseSession : IFuseNotifier, IDisposable
 {
     private static readonly int MaxHeaders = 64 * 1024; // in_header + write_in + slack, and PayloadOffset
     private readonly FuseChannel _channel;
@@ -24,8 +24,8 @@ internal sealed class FuseSession : IDisposable
     private readonly ConcurrentDictionary<ulong, FuseRequest> _inFlight = new();
     private readonly TaskCompletionSource<FuseConnectionInfo> _initialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly List<Thread> _threads = [];
     private int _runningReaders;
+    private int _idleReaders;
     private int _stopping;
     private Exception? _failure;
 
@@ -54,7 +54,6 @@ internal sealed class FuseSession : IDisposable
     private void StartThread(Action body, int index)
     {
         var thread = new Thread(() => body()) { IsBackground = true, Name = $"fuse-reader-{index}" };
-        lock (_threads) _threads.Add(thread);
         thread.Start();
     }
 
@@ -63,11 +62,6 @@ internal sealed class FuseSession : IDisposable
         try
         {
             if (!HandleInit()) return;
-            for (int i = 1; i < _options.ReaderThreads; i++)
-            {
-                Interlocked.Increment(ref _runningReaders);
-                StartThread(() => { try { ServeLoop(); } finally { ReaderEnded(); } }, i);
-            }
             ServeLoop();
         }
         finally
@@ -112,8 +106,17 @@ internal sealed class FuseSession : IDisposable
                     continue;
                 }
                 _dispatcher.Flags = result.Flags;
-                var info = new FuseConnectionInfo(FuseInitNegotiation.KernelMajor, result.Reply.Minor, result.MaxWrite, result.MaxReadahead, result.Flags);
-                _fs.Init(info);
+                var info = new FuseConnectionInfo(FuseInitNegotiation.KernelMajor, result.Reply.Minor, result.MaxWrite, result.MaxReadahead, result.Flags, this);
+                try
+                {
+                    _fs.Init(info);
+                }
+                catch (Exception e)
+                {
+                    req.ReplyError(LinuxErrno.EIO);
+                    Fail(new IOException($"filesystem Init failed: {e.Message}", e));
+                    return false;
+                }
                 int err = req.ReplyStruct(result.Reply);
                 if (err != 0) { Fail(new IOException($"INIT reply failed: {LibC.StrError(err)}")); return false; }
                 _logger.LogInformation("FUSE connection up: kernel 7.{KernelMinor}, using 7.{Minor}, max_write {MaxWrite}, flags {Flags}",
@@ -136,7 +139,9 @@ internal sealed class FuseSession : IDisposable
         while (Volatile.Read(ref _stopping) == 0)
         {
             req ??= _pool.Rent();
+            Interlocked.Increment(ref _idleReaders);
             int n = _channel.Read(req.Buffer);
+            if (Interlocked.Decrement(ref _idleReaders) == 0 && n > 0) MaybeAddReader();
             if (n < 0)
             {
                 int errno = -n;
@@ -154,6 +159,23 @@ internal sealed class FuseSession : IDisposable
             if (!Process(req)) req = null;
         }
         if (req is not null) _pool.Return(req);
+    }
+
+    /// <summary>
+    /// Readers grow on demand, like libfuse's worker pool: when the last idle reader takes a
+    /// request, another one starts (up to ReaderThreads), so a sequential workload keeps reusing
+    /// one or two cache-warm threads while a parallel one gets as many as it needs.
+    /// </summary>
+    private void MaybeAddReader()
+    {
+        int running;
+        do
+        {
+            running = Volatile.Read(ref _runningReaders);
+            if (running >= _options.ReaderThreads || running == 0 || Volatile.Read(ref _stopping) != 0) return;
+        }
+        while (Interlocked.CompareExchange(ref _runningReaders, running + 1, running) != running);
+        StartThread(() => { try { ServeLoop(); } finally { ReaderEnded(); } }, running);
     }
 
     /// <summary>Handles a request; true when it finished synchronously and the caller may reuse it.</summary>
@@ -217,7 +239,7 @@ internal sealed class FuseSession : IDisposable
     }
 
     /// <summary>FUSE_NOTIFY_INVAL_INODE: drop cached data of [offset, offset+length) (length 0 = to EOF; offset −1 = attributes only).</summary>
-    public int InvalidateInode(ulong ino, long offset, long length)
+    public int InvalidateInode(ulong ino, long offset = 0, long length = 0)
     {
         Span<byte> message = stackalloc byte[FuseReplyEncoder.OutHeaderSize + Marshal.SizeOf<FuseNotifyInvalInodeOut>()];
         FuseReplyEncoder.EncodeNotifyHeader(message, FuseNotifyCode.InvalInode, Marshal.SizeOf<FuseNotifyInvalInodeOut>());

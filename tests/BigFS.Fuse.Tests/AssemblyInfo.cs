@@ -1,0 +1,2 @@
+// The tests drive a Linux-only kernel interface.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
