@@ -24,15 +24,15 @@ internal sealed partial class BigFsFileSystem
     public ValueTask<FuseResult<FuseCreateResult>> CreateAsync(FuseRequestContext ctx, ulong parent, string name, int flags, uint mode) => Call<FuseCreateResult>(async () =>
     {
         if (options.ReadOnly) return new FuseError(LinuxErrno.EROFS);
+        // One round trip: the server registers this session's open along with the create.
         var created = await _ns.CreateNodeAsync(new CreateNodeRequest
         {
             Parent = parent, Name = Name(name), Type = InodeType.File, Mode = mode & 0xfff, Uid = ctx.Uid, Gid = ctx.Gid, Exclusive = (flags & O_EXCL) != 0,
+            OpenSessionId = session.Id,
         }, cancellationToken: ctx.CancellationToken);
         if (created.Errno != 0) return new FuseError(created.Errno);
-        var opened = await _ns.OpenAsync(new OpenRequest { SessionId = session.Id, Ino = created.Attr.Ino }, cancellationToken: ctx.CancellationToken);
-        if (opened.Errno != 0) return new FuseError(opened.Errno);
-        var handle = await OpenHandle(ctx, opened.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0);
-        return new FuseCreateResult(Entry(opened.Attr), handle);
+        var handle = await OpenHandle(ctx, created.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0);
+        return new FuseCreateResult(Entry(created.Attr), handle);
     }, "create");
 
     private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate)

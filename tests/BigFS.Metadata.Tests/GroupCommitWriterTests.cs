@@ -65,4 +65,81 @@ public class GroupCommitWriterTests
         Assert.Equal(5, store.BatchSizes.Sum());
         await Assert.ThrowsAsync<ObjectDisposedException>(() => writer.EnqueueAsync([Change(9)]));
     }
+    /// <summary>A store whose writes and flushes each wait for a signal.</summary>
+    private sealed class GatedSyncStore(int writesAllowed = 0) : IMetadataStore
+    {
+        public readonly SemaphoreSlim WriteStarted = new(0);
+        public readonly SemaphoreSlim AllowWrite = new(writesAllowed);
+        public readonly SemaphoreSlim SyncStarted = new(0);
+        public readonly SemaphoreSlim AllowSync = new(0);
+        public readonly List<int> Written = [];
+        public int Durable;
+        public Exception? FailSync;
+
+        public MetadataSnapshot Load() => new([], [], [], [], [], null);
+        public void Apply(IReadOnlyList<StoreChange> changes) => throw new InvalidOperationException("the writer must use Write + MakeDurable");
+
+        public void Write(IReadOnlyList<StoreChange> changes)
+        {
+            WriteStarted.Release();
+            AllowWrite.Wait();
+            lock (Written) Written.Add(changes.Count);
+        }
+
+        public void MakeDurable()
+        {
+            SyncStarted.Release();
+            AllowSync.Wait();
+            if (FailSync is not null) throw FailSync;
+            lock (Written) Durable = Written.Sum();
+        }
+
+        public void Dispose() { }
+    }
+
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task While_a_group_is_flushed_the_next_is_written_and_each_is_acknowledged_only_after_its_flush()
+    {
+        var store = new GatedSyncStore();
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        var first = writer.EnqueueAsync([Change(1)]);
+        Assert.True(await store.WriteStarted.WaitAsync(Patience));
+        var second = writer.EnqueueAsync([Change(2), Change(3)]);   // queued: the first group's flush is handed off
+        store.AllowWrite.Release();
+        Assert.True(await store.SyncStarted.WaitAsync(Patience));
+        Assert.True(await store.WriteStarted.WaitAsync(Patience));    // the second group is being written meanwhile
+        store.AllowWrite.Release();
+        var deadline = DateTime.UtcNow + Patience;
+        while (true)
+        {
+            lock (store.Written)
+                if (store.Written.Count == 2) break;
+            Assert.True(DateTime.UtcNow < deadline, "the second group was not written during the first flush");
+            await Task.Delay(5);
+        }
+        Assert.False(first.IsCompleted);
+        store.AllowSync.Release();
+        await first;
+        Assert.True(await store.SyncStarted.WaitAsync(Patience));
+        Assert.False(second.IsCompleted);   // written, but its flush has not returned
+        store.AllowSync.Release();
+        await second;
+        Assert.Equal(3, store.Durable);
+        Assert.Equal([1, 2], store.Written);
+    }
+
+    [Fact]
+    public async Task After_a_failed_flush_nothing_more_is_acknowledged()
+    {
+        var store = new GatedSyncStore(writesAllowed: 100) { FailSync = new IOException("EIO") };
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        var first = writer.EnqueueAsync([Change(1)]);
+        store.AllowSync.Release();
+        Assert.Equal("EIO", (await Assert.ThrowsAsync<IOException>(() => first)).Message);
+        store.FailSync = null;   // even if the disk "recovers", the lost pages are not known to be on it
+        store.AllowSync.Release(10);
+        Assert.Equal("EIO", (await Assert.ThrowsAsync<IOException>(() => writer.EnqueueAsync([Change(2)]))).Message);
+    }
 }

@@ -43,6 +43,37 @@ public sealed class LiteDbStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_batch_costs_one_fsync_when_no_checkpoint_wrote_the_data_file()
+    {
+        using var store = new LiteDbMetadataStore(_dir);
+        var before = store.FileSyncs;
+        for (var i = 1; i <= 10; i++)
+            store.Apply([Inode(i)]);
+        // The log is fsync'd once per batch; the data file, untouched by commits, never.
+        Assert.Equal(10, store.FileSyncs - before);
+    }
+
+    [Fact]
+    public void Last_change_per_record_wins_when_batches_are_merged()
+    {
+        var first = Inode(2);
+        var merged = StoreChange.LastPerRecord([
+            Inode(1), first, StoreChange.Put(RecordKind.Counters, CountersRecord.SingletonId, new CountersRecord { NextInode = 3 }),
+            StoreChange.Delete(RecordKind.Inode, 1L), StoreChange.Put(RecordKind.Dirent, "1/2", new DirentRecord { Id = "1/2" }),
+            StoreChange.Put(RecordKind.Counters, CountersRecord.SingletonId, new CountersRecord { NextInode = 4 }),
+        ]);
+        Assert.Equal(4, merged.Count);
+        Assert.Same(first, merged[0]);
+        Assert.Null(merged.Single(c => c.Kind == RecordKind.Inode && (long)c.Key == 1).Record);
+        Assert.Equal(4, ((CountersRecord)merged.Single(c => c.Kind == RecordKind.Counters).Record!).NextInode);
+        using var store = new LiteDbMetadataStore(_dir);
+        store.Apply(merged);
+        var snapshot = store.Load();
+        Assert.Equal([2L], snapshot.Inodes.Select(i => i.Id));
+        Assert.Equal(4, snapshot.Counters!.NextInode);
+    }
+
+    [Fact]
     public void Every_record_kind_round_trips()
     {
         var chunk = new ChunkRecord

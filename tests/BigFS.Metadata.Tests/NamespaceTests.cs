@@ -212,6 +212,44 @@ public class NamespaceTests
     }
 
     [Fact]
+    public async Task Create_with_open_session_registers_the_open_in_the_same_call()
+    {
+        var session = _h.Ns.OpenSession(new OpenSessionRequest { ClientName = "t" }).SessionId;
+        CreateNodeRequest Request(string name, bool exclusive = true) => new()
+            { Parent = Root, Name = Name(name), Type = InodeType.File, Mode = 0x1A4, Exclusive = exclusive, OpenSessionId = session };
+        var created = await _h.Ns.CreateNodeAsync(Request("f"));
+        Assert.True(created.Created);
+        // An existing file opened with O_CREAT (not O_EXCL) is registered too: two opens now.
+        var again = await _h.Ns.CreateNodeAsync(Request("f", exclusive: false));
+        Assert.False(again.Created);
+        Assert.Equal(created.Attr.Ino, again.Attr.Ino);
+        // A failed create registers nothing.
+        Assert.Equal(Errno.EEXIST, (await _h.Ns.CreateNodeAsync(Request("f"))).Errno);
+
+        var f = created.Attr.Ino;
+        Assert.Equal(0, (await _h.Ns.UnlinkAsync(new RemoveRequest { Parent = Root, Name = Name("f") })).Errno);
+        Assert.Equal(0, (await _h.Ns.ReleaseAsync(new ReleaseRequest { SessionId = session, Ino = f })).Errno);
+        Assert.Equal(0u, _h.Attr(f).Nlink);   // still open once
+        Assert.Equal(0, (await _h.Ns.ReleaseAsync(new ReleaseRequest { SessionId = session, Ino = f })).Errno);
+        Assert.Equal(Errno.ENOENT, _h.Ns.GetAttr(new InodeRequest { Ino = f }).Errno);
+        Assert.Equal(Errno.EBADF, (await _h.Ns.ReleaseAsync(new ReleaseRequest { SessionId = session, Ino = f })).Errno);
+    }
+
+    [Fact]
+    public async Task Create_with_open_session_is_for_files_only()
+    {
+        var session = _h.Ns.OpenSession(new OpenSessionRequest()).SessionId;
+        var dir = await _h.Ns.CreateNodeAsync(new CreateNodeRequest
+            { Parent = Root, Name = Name("d"), Type = InodeType.Directory, Mode = 0x1ED, OpenSessionId = session });
+        Assert.Equal(Errno.EINVAL, dir.Errno);
+        Assert.Equal(Errno.ENOENT, _h.LookupErrno(Root, "d"));
+        var longId = await _h.Ns.CreateNodeAsync(new CreateNodeRequest
+            { Parent = Root, Name = Name("f"), Type = InodeType.File, Mode = 0x1A4, OpenSessionId = new string('s', 129) });
+        Assert.Equal(Errno.EINVAL, longId.Errno);
+        Assert.Equal(Errno.ENOENT, _h.LookupErrno(Root, "f"));
+    }
+
+    [Fact]
     public async Task Expired_session_releases_its_opens()
     {
         var f = await _h.Create(Root, "f");

@@ -52,6 +52,27 @@ public class PosixCornerCaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task FileUnlinkedWhileStillOpenFromItsCreateStaysUsableUntilClose()
+    {
+        // The open comes from CREATE (registered by the same CreateNode call), not from a later OPEN.
+        var data = FileHelpers.RandomBytes(1 << 20, seed: 12);
+        await using (var fs = new FileStream($"{Mnt}/fresh", FileMode.CreateNew, FileAccess.ReadWrite))
+        {
+            await fs.WriteAsync(data);
+            await fs.FlushAsync();
+            fs.Flush(flushToDisk: true);
+            File.Delete($"{Mnt}/fresh");
+            Assert.False(File.Exists($"{Mnt}/fresh"));
+            fs.Position = 0;
+            var back = new byte[data.Length];
+            await fs.ReadExactlyAsync(back);
+            Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(back));
+            Assert.True((await _m.Cluster.StatusAsync()).ChunksTotal > 0);
+        }
+        await Poll.UntilAsync(async () => (await _m.Cluster.StatusAsync()).ChunksTotal == 0, TimeSpan.FromSeconds(60), "chunks of the unlinked file collected");
+    }
+
+    [Fact]
     public async Task HardLinksAcrossDirectoriesShareDataAndCountLinks()
     {
         await RunAsync($"mkdir {Quote(Mnt)}/a {Quote(Mnt)}/b && echo shared > {Quote(Mnt)}/a/f && ln {Quote(Mnt)}/a/f {Quote(Mnt)}/b/g");

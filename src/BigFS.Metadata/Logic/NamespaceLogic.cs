@@ -168,15 +168,20 @@ public sealed class NamespaceLogic(MetadataState state)
         if (err == 0) err = ValidName(r.Name);
         if (err == 0 && r.Type is < InodeType.File or > InodeType.BlockDevice) err = E.EINVAL;
         if (err == 0 && r.Goal > MetadataServerOptions.MaxGoal) err = E.EINVAL;
+        if (err == 0 && r.OpenSessionId.Length > 0 && (r.Type != InodeType.File || r.OpenSessionId.Length > MaxSessionId)) err = E.EINVAL;
         if (err != 0) return new EntryReply { Errno = err };
         var existing = index.Find(r.Name.Span);
         if (existing is not null)
         {
             var other = _s.Inodes[existing.Child];
             if (r.Type == InodeType.File && !r.Exclusive)
-                return other.Type == (int)InodeType.Directory
-                    ? new EntryReply { Errno = E.EISDIR }
-                    : new EntryReply { Attr = Attrs.Of(other), Created = false };
+            {
+                if (other.Type == (int)InodeType.Directory)
+                    return new EntryReply { Errno = E.EISDIR };
+                if (r.OpenSessionId.Length > 0)
+                    RegisterOpen(other, r.OpenSessionId);
+                return new EntryReply { Attr = Attrs.Of(other), Created = false };
+            }
             return new EntryReply { Errno = E.EEXIST };
         }
         if (r.Type == InodeType.Symlink)
@@ -218,6 +223,8 @@ public sealed class NamespaceLogic(MetadataState state)
         _s.MarkInode(inode.Id);
         _s.AddDirent(parent.Id, r.Name.Span, inode.Id);
         Touch(parent, now);
+        if (r.OpenSessionId.Length > 0)
+            RegisterOpen(inode, r.OpenSessionId);
         return new EntryReply { Attr = Attrs.Of(inode), Created = true };
     });
 
@@ -610,17 +617,23 @@ public sealed class NamespaceLogic(MetadataState state)
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode) || inode.Nlink == 0 && !_s.IsOpen(inode.Id))
             return new AttrReply { Errno = E.ENOENT };
         if (r.Truncate && inode.Type == (int)InodeType.Directory) return new AttrReply { Errno = E.EISDIR };
-        if (r.SessionId.Length > 128) return new AttrReply { Errno = E.EINVAL };
+        if (r.SessionId.Length > MaxSessionId) return new AttrReply { Errno = E.EINVAL };
         if (r.Truncate && inode.Type == (int)InodeType.File)
             Truncate(inode, 0, _s.NowNs);
         if (r.SessionId.Length > 0)
-        {
-            var session = Session(r.SessionId);
-            session.Opens[inode.Id] = session.Opens.GetValueOrDefault(inode.Id) + 1;
-            _s.OpenCounts[inode.Id] = _s.OpenCounts.GetValueOrDefault(inode.Id) + 1;
-        }
+            RegisterOpen(inode, r.SessionId);
         return new AttrReply { Attr = Attrs.Of(inode) };
     });
+
+    private const int MaxSessionId = 128;
+
+    /// <summary>Counts one open of the inode by the session (memory only: opens are not persisted).</summary>
+    private void RegisterOpen(InodeRecord inode, string sessionId)
+    {
+        var session = Session(sessionId);
+        session.Opens[inode.Id] = session.Opens.GetValueOrDefault(inode.Id) + 1;
+        _s.OpenCounts[inode.Id] = _s.OpenCounts.GetValueOrDefault(inode.Id) + 1;
+    }
 
     public Task<StatusReply> ReleaseAsync(ReleaseRequest r) => MutateAsync(() =>
     {

@@ -13,6 +13,19 @@ public interface IMetadataStore : IDisposable
 
     /// <summary>Applies every change in one transaction; durable (fsync'd) when it returns.</summary>
     void Apply(IReadOnlyList<StoreChange> changes);
+
+    /// <summary>
+    /// Applies every change in one transaction without waiting for the disk: durable only once a
+    /// later <see cref="MakeDurable"/> returns. Called from the writer thread only.
+    /// </summary>
+    void Write(IReadOnlyList<StoreChange> changes) => Apply(changes);
+
+    /// <summary>
+    /// Makes every batch whose <see cref="Write"/> returned durable. May run on another thread
+    /// while the writer thread writes the next batch (that is the point: the next group is
+    /// prepared while this one is flushed).
+    /// </summary>
+    void MakeDurable() { }
 }
 
 public sealed record MetadataSnapshot(

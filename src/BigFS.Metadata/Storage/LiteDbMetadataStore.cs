@@ -26,7 +26,10 @@ public sealed class LiteDbMetadataStore : IMetadataStore
 
     private readonly FileStream _data;
     private readonly FileStream _log;
+    private readonly TrackedFileStream _trackedData;
+    private readonly TrackedFileStream _trackedLog;
     private readonly OrderedLogStream _orderedLog;
+    private readonly Dictionary<RecordKind, ILiteCollection<BsonDocument>> _collections = [];
     private readonly BsonMapper _mapper;
     private readonly LiteDatabase _db;
     private bool _disposed;
@@ -36,15 +39,22 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         Directory.CreateDirectory(directory);
         _data = OpenFile(Path.Combine(directory, DataFileName));
         _log = OpenFile(Path.Combine(directory, LogFileName));
-        _orderedLog = new OrderedLogStream(_log, _data);
+        _trackedData = new TrackedFileStream(_data);
+        _trackedLog = new TrackedFileStream(_log);
+        _orderedLog = new OrderedLogStream(_trackedLog, _trackedData);
         _mapper = new BsonMapper { EnumAsInteger = true };
         try
         {
-            _db = new LiteDatabase(_data, _mapper, _orderedLog);
-            foreach (var name in CollectionNames.Values)
-                _db.GetCollection(name).EnsureIndex("_id", unique: true);
-            // Secondary indexes used by offline tools; created up front, never lazily.
-            _db.GetCollection(CollectionNames[RecordKind.Dirent]).EnsureIndex("Parent");
+            _db = new LiteDatabase(_trackedData, _mapper, _orderedLog);
+            foreach (var (kind, name) in CollectionNames)
+            {
+                _collections[kind] = _db.GetCollection(name);
+                _collections[kind].EnsureIndex("_id", unique: true);
+            }
+            // Secondary indexes used by offline tools; created up front, never lazily. Dirents have
+            // none: nothing queries them (the server keeps the namespace in memory) and it cost every
+            // create, rename and unlink one more page in the log it fsyncs.
+            _db.GetCollection(CollectionNames[RecordKind.Dirent]).DropIndex("Parent");
             _db.GetCollection(CollectionNames[RecordKind.Layout]).EnsureIndex("Ino");
             _db.GetCollection(CollectionNames[RecordKind.Chunk]).EnsureIndex("State");
             Sync();
@@ -57,11 +67,16 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         }
     }
 
+    // Unbuffered (LiteDB writes whole pages anyway), so an fsync from the sync thread never
+    // touches a buffer the writer thread is filling.
     private static FileStream OpenFile(string path) =>
-        new(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite, 4096, FileOptions.RandomAccess);
+        new(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite, bufferSize: 0, FileOptions.RandomAccess);
 
     /// <summary>How often a checkpoint made the data file durable before reusing the log.</summary>
     public long CheckpointDataSyncs => _orderedLog.DataSyncs;
+
+    /// <summary>fsyncs that reached the disk, log and data file together.</summary>
+    public long FileSyncs => _trackedLog.Syncs + _trackedData.Syncs;
 
     public MetadataSnapshot Load()
     {
@@ -73,6 +88,12 @@ public sealed class LiteDbMetadataStore : IMetadataStore
 
     public void Apply(IReadOnlyList<StoreChange> changes)
     {
+        Write(changes);
+        MakeDurable();
+    }
+
+    public void Write(IReadOnlyList<StoreChange> changes)
+    {
         if (changes.Count == 0)
             return;
         if (!_db.BeginTrans())
@@ -81,7 +102,7 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         {
             foreach (var change in changes)
             {
-                var collection = _db.GetCollection(CollectionNames[change.Kind]);
+                var collection = _collections[change.Kind];
                 var id = change.Key switch
                 {
                     long l => new BsonValue(l),
@@ -101,14 +122,21 @@ public sealed class LiteDbMetadataStore : IMetadataStore
             _db.Rollback();
             throw;
         }
-        Sync();
     }
 
-    /// <summary>fsync both files: a commit only wrote the log through the OS cache.</summary>
+    /// <summary>Thread-safe against a concurrent <see cref="Write"/>: the files are unbuffered, and a
+    /// write counts as made durable only if it had completed before the fsync started.</summary>
+    public void MakeDurable() => Sync();
+
+    /// <summary>
+    /// Makes the commit durable: fsync the log (the commit wrote it through the OS cache), and the
+    /// data file only if a checkpoint wrote it since its last fsync. Each file is synced at most
+    /// once per batch, and not at all if LiteDB already flushed it.
+    /// </summary>
     private void Sync()
     {
-        _log.Flush(flushToDisk: true);
-        _data.Flush(flushToDisk: true);
+        _trackedLog.SyncIfDirty();
+        _trackedData.SyncIfDirty();
     }
 
     public void Dispose()

@@ -4,20 +4,22 @@ namespace BigFS.Metadata.Storage;
 /// The LiteDB log file, wrapped so that a checkpoint cannot lose acknowledged data on power
 /// loss: a checkpoint copies log pages into the data file and then truncates or rewinds the
 /// log. Before the log is truncated, or overwritten below its high-water mark, the data file
-/// is fsync'd, so the pages being dropped from the log are already durable in the data file.
+/// is made durable (fsync'd unless nothing was written to it since its last fsync), so the
+/// pages being dropped from the log are already on disk in the data file.
 /// Flush() also reaches the disk (LiteDB calls it where it wants durability).
 /// </summary>
-public sealed class OrderedLogStream(FileStream log, FileStream data) : Stream
+public sealed class OrderedLogStream(TrackedFileStream log, TrackedFileStream data) : Stream
 {
     private long _highWater = log.Length;
 
+    /// <summary>How often the log was reused after a checkpoint (each time behind a durable data file).</summary>
     public long DataSyncs { get; private set; }
 
     private void BeforeOverwrite(long position)
     {
         if (position >= _highWater)
             return;
-        data.Flush(flushToDisk: true);
+        data.SyncIfDirty();
         DataSyncs++;
         _highWater = position;
     }
@@ -40,7 +42,7 @@ public sealed class OrderedLogStream(FileStream log, FileStream data) : Stream
         _highWater = value;
     }
 
-    public override void Flush() => log.Flush(flushToDisk: true);
+    public override void Flush() => log.SyncIfDirty();
     public override int Read(byte[] buffer, int offset, int count) => log.Read(buffer, offset, count);
     public override int Read(Span<byte> buffer) => log.Read(buffer);
     public override long Seek(long offset, SeekOrigin origin) => log.Seek(offset, origin);
