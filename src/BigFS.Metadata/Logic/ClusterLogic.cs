@@ -15,18 +15,7 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
     public const int MaxNodeIdLength = 128;
     private readonly MetadataState _s = state;
 
-    private async Task<T> MutateAsync<T>(Func<T> op)
-    {
-        T reply;
-        Task durable;
-        lock (_s.Sync)
-        {
-            reply = op();
-            durable = _s.CommitAsync();
-        }
-        await durable.ConfigureAwait(false);
-        return reply;
-    }
+    private Task<T> MutateAsync<T>(Func<T> op) => _s.MutateAsync(op);
 
     public Task<RegisterNodeReply> RegisterNodeAsync(RegisterNodeRequest r) => MutateAsync(() =>
     {

@@ -214,6 +214,24 @@ public sealed class MetadataState
     public bool IsOpen(long ino) => OpenCounts.ContainsKey(ino);
 
     /// <summary>Hands everything marked so far to the writer; call under <see cref="Sync"/>, await outside it.</summary>
+    /// <summary>
+    /// Applies a change under the lock and replies once it is durable: the change is queued for
+    /// group commit inside the lock (so commits follow the order changes were made), and the
+    /// fsync is awaited outside it.
+    /// </summary>
+    public async Task<T> MutateAsync<T>(Func<T> op)
+    {
+        T reply;
+        Task durable;
+        lock (Sync)
+        {
+            reply = op();
+            durable = CommitAsync();
+        }
+        await durable.ConfigureAwait(false);
+        return reply;
+    }
+
     public Task CommitAsync()
     {
         var changes = new List<StoreChange>();

@@ -26,18 +26,7 @@ public sealed class NamespaceLogic(MetadataState state)
 
     private readonly MetadataState _s = state;
 
-    private async Task<T> MutateAsync<T>(Func<T> op)
-    {
-        T reply;
-        Task durable;
-        lock (_s.Sync)
-        {
-            reply = op();
-            durable = _s.CommitAsync();
-        }
-        await durable.ConfigureAwait(false);
-        return reply;
-    }
+    private Task<T> MutateAsync<T>(Func<T> op) => _s.MutateAsync(op);
 
     private T Read<T>(Func<T> op)
     {
