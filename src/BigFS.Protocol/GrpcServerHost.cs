@@ -63,12 +63,28 @@ public static class GrpcServerHost
         return app;
     }
 
-    /// <summary>The address clients dial, e.g. http://127.0.0.1:40123, once the app has started.</summary>
+    /// <summary>
+    /// The address clients dial, e.g. http://127.0.0.1:40123, once the app has started. A
+    /// wildcard listen (0.0.0.0, [::]) is advertised as this host's first non-loopback IPv4
+    /// address, so other hosts can reach it; on a host with only loopback, as 127.0.0.1.
+    /// </summary>
     public static string BoundAddress(this WebApplication app)
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-        var uri = new Uri(addresses.First().Replace("[::]", "127.0.0.1").Replace("0.0.0.0", "127.0.0.1"));
-        return $"http://{uri.Host}:{uri.Port}";
+        var uri = new Uri(addresses.First().Replace("[::]", "0.0.0.0"));
+        var host = uri.Host is "0.0.0.0" or "+" or "*" ? ReachableHostAddress() : uri.Host;
+        return $"http://{host}:{uri.Port}";
+    }
+
+    private static string ReachableHostAddress()
+    {
+        var candidate = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == System.Net.NetworkInformation.OperationalStatus.Up
+                        && n.NetworkInterfaceType != System.Net.NetworkInformation.NetworkInterfaceType.Loopback)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !System.Net.IPAddress.IsLoopback(a));
+        return candidate?.ToString() ?? "127.0.0.1";
     }
 
     public static (string Host, int Port) ParseListen(string listen)
