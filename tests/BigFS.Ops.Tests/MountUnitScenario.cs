@@ -1,3 +1,5 @@
+using BigFS.Testing;
+
 namespace BigFS.Ops.Tests;
 
 /// <summary>
@@ -31,5 +33,15 @@ public static class MountUnitScenario
 
         // The fstab helper: mount(8) runs /usr/sbin/mount.fuse.bigfs for type fuse.bigfs.
         await container.RunAsync("mkdir -p /mnt/fstab && mount -t fuse.bigfs 127.0.0.1:9000 /mnt/fstab && cmp /root/a /mnt/fstab/a && umount /mnt/fstab");
+
+        // An fstab line, mounted by path as an admin would, then the way boot does it: the unit
+        // systemd-fstab-generator makes from the line. umount ends the daemon each time.
+        await container.RunAsync("echo '127.0.0.1:9000 /mnt/fstab fuse.bigfs _netdev,allow_other 0 0' >> /etc/fstab && systemctl daemon-reload");
+        await container.RunAsync("mount /mnt/fstab && cmp /root/a /mnt/fstab/a && umount /mnt/fstab");
+        await container.RunAsync("systemctl start mnt-fstab.mount && findmnt -n -o FSTYPE /mnt/fstab | grep -q fuse.bigfs && cmp /root/a /mnt/fstab/a");
+        await container.RunAsync("systemctl stop mnt-fstab.mount");
+        Assert.NotEqual(0, (await container.ExecAsync("findmnt /mnt/fstab")).ExitCode);
+        await Poll.UntilAsync(async () => (await container.ExecAsync("pgrep -f 'bigfs mount'")).ExitCode != 0,
+            TimeSpan.FromSeconds(30), "the mount daemon to exit after umount");
     }
 }
