@@ -8,7 +8,7 @@ namespace BigFS.Metadata.Storage;
 /// pages being dropped from the log are already on disk in the data file.
 /// Flush() also reaches the disk (LiteDB calls it where it wants durability).
 /// </summary>
-public sealed class OrderedLogStream(TrackedFileStream log, TrackedFileStream data) : Stream
+public sealed class OrderedLogStream(TrackedFileStream log, TrackedFileStream data) : WriteInterceptingStream(log)
 {
     private long _highWater = log.Length;
 
@@ -24,16 +24,12 @@ public sealed class OrderedLogStream(TrackedFileStream log, TrackedFileStream da
         _highWater = position;
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         BeforeOverwrite(log.Position);
         log.Write(buffer);
         _highWater = Math.Max(_highWater, log.Position);
     }
-
-    public override void WriteByte(byte value) => Write([value]);
 
     public override void SetLength(long value)
     {
@@ -43,19 +39,6 @@ public sealed class OrderedLogStream(TrackedFileStream log, TrackedFileStream da
     }
 
     public override void Flush() => log.SyncIfDirty();
-    public override int Read(byte[] buffer, int offset, int count) => log.Read(buffer, offset, count);
-    public override int Read(Span<byte> buffer) => log.Read(buffer);
-    public override long Seek(long offset, SeekOrigin origin) => log.Seek(offset, origin);
-    public override bool CanRead => log.CanRead;
-    public override bool CanSeek => log.CanSeek;
-    public override bool CanWrite => log.CanWrite;
-    public override long Length => log.Length;
-
-    public override long Position
-    {
-        get => log.Position;
-        set => log.Position = value;
-    }
 
     protected override void Dispose(bool disposing)
     {

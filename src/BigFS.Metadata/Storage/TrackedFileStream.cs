@@ -7,7 +7,7 @@ namespace BigFS.Metadata.Storage;
 /// Writes may come from LiteDB's own threads, hence the interlocked counters.
 /// The owner disposes the underlying file.
 /// </summary>
-public sealed class TrackedFileStream(FileStream file) : Stream
+public sealed class TrackedFileStream(FileStream file) : WriteInterceptingStream(file)
 {
     private long _writes;
     private long _durableWrites;
@@ -35,17 +35,9 @@ public sealed class TrackedFileStream(FileStream file) : Stream
     // progress while another thread syncs leaves the file dirty for the next sync.
     private void NoteWrite() => Interlocked.Increment(ref _writes);
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         file.Write(buffer);
-        NoteWrite();
-    }
-
-    public override void WriteByte(byte value)
-    {
-        file.WriteByte(value);
         NoteWrite();
     }
 
@@ -57,18 +49,4 @@ public sealed class TrackedFileStream(FileStream file) : Stream
 
     /// <summary>LiteDB calls Flush where it wants durability.</summary>
     public override void Flush() => SyncIfDirty();
-
-    public override int Read(byte[] buffer, int offset, int count) => file.Read(buffer, offset, count);
-    public override int Read(Span<byte> buffer) => file.Read(buffer);
-    public override long Seek(long offset, SeekOrigin origin) => file.Seek(offset, origin);
-    public override bool CanRead => file.CanRead;
-    public override bool CanSeek => file.CanSeek;
-    public override bool CanWrite => file.CanWrite;
-    public override long Length => file.Length;
-
-    public override long Position
-    {
-        get => file.Position;
-        set => file.Position = value;
-    }
 }
