@@ -32,8 +32,6 @@ public sealed class MountedCluster : IAsyncDisposable
         return mc;
     }
 
-    public string Path_(string relative) => Path.Combine(MountPoint, relative);
-
     public async ValueTask DisposeAsync()
     {
         foreach (var m in Mounts)
