@@ -69,6 +69,22 @@ public sealed class BigFsClient : IAsyncDisposable
 
     public BigFsFile OpenFile(ulong ino, long knownSize) => new(this, ino, knownSize, _loggerFactory.CreateLogger<BigFsFile>());
 
+    /// <summary>Waits until every namespace change acknowledged so far is durable on the metadata server.</summary>
+    public async Task SyncMetadataAsync(CancellationToken ct = default)
+    {
+        StatusReply reply;
+        try
+        {
+            reply = await Namespace.SyncAsync(new SyncRequest(), cancellationToken: ct);
+        }
+        catch (RpcException ex)
+        {
+            throw BigFsException.Io("metadata sync failed: " + ex.Status.Detail, ex);
+        }
+        if (reply.Errno != 0)
+            throw new BigFsException(reply.Errno, $"metadata sync failed: errno {reply.Errno}");
+    }
+
     public async Task<InodeAttr> ResolvePathAsync(string path, CancellationToken ct = default)
     {
         try

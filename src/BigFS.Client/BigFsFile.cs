@@ -125,6 +125,27 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// fsync(2): commits what is buffered (a commit is durable with everything before it). With
+    /// nothing to commit, it still waits until the namespace changes acknowledged so far — this
+    /// file's creation, a rename — are durable.
+    /// </summary>
+    public async Task SyncAsync(CancellationToken ct = default)
+    {
+        bool committed;
+        await _flushLock.WaitAsync(ct);
+        try
+        {
+            committed = await FlushCoreAsync(ct);
+        }
+        finally
+        {
+            _flushLock.Release();
+        }
+        if (!committed)
+            await _client.SyncMetadataAsync(ct);
+    }
+
     public async Task TruncateAsync(long size, CancellationToken ct = default)
     {
         if (size < 0)
@@ -244,7 +265,8 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
-    private async Task FlushCoreAsync(CancellationToken ct)
+    /// <summary>Uploads and commits what is buffered; true if a commit was made.</summary>
+    private async Task<bool> FlushCoreAsync(CancellationToken ct)
     {
         List<PendingChunk> batch;
         lock (_sync)
@@ -254,7 +276,7 @@ public sealed class BigFsFile : IAsyncDisposable
         }
         _client.UntrackIfClean(this);
         if (batch.Count == 0)
-            return;
+            return false;
         await Task.WhenAll(batch.Select(p => p.Upload)).WaitAsync(ct);
 
         List<PendingChunk> failed;
@@ -302,6 +324,7 @@ public sealed class BigFsFile : IAsyncDisposable
                 _pending.Remove(p);
             InvalidateLayoutLocked();
         }
+        return request.Extents.Count > 0;
     }
 
     private void InvalidateLayoutLocked()

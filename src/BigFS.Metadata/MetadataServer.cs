@@ -79,7 +79,7 @@ public sealed class MetadataServer : IAsyncDisposable
     private async Task StartCoreAsync(ILoggerFactory loggerFactory, CancellationToken ct)
     {
         var snapshot = _store.Load();
-        State = new MetadataState(_options, TimeProvider.System, snapshot, _writer.EnqueueAsync);
+        State = new MetadataState(_options, TimeProvider.System, snapshot, _writer);
         Task durable;
         lock (State.Sync)
             durable = State.CommitAsync();   // the root inode on first start

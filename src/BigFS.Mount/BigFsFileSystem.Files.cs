@@ -72,7 +72,14 @@ internal sealed partial class BigFsFileSystem
     /// <summary>close(2): commit, so the next open anywhere sees the data (close-to-open), and report failures here.</summary>
     public ValueTask<int> FlushAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong lockOwner) => Commit(ino, "flush");
 
-    public ValueTask<int> FsyncAsync(FuseRequestContext ctx, ulong ino, ulong fh, bool dataOnly) => Commit(ino, "fsync");
+    public ValueTask<int> FsyncAsync(FuseRequestContext ctx, ulong ino, ulong fh, bool dataOnly) => Call(async () =>
+    {
+        if (_open.Find(ino) is { } open)
+            await open.File.SyncAsync(CancellationToken.None);
+        else
+            await client.SyncMetadataAsync(CancellationToken.None);
+        return 0;
+    }, "fsync");
 
     private ValueTask<int> Commit(ulong ino, string op) => Call(async () =>
     {

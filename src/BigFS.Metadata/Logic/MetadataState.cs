@@ -32,7 +32,7 @@ public sealed class MetadataState
     public Dictionary<long, int> OpenCounts { get; } = [];
     public CountersRecord Counters { get; private set; } = new();
 
-    private readonly Func<IReadOnlyList<StoreChange>, Task> _persist;
+    private readonly IChangeLog _log;
     private readonly HashSet<long> _dirtyInodes = [];
     private readonly Dictionary<string, DirentRecord?> _dirtyDirents = new(StringComparer.Ordinal);
     private readonly Dictionary<long, (long Lo, long Hi)> _dirtyLayouts = [];
@@ -41,12 +41,12 @@ public sealed class MetadataState
     private bool _dirtyCounters;
 
     public MetadataState(MetadataServerOptions options, TimeProvider time, MetadataSnapshot snapshot,
-        Func<IReadOnlyList<StoreChange>, Task> persist)
+        IChangeLog log)
     {
         Options = options;
         Time = time;
         StartedMs = NowMs;
-        _persist = persist;
+        _log = log;
         Load(snapshot);
     }
 
@@ -213,26 +213,29 @@ public sealed class MetadataState
 
     public bool IsOpen(long ino) => OpenCounts.ContainsKey(ino);
 
-    /// <summary>Hands everything marked so far to the writer; call under <see cref="Sync"/>, await outside it.</summary>
     /// <summary>
-    /// Applies a change under the lock and replies once it is durable: the change is queued for
-    /// group commit inside the lock (so commits follow the order changes were made), and the
-    /// fsync is awaited outside it.
+    /// Applies a change under the lock and replies once it is stored as asked: the change is
+    /// queued inside the lock (so the log follows the order changes were made), and awaited
+    /// outside it.
     /// </summary>
-    public async Task<T> MutateAsync<T>(Func<T> op)
+    public async Task<T> MutateAsync<T>(Func<T> op, Durability durability = Durability.Durable)
     {
         T reply;
-        Task durable;
+        Task stored;
         lock (Sync)
         {
             reply = op();
-            durable = CommitAsync();
+            stored = CommitAsync(durability);
         }
-        await durable.ConfigureAwait(false);
+        await stored.ConfigureAwait(false);
         return reply;
     }
 
-    public Task CommitAsync()
+    /// <summary>Completes once every change acknowledged so far is durable.</summary>
+    public Task SyncAsync() => _log.SyncAsync();
+
+    /// <summary>Hands everything marked so far to the log; call under <see cref="Sync"/>, await outside it.</summary>
+    public Task CommitAsync(Durability durability = Durability.Durable)
     {
         var changes = new List<StoreChange>();
         foreach (var ino in _dirtyInodes)
@@ -259,7 +262,7 @@ public sealed class MetadataState
         _dirtyChunks.Clear();
         _dirtyNodes.Clear();
         _dirtyCounters = false;
-        return changes.Count == 0 ? Task.CompletedTask : _persist(changes);
+        return changes.Count == 0 ? Task.CompletedTask : _log.AppendAsync(changes, durability);
     }
 
     private void AddLayoutChanges(List<StoreChange> changes, long ino, long lo, long hi)
