@@ -112,12 +112,13 @@ public sealed class BigFsFile : IAsyncDisposable
         return n;
     }
 
-    public async Task FlushAsync(CancellationToken ct = default)
+    /// <summary>Uploads and commits what is buffered (close-to-open); true if there was something to commit.</summary>
+    public async Task<bool> FlushAsync(CancellationToken ct = default)
     {
         await _flushLock.WaitAsync(ct);
         try
         {
-            await FlushCoreAsync(ct);
+            return await FlushCoreAsync(ct);
         }
         finally
         {
@@ -130,7 +131,8 @@ public sealed class BigFsFile : IAsyncDisposable
     /// nothing to commit, it still waits until the namespace changes acknowledged so far — this
     /// file's creation, a rename — are durable.
     /// </summary>
-    public async Task SyncAsync(CancellationToken ct = default)
+    /// <returns>true if something was committed.</returns>
+    public async Task<bool> SyncAsync(CancellationToken ct = default)
     {
         bool committed;
         await _flushLock.WaitAsync(ct);
@@ -144,6 +146,7 @@ public sealed class BigFsFile : IAsyncDisposable
         }
         if (!committed)
             await _client.SyncMetadataAsync(ct);
+        return committed;
     }
 
     public async Task TruncateAsync(long size, CancellationToken ct = default)

@@ -96,6 +96,7 @@ public sealed class MetadataServer : IAsyncDisposable
             {
                 services.AddSingleton(_namespace);
                 services.AddSingleton(cluster);
+                services.AddGrpc().AddServiceOptions<NamespaceService>(o => o.Interceptors.Add<ChangeOriginInterceptor>());
             },
             endpoints =>
             {

@@ -50,6 +50,7 @@ public sealed class Harness
     public InMemoryMetadataStore Store { get; } = new();
     public MetadataServerOptions Options { get; }
     public MetadataState State { get; }
+    public ImmediateChangeLog Log { get; }
     public NamespaceLogic Ns { get; }
     public ClusterLogic Cluster { get; }
     public FakeNodeClient Nodes { get; } = new();
@@ -58,7 +59,8 @@ public sealed class Harness
     public Harness(MetadataServerOptions? options = null, int seed = 42)
     {
         Options = options ?? new MetadataServerOptions { DataDirectory = "unused" };
-        State = new MetadataState(Options, Time, Store.Load(), new ImmediateChangeLog(Store));
+        Log = new ImmediateChangeLog(Store);
+        State = new MetadataState(Options, Time, Store.Load(), Log);
         Ns = new NamespaceLogic(State);
         Cluster = new ClusterLogic(State, new Random(seed), NullLogger.Instance);
         Maintenance = new ChunkMaintenance(State, Cluster, Nodes, NullLogger.Instance);

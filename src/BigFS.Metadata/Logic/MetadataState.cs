@@ -19,6 +19,8 @@ public sealed class MetadataState
     public MetadataServerOptions Options { get; }
     public TimeProvider Time { get; }
     public long StartedMs { get; }
+    /// <summary>Mounts watching for other sessions' changes.</summary>
+    public ChangeFeed Feed { get; } = new();
 
     public Dictionary<long, InodeRecord> Inodes { get; } = [];
     public Dictionary<long, DirectoryIndex> Directories { get; } = [];
@@ -34,6 +36,8 @@ public sealed class MetadataState
 
     private readonly IChangeLog _log;
     private readonly HashSet<long> _dirtyInodes = [];
+    /// <summary>Directories whose entries changed since the last commit (for the change feed).</summary>
+    private readonly HashSet<long> _changedDirectories = [];
     private readonly Dictionary<string, DirentRecord?> _dirtyDirents = new(StringComparer.Ordinal);
     private readonly Dictionary<long, (long Lo, long Hi)> _dirtyLayouts = [];
     private readonly HashSet<string> _dirtyChunks = new(StringComparer.Ordinal);
@@ -134,16 +138,22 @@ public sealed class MetadataState
         };
         Directories[parent].Add(d);
         _dirtyDirents[d.Id] = d;
+        _changedDirectories.Add(parent);
         return d;
     }
 
     /// <summary>Persists an in-place change of a dirent (its child, for RENAME_EXCHANGE; the cookie stays).</summary>
-    public void MarkDirent(DirentRecord d) => _dirtyDirents[d.Id] = d;
+    public void MarkDirent(DirentRecord d)
+    {
+        _dirtyDirents[d.Id] = d;
+        _changedDirectories.Add(d.Parent);
+    }
 
     public void RemoveDirent(DirentRecord d)
     {
         Directories[d.Parent].Remove(d);
         _dirtyDirents[d.Id] = null;
+        _changedDirectories.Add(d.Parent);
     }
 
     public ExtentMap LayoutOf(long ino)
@@ -256,6 +266,9 @@ public sealed class MetadataState
                 : StoreChange.Delete(RecordKind.Node, id));
         if (_dirtyCounters)
             changes.Add(StoreChange.Put(RecordKind.Counters, CountersRecord.SingletonId, Counters.Clone()));
+        if (Feed.HasWatchers)
+            Feed.Publish(_changedDirectories, _dirtyInodes, ChangeOrigin.Session);
+        _changedDirectories.Clear();
         _dirtyInodes.Clear();
         _dirtyDirents.Clear();
         _dirtyLayouts.Clear();

@@ -37,6 +37,9 @@ public sealed class NamespaceLogic(MetadataState state)
     /// <summary>A commit of file data from fsync/close: durable before the reply, with everything before it.</summary>
     private Task<T> MutateDurablyAsync<T>(Func<T> op) => _s.MutateAsync(op, Durability.Durable);
 
+    /// <summary>Starts telling a session about other sessions' changes (dispose to stop).</summary>
+    public ChangeWatcher WatchChanges(string sessionId) => _s.Feed.Watch(sessionId);
+
     /// <summary>Makes every namespace change acknowledged so far durable (fsync, fsyncdir, sync).</summary>
     public async Task<StatusReply> SyncAsync()
     {
@@ -291,7 +294,15 @@ public sealed class NamespaceLogic(MetadataState state)
         return new StatusReply();
     });
 
-    public Task<StatusReply> RenameAsync(RenameRequest r) => MutateAsync(() => new StatusReply { Errno = Rename(r) });
+    public Task<StatusReply> RenameAsync(RenameRequest r) => MutateAsync(() =>
+    {
+        var reply = new StatusReply { Errno = Rename(r) };
+        // The moved inode as it is now (its ctime changed), so a mount can keep it cached under the new name.
+        if (reply.Errno == 0 && (r.Flags & RenameExchange) == 0
+            && _s.Directories.TryGetValue((long)r.NewParent, out var dir) && dir.Find(r.NewName.Span) is { } moved)
+            reply.Attr = Attrs.Of(_s.Inodes[moved.Child]);
+        return reply;
+    });
 
     private int Rename(RenameRequest r)
     {
