@@ -55,6 +55,10 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
     /// <summary>Store transactions written (each group of batches is one).</summary>
     public long Commits => Interlocked.Read(ref _commits);
 
+    /// <summary>Flushes to disk (each covers every group written before it).</summary>
+    public long Flushes => Interlocked.Read(ref _flushes);
+    private long _flushes;
+
     /// <summary>
     /// Queues changes; the task completes once they are durable, or once written for
     /// <see cref="Durability.Written"/> (and faults if the store failed).
@@ -181,6 +185,7 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
             if (_syncFailure is { } earlier)
                 throw earlier;
             _store.MakeDurable();
+            Interlocked.Increment(ref _flushes);
         }
         catch (Exception ex)
         {
