@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text;
 using BigFS.Core;
 using BigFS.Protocol;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -22,9 +24,11 @@ public sealed class BigFsClient : IAsyncDisposable
     private readonly ILoggerFactory _loggerFactory;
     private readonly ConcurrentDictionary<BigFsFile, byte> _dirtyFiles = new();
     private long _uploadingBytes;
+    private readonly StrongBox<string?> _session;
 
-    private BigFsClient(GrpcChannels channels, Namespace.NamespaceClient ns, int chunkSize, BigFsClientOptions options, ILoggerFactory loggerFactory)
+    private BigFsClient(GrpcChannels channels, Namespace.NamespaceClient ns, StrongBox<string?> session, int chunkSize, BigFsClientOptions options, ILoggerFactory loggerFactory)
     {
+        _session = session;
         _channels = channels;
         _loggerFactory = loggerFactory;
         Namespace = ns;
@@ -40,8 +44,12 @@ public sealed class BigFsClient : IAsyncDisposable
     public int ChunkSize { get; }
     public BigFsClientOptions Options { get; }
 
-    /// <summary>The mount's session, sent with commits (optional).</summary>
-    public string? SessionId { get; set; }
+    /// <summary>The mount's session (optional): sent with commits, and as a header with every namespace call.</summary>
+    public string? SessionId
+    {
+        get => _session.Value;
+        set => _session.Value = value;
+    }
 
     internal WriteBufferBudget Budget { get; }
     internal ChunkUploader Uploader { get; }
@@ -53,12 +61,18 @@ public sealed class BigFsClient : IAsyncDisposable
         options ??= new BigFsClientOptions();
         loggerFactory ??= NullLoggerFactory.Instance;
         var channels = new GrpcChannels();
-        var ns = new Namespace.NamespaceClient(channels.Get(metadataAddress));
+        var session = new StrongBox<string?>();
+        var ns = new Namespace.NamespaceClient(channels.Get(metadataAddress).Intercept(headers =>
+        {
+            if (session.Value is { } id)
+                (headers ??= []).Add(SessionHeader.Name, id);
+            return headers;
+        }));
         try
         {
             var reply = await ns.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
             var chunkSize = reply.ChunkSize is > 0 and <= 64 * 1024 * 1024 ? (int)reply.ChunkSize : DefaultChunkSize;
-            return new BigFsClient(channels, ns, chunkSize, options, loggerFactory);
+            return new BigFsClient(channels, ns, session, chunkSize, options, loggerFactory);
         }
         catch (RpcException ex)
         {
@@ -68,6 +82,22 @@ public sealed class BigFsClient : IAsyncDisposable
     }
 
     public BigFsFile OpenFile(ulong ino, long knownSize) => new(this, ino, knownSize, _loggerFactory.CreateLogger<BigFsFile>());
+
+    /// <summary>Waits until every namespace change acknowledged so far is durable on the metadata server.</summary>
+    public async Task SyncMetadataAsync(CancellationToken ct = default)
+    {
+        StatusReply reply;
+        try
+        {
+            reply = await Namespace.SyncAsync(new SyncRequest(), cancellationToken: ct);
+        }
+        catch (RpcException ex)
+        {
+            throw BigFsException.Io("metadata sync failed: " + ex.Status.Detail, ex);
+        }
+        if (reply.Errno != 0)
+            throw new BigFsException(reply.Errno, $"metadata sync failed: errno {reply.Errno}");
+    }
 
     public async Task<InodeAttr> ResolvePathAsync(string path, CancellationToken ct = default)
     {

@@ -112,17 +112,41 @@ public sealed class BigFsFile : IAsyncDisposable
         return n;
     }
 
-    public async Task FlushAsync(CancellationToken ct = default)
+    /// <summary>Uploads and commits what is buffered (close-to-open); true if there was something to commit.</summary>
+    public async Task<bool> FlushAsync(CancellationToken ct = default)
     {
         await _flushLock.WaitAsync(ct);
         try
         {
-            await FlushCoreAsync(ct);
+            return await FlushCoreAsync(ct);
         }
         finally
         {
             _flushLock.Release();
         }
+    }
+
+    /// <summary>
+    /// fsync(2): commits what is buffered (a commit is durable with everything before it). With
+    /// nothing to commit, it still waits until the namespace changes acknowledged so far — this
+    /// file's creation, a rename — are durable.
+    /// </summary>
+    /// <returns>true if something was committed.</returns>
+    public async Task<bool> SyncAsync(CancellationToken ct = default)
+    {
+        bool committed;
+        await _flushLock.WaitAsync(ct);
+        try
+        {
+            committed = await FlushCoreAsync(ct);
+        }
+        finally
+        {
+            _flushLock.Release();
+        }
+        if (!committed)
+            await _client.SyncMetadataAsync(ct);
+        return committed;
     }
 
     public async Task TruncateAsync(long size, CancellationToken ct = default)
@@ -244,7 +268,8 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
-    private async Task FlushCoreAsync(CancellationToken ct)
+    /// <summary>Uploads and commits what is buffered; true if a commit was made.</summary>
+    private async Task<bool> FlushCoreAsync(CancellationToken ct)
     {
         List<PendingChunk> batch;
         lock (_sync)
@@ -254,7 +279,7 @@ public sealed class BigFsFile : IAsyncDisposable
         }
         _client.UntrackIfClean(this);
         if (batch.Count == 0)
-            return;
+            return false;
         await Task.WhenAll(batch.Select(p => p.Upload)).WaitAsync(ct);
 
         List<PendingChunk> failed;
@@ -302,6 +327,7 @@ public sealed class BigFsFile : IAsyncDisposable
                 _pending.Remove(p);
             InvalidateLayoutLocked();
         }
+        return request.Extents.Count > 0;
     }
 
     private void InvalidateLayoutLocked()

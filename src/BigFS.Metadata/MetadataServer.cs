@@ -44,8 +44,11 @@ public sealed class MetadataServer : IAsyncDisposable
 
     internal MetadataState State { get; private set; } = null!;
 
-    /// <summary>Durable group commits so far (each may carry many operations).</summary>
+    /// <summary>Group commits written so far (each may carry many operations).</summary>
     internal long Commits => _writer.Commits;
+
+    /// <summary>Flushes of the metadata to disk so far (each covers everything written before it).</summary>
+    internal long Flushes => _writer.Flushes;
 
     public static async Task<MetadataServer> StartAsync(MetadataServerOptions options, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
     {
@@ -53,13 +56,16 @@ public sealed class MetadataServer : IAsyncDisposable
         options.Validate();
         loggerFactory ??= NullLoggerFactory.Instance;
         var dirLock = DataDirectoryLock.Acquire(options.DataDirectory);
-        LiteDbMetadataStore store;
+        IMetadataStore store;
+        LiteDbMetadataStore? lite = null;
         try
         {
-            store = new LiteDbMetadataStore(options.DataDirectory);
+            lite = new LiteDbMetadataStore(options.DataDirectory);
+            store = new JournaledMetadataStore(lite, options.DataDirectory, logger: loggerFactory.CreateLogger<JournaledMetadataStore>());
         }
         catch
         {
+            lite?.Dispose();
             dirLock.Dispose();
             throw;
         }
@@ -79,7 +85,7 @@ public sealed class MetadataServer : IAsyncDisposable
     private async Task StartCoreAsync(ILoggerFactory loggerFactory, CancellationToken ct)
     {
         var snapshot = _store.Load();
-        State = new MetadataState(_options, TimeProvider.System, snapshot, _writer.EnqueueAsync);
+        State = new MetadataState(_options, TimeProvider.System, snapshot, _writer);
         Task durable;
         lock (State.Sync)
             durable = State.CommitAsync();   // the root inode on first start
@@ -96,6 +102,7 @@ public sealed class MetadataServer : IAsyncDisposable
             {
                 services.AddSingleton(_namespace);
                 services.AddSingleton(cluster);
+                services.AddGrpc().AddServiceOptions<NamespaceService>(o => o.Interceptors.Add<ChangeOriginInterceptor>());
             },
             endpoints =>
             {

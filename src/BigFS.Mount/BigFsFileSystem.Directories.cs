@@ -17,7 +17,12 @@ internal sealed partial class BigFsFileSystem
 
     public ValueTask<int> ReleaseDirAsync(FuseRequestContext ctx, ulong ino, ulong fh, int flags) => ValueTask.FromResult(0);
 
-    public ValueTask<int> FsyncDirAsync(FuseRequestContext ctx, ulong ino, ulong fh, bool dataOnly) => ValueTask.FromResult(0);   // every namespace change is durable when acknowledged
+    /// <summary>Namespace changes are durable within milliseconds of their reply; fsync on a directory waits for that.</summary>
+    public ValueTask<int> FsyncDirAsync(FuseRequestContext ctx, ulong ino, ulong fh, bool dataOnly) => Call(async () =>
+    {
+        await client.SyncMetadataAsync(CancellationToken.None);
+        return 0;
+    }, "fsyncdir");
 
     public ValueTask<int> ReadDirAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, FuseDirList list) => Call(async () =>
     {

@@ -16,8 +16,10 @@ internal sealed partial class BigFsFileSystem
     public ValueTask<FuseResult<FuseOpenResult>> OpenAsync(FuseRequestContext ctx, ulong ino, int flags) => Call<FuseOpenResult>(async () =>
     {
         if (options.ReadOnly && (flags & O_ACCMODE) != 0) return new FuseError(LinuxErrno.EROFS);
+        var generation = cache.Generation;
         var reply = await _ns.OpenAsync(new OpenRequest { SessionId = session.Id, Ino = ino }, cancellationToken: ctx.CancellationToken);
         if (reply.Errno != 0) return new FuseError(reply.Errno);
+        cache.LearnAttr(generation, reply.Attr);   // open is where close-to-open refreshes what we know
         return await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0);
     }, "open");
 
@@ -25,12 +27,15 @@ internal sealed partial class BigFsFileSystem
     {
         if (options.ReadOnly) return new FuseError(LinuxErrno.EROFS);
         // One round trip: the server registers this session's open along with the create.
+        var generation = cache.BeginChange();
+        cache.ForgetAttr(parent);
         var created = await _ns.CreateNodeAsync(new CreateNodeRequest
         {
             Parent = parent, Name = Name(name), Type = InodeType.File, Mode = mode & 0xfff, Uid = ctx.Uid, Gid = ctx.Gid, Exclusive = (flags & O_EXCL) != 0,
             OpenSessionId = session.Id,
         }, cancellationToken: ctx.CancellationToken);
         if (created.Errno != 0) return new FuseError(created.Errno);
+        cache.LearnNewEntry(generation, parent, name, created.Attr);
         var handle = await OpenHandle(ctx, created.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0);
         return new FuseCreateResult(Entry(created.Attr), handle);
     }, "create");
@@ -40,6 +45,7 @@ internal sealed partial class BigFsFileSystem
         var (open, fh, keepCache) = _open.Open(attr.Ino, attr.Version, () => client.OpenFile(attr.Ino, (long)attr.Size));
         if (truncate)
         {
+            ForgetAttr(attr.Ino);
             try
             {
                 await open.File.TruncateAsync(0, ctx.CancellationToken);
@@ -72,12 +78,23 @@ internal sealed partial class BigFsFileSystem
     /// <summary>close(2): commit, so the next open anywhere sees the data (close-to-open), and report failures here.</summary>
     public ValueTask<int> FlushAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong lockOwner) => Commit(ino, "flush");
 
-    public ValueTask<int> FsyncAsync(FuseRequestContext ctx, ulong ino, ulong fh, bool dataOnly) => Commit(ino, "fsync");
+    public ValueTask<int> FsyncAsync(FuseRequestContext ctx, ulong ino, ulong fh, bool dataOnly) => Call(async () =>
+    {
+        if (_open.Find(ino) is { } open)
+        {
+            if (await open.File.SyncAsync(CancellationToken.None))
+                ForgetAttr(ino);
+        }
+        else
+            await client.SyncMetadataAsync(CancellationToken.None);
+        return 0;
+    }, "fsync");
 
     private ValueTask<int> Commit(ulong ino, string op) => Call(async () =>
     {
         if (_open.Find(ino) is not { } open) return 0;
-        await open.File.FlushAsync(CancellationToken.None);
+        if (await open.File.FlushAsync(CancellationToken.None))
+            ForgetAttr(ino);   // the commit changed size and times
         return 0;
     }, op);
 
@@ -94,7 +111,8 @@ internal sealed partial class BigFsFileSystem
         {
             try
             {
-                await last.File.FlushAsync(CancellationToken.None);
+                if (await last.File.FlushAsync(CancellationToken.None))
+                    ForgetAttr(ino);
             }
             catch (Exception e) when (e is BigFsException or Grpc.Core.RpcException)
             {
@@ -118,6 +136,7 @@ internal sealed partial class BigFsFileSystem
         if (mode == FALLOC_FL_KEEP_SIZE) return 0;           // space is not reserved ahead in BigFS
         if (mode != 0) return LinuxErrno.EOPNOTSUPP;         // hole punching and ranges: not supported
         if (_open.Find(ino) is not { } open) return LinuxErrno.EBADF;
+        ForgetAttr(ino);
         if (offset + length > open.File.Size)
             await open.File.TruncateAsync(offset + length, ctx.CancellationToken);
         return 0;

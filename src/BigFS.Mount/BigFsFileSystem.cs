@@ -11,10 +11,11 @@ namespace BigFS.Mount;
 
 /// <summary>
 /// The POSIX filesystem the kernel sees, over the cluster: namespace calls go to the metadata
-/// server, file data through the client library's per-inode handles. Permission checks are the
+/// server (lookups answered from <see cref="LookupCache"/> when it knows), file data through
+/// the client library's per-inode handles. Permission checks are the
 /// kernel's (default_permissions); locks are the kernel's too (local to this mount).
 /// </summary>
-internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession session, BigFsMountOptions options, ILogger logger) : IFuseFileSystem
+internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession session, LookupCache cache, BigFsMountOptions options, ILogger logger) : IFuseFileSystem
 {
     private readonly Namespace.NamespaceClient _ns = client.Namespace;
     private readonly OpenFileTable _open = new();
@@ -70,8 +71,24 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
 
     // ---- names ----
 
-    public ValueTask<FuseResult<FuseEntry>> LookupAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
-        EntryOrError(await _ns.LookupAsync(new LookupRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken), Entry), "lookup");
+    public ValueTask<FuseResult<FuseEntry>> LookupAsync(FuseRequestContext ctx, ulong parent, string name)
+    {
+        switch (cache.TryLookup(parent, name, out var cached))
+        {
+            case CachedLookup.Found:
+                return ValueTask.FromResult<FuseResult<FuseEntry>>(Entry(cached!));
+            case CachedLookup.Absent:
+                return ValueTask.FromResult<FuseResult<FuseEntry>>(new FuseError(LinuxErrno.ENOENT));
+        }
+        return Call(async () =>
+        {
+            var generation = cache.Generation;
+            var reply = await _ns.LookupAsync(new LookupRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
+            if (reply.Errno == 0)
+                cache.LearnLookup(generation, parent, name, reply.Attr);
+            return EntryOrError(reply, Entry);
+        }, "lookup");
+    }
 
     public ValueTask<FuseResult<FuseAttr>> GetAttrAsync(FuseRequestContext ctx, ulong ino, ulong? fh) => Call<FuseAttr>(async () =>
     {
@@ -81,6 +98,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
 
     public ValueTask<FuseResult<FuseAttr>> SetAttrAsync(FuseRequestContext ctx, ulong ino, FuseSetAttr attr) => Call<FuseAttr>(async () =>
     {
+        ForgetAttr(ino);
         var request = new SetAttrRequest { Ino = ino, Valid = (uint)(attr.Valid & ~(FuseSetAttrValid.Fh | FuseSetAttrValid.LockOwner)) };
         if (attr.Has(FuseSetAttrValid.Mode)) request.Mode = attr.Mode;
         if (attr.Has(FuseSetAttrValid.Uid)) request.Uid = attr.Uid;
@@ -103,8 +121,11 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
                 }
             }
         }
+        var generation = cache.BeginChange();
         var reply = await _ns.SetAttrAsync(request, cancellationToken: ctx.CancellationToken);
-        return reply.Errno != 0 ? new FuseError(reply.Errno) : Attr(reply.Attr);
+        if (reply.Errno != 0) return new FuseError(reply.Errno);
+        cache.LearnAttr(generation, reply.Attr);
+        return Attr(reply.Attr);
     }, "setattr");
 
     public ValueTask<FuseResult<string>> ReadLinkAsync(FuseRequestContext ctx, ulong ino) => Call<string>(async () =>
@@ -130,24 +151,57 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
             Parent = parent, Name = Name(name), Type = type, Mode = mode, Uid = ctx.Uid, Gid = ctx.Gid, Rdev = rdev, Exclusive = true,
         };
         if (target is not null) request.SymlinkTarget = ByteString.CopyFromUtf8(target);
-        return EntryOrError(await _ns.CreateNodeAsync(request, cancellationToken: ctx.CancellationToken), Entry);
+        var generation = cache.BeginChange();
+        cache.ForgetAttr(parent);   // its mtime (and link count, for a directory) changes
+        var reply = await _ns.CreateNodeAsync(request, cancellationToken: ctx.CancellationToken);
+        if (reply.Errno == 0)
+            cache.LearnNewEntry(generation, parent, name, reply.Attr, isNewDirectory: type == InodeType.Directory);
+        return EntryOrError(reply, Entry);
     }, "create");
 
     public ValueTask<int> UnlinkAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
-        (await _ns.UnlinkAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno, "unlink");
+    {
+        BeforeEntryChange(parent, name);
+        return (await _ns.UnlinkAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno;
+    }, "unlink");
 
     public ValueTask<int> RmDirAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
-        (await _ns.RemoveDirectoryAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno, "rmdir");
+    {
+        BeforeEntryChange(parent, name);
+        return (await _ns.RemoveDirectoryAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno;
+    }, "rmdir");
 
     public ValueTask<int> RenameAsync(FuseRequestContext ctx, ulong parent, string name, ulong newParent, string newName, uint flags) => Call(async () =>
     {
         if ((flags & ~3u) != 0) return LinuxErrno.EINVAL;   // RENAME_WHITEOUT is for overlayfs only
-        return (await _ns.RenameAsync(new RenameRequest { Parent = parent, Name = Name(name), NewParent = newParent, NewName = Name(newName), Flags = flags },
-            cancellationToken: ctx.CancellationToken)).Errno;
+        BeforeEntryChange(parent, name);
+        BeforeEntryChange(newParent, newName);
+        var generation = cache.Generation;
+        var reply = await _ns.RenameAsync(new RenameRequest { Parent = parent, Name = Name(name), NewParent = newParent, NewName = Name(newName), Flags = flags },
+            cancellationToken: ctx.CancellationToken);
+        if (reply.Errno == 0 && reply.Attr is { } moved)
+            cache.LearnNewEntry(generation, newParent, newName, moved);
+        return reply.Errno;
     }, "rename");
 
+    /// <summary>Before this mount removes or replaces a name: forget it, and the directory's attributes.</summary>
+    private void BeforeEntryChange(ulong parent, string name)
+    {
+        cache.BeginChange();
+        cache.ForgetEntry(parent, name);
+        cache.ForgetAttr(parent);
+    }
+
     public ValueTask<FuseResult<FuseEntry>> LinkAsync(FuseRequestContext ctx, ulong ino, ulong newParent, string newName) => Call(async () =>
-        EntryOrError(await _ns.LinkAsync(new LinkRequest { Ino = ino, NewParent = newParent, NewName = Name(newName) }, cancellationToken: ctx.CancellationToken), Entry), "link");
+    {
+        var generation = cache.BeginChange();
+        cache.ForgetAttr(newParent);
+        cache.ForgetAttr(ino);
+        var reply = await _ns.LinkAsync(new LinkRequest { Ino = ino, NewParent = newParent, NewName = Name(newName) }, cancellationToken: ctx.CancellationToken);
+        if (reply.Errno == 0)
+            cache.LearnNewEntry(generation, newParent, newName, reply.Attr);
+        return EntryOrError(reply, Entry);
+    }, "link");
 
     public ValueTask<FuseResult<FuseStatFs>> StatFsAsync(FuseRequestContext ctx, ulong ino) => Call<FuseStatFs>(async () =>
     {
@@ -163,9 +217,19 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
 
     // ---- extended attributes ----
 
+    /// <summary>Before this mount changes an inode in a way whose reply carries no attributes.</summary>
+    private void ForgetAttr(ulong ino)
+    {
+        cache.BeginChange();
+        cache.ForgetAttr(ino);
+    }
+
     public ValueTask<int> SetXattrAsync(FuseRequestContext ctx, ulong ino, string name, ReadOnlyMemory<byte> value, int flags) => Call(async () =>
-        (await _ns.SetXattrAsync(new SetXattrRequest { Ino = ino, Name = Name(name), Value = ByteString.CopyFrom(value.Span), Flags = (uint)flags },
-            cancellationToken: ctx.CancellationToken)).Errno, "setxattr");
+    {
+        ForgetAttr(ino);   // ctime changes
+        return (await _ns.SetXattrAsync(new SetXattrRequest { Ino = ino, Name = Name(name), Value = ByteString.CopyFrom(value.Span), Flags = (uint)flags },
+            cancellationToken: ctx.CancellationToken)).Errno;
+    }, "setxattr");
 
     public ValueTask<FuseResult<ReadOnlyMemory<byte>>> GetXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call<ReadOnlyMemory<byte>>(async () =>
     {
@@ -180,5 +244,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     }, "listxattr");
 
     public ValueTask<int> RemoveXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call(async () =>
-        (await _ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno, "removexattr");
+    {
+        ForgetAttr(ino);
+        return (await _ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno;
+    }, "removexattr");
 }

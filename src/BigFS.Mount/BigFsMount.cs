@@ -13,15 +13,17 @@ public sealed class BigFsMount : IAsyncDisposable
 {
     private readonly BigFsClient _client;
     private readonly MountSession _session;
+    private readonly ChangeWatch? _watch;
     private readonly BigFsFileSystem _fs;
     private readonly FuseMount _fuse;
     private readonly ILogger _logger;
     private int _stopped;
 
-    private BigFsMount(BigFsClient client, MountSession session, BigFsFileSystem fs, FuseMount fuse, ILogger logger)
+    private BigFsMount(BigFsClient client, MountSession session, ChangeWatch? watch, BigFsFileSystem fs, FuseMount fuse, ILogger logger)
     {
         _client = client;
         _session = session;
+        _watch = watch;
         _fs = fs;
         _fuse = fuse;
         _logger = logger;
@@ -40,10 +42,14 @@ public sealed class BigFsMount : IAsyncDisposable
             throw new ArgumentException("a mount point is required", nameof(options));
         var client = await BigFsClient.ConnectAsync(options.MetadataAddress, options.ToClientOptions(), loggerFactory, ct);
         MountSession? session = null;
+        ChangeWatch? watch = null;
         try
         {
-            session = await MountSession.OpenAsync(client.Namespace, Path.GetFullPath(options.MountPoint), logger, ct);
-            var fs = new BigFsFileSystem(client, session, options, logger);
+            session = await MountSession.OpenAsync(client, Path.GetFullPath(options.MountPoint), logger, ct);
+            var cache = new LookupCache(options.LookupCacheEntries, options.LookupCacheMaxAge, TimeProvider.System);
+            if (options.LookupCacheEntries > 0)
+                watch = new ChangeWatch(client.Namespace, session, cache, logger);
+            var fs = new BigFsFileSystem(client, session, cache, options, logger);
             var fuse = await FuseMount.MountAsync(Path.GetFullPath(options.MountPoint), fs, new FuseMountOptions
             {
                 FsName = "bigfs:" + options.MetadataAddress.Replace("http://", ""),
@@ -58,10 +64,11 @@ public sealed class BigFsMount : IAsyncDisposable
                 FlockLocks = false,
             }, loggerFactory, ct);
             logger.LogInformation("Mounted BigFS at {MountPoint} (metadata server {Meta}, session {Session})", options.MountPoint, options.MetadataAddress, session.Id);
-            return new BigFsMount(client, session, fs, fuse, logger);
+            return new BigFsMount(client, session, watch, fs, fuse, logger);
         }
         catch
         {
+            if (watch is not null) await watch.DisposeAsync();
             if (session is not null) await session.DisposeAsync();
             await client.DisposeAsync();
             throw;
@@ -85,6 +92,7 @@ public sealed class BigFsMount : IAsyncDisposable
             }
         }
         await _fuse.UnmountAsync();
+        if (_watch is not null) await _watch.DisposeAsync();
         await _session.DisposeAsync();
         await _client.DisposeAsync();
     }

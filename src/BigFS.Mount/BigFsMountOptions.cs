@@ -9,6 +9,13 @@ public sealed class BigFsMountOptions
     /// <summary>How long the kernel trusts attributes and names (close-to-open holds regardless).</summary>
     public TimeSpan AttrTimeout { get; set; } = TimeSpan.FromSeconds(1);
     public TimeSpan EntryTimeout { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// Names and attributes kept in the daemon between changes, which the metadata server's
+    /// change feed reports (0 turns the cache off). Past the limit the cache starts over.
+    /// </summary>
+    public int LookupCacheEntries { get; set; } = 200_000;
+    /// <summary>How long a cached attribute is trusted at most even without a change notice.</summary>
+    public TimeSpan LookupCacheMaxAge { get; set; } = TimeSpan.FromSeconds(60);
     /// <summary>Let users other than the mounting one in (permissions still checked by the kernel).</summary>
     public bool AllowOther { get; set; } = true;
     public bool ReadOnly { get; set; }

@@ -1,3 +1,4 @@
+using BigFS.Client;
 using BigFS.Protocol;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
@@ -10,23 +11,30 @@ namespace BigFS.Mount;
 /// </summary>
 internal sealed class MountSession : IAsyncDisposable
 {
+    private readonly BigFsClient _client;
     private readonly Namespace.NamespaceClient _ns;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     private Task _renewal = Task.CompletedTask;
 
-    public string Id { get; private set; } = "";
-
-    private MountSession(Namespace.NamespaceClient ns, ILogger logger)
+    /// <summary>The session id; the client sends it with every call.</summary>
+    public string Id
     {
-        _ns = ns;
+        get => _client.SessionId ?? "";
+        private set => _client.SessionId = value;
+    }
+
+    private MountSession(BigFsClient client, ILogger logger)
+    {
+        _client = client;
+        _ns = client.Namespace;
         _logger = logger;
     }
 
-    public static async Task<MountSession> OpenAsync(Namespace.NamespaceClient ns, string mountPoint, ILogger logger, CancellationToken ct)
+    public static async Task<MountSession> OpenAsync(BigFsClient client, string mountPoint, ILogger logger, CancellationToken ct)
     {
-        var session = new MountSession(ns, logger);
-        var reply = await ns.OpenSessionAsync(new OpenSessionRequest { ClientName = Environment.MachineName, MountPoint = mountPoint }, cancellationToken: ct);
+        var session = new MountSession(client, logger);
+        var reply = await client.Namespace.OpenSessionAsync(new OpenSessionRequest { ClientName = Environment.MachineName, MountPoint = mountPoint }, cancellationToken: ct);
         if (reply.Errno != 0)
             throw new InvalidOperationException($"the metadata server refused a session (errno {reply.Errno})");
         session.Id = reply.SessionId;

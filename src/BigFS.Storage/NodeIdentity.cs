@@ -1,3 +1,5 @@
+using BigFS.Core;
+
 namespace BigFS.Storage;
 
 /// <summary>The node id: generated on first start and kept in the data directory (file "node-id").</summary>

@@ -34,9 +34,9 @@ public class GroupCommitWriterTests
     {
         var store = new GatedStore();
         using var writer = new GroupCommitWriter(store, NullLogger.Instance);
-        var first = writer.EnqueueAsync([Change(1)]);
+        var first = writer.AppendAsync([Change(1)]);
         Assert.True(store.FirstApplyStarted.Wait(TimeSpan.FromSeconds(10)));
-        var rest = Enumerable.Range(2, 50).Select(i => writer.EnqueueAsync([Change(i)])).ToList();
+        var rest = Enumerable.Range(2, 50).Select(i => writer.AppendAsync([Change(i)])).ToList();
         Assert.False(first.IsCompleted);   // not durable until the store returned
         store.Release.Set();
         await Task.WhenAll(rest.Append(first));
@@ -49,7 +49,7 @@ public class GroupCommitWriterTests
         var store = new GatedStore { Fail = new IOException("disk full") };
         store.Release.Set();
         using var writer = new GroupCommitWriter(store, NullLogger.Instance);
-        var ex = await Assert.ThrowsAsync<IOException>(() => writer.EnqueueAsync([Change(1)]));
+        var ex = await Assert.ThrowsAsync<IOException>(() => writer.AppendAsync([Change(1)]));
         Assert.Equal("disk full", ex.Message);
     }
 
@@ -58,12 +58,12 @@ public class GroupCommitWriterTests
     {
         var store = new GatedStore();
         var writer = new GroupCommitWriter(store, NullLogger.Instance);
-        var tasks = Enumerable.Range(1, 5).Select(i => writer.EnqueueAsync([Change(i)])).ToList();
+        var tasks = Enumerable.Range(1, 5).Select(i => writer.AppendAsync([Change(i)])).ToList();
         store.Release.Set();
         writer.Dispose();
         await Task.WhenAll(tasks);
         Assert.Equal(5, store.BatchSizes.Sum());
-        await Assert.ThrowsAsync<ObjectDisposedException>(() => writer.EnqueueAsync([Change(9)]));
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => writer.AppendAsync([Change(9)]));
     }
     /// <summary>A store whose writes and flushes each wait for a signal.</summary>
     private sealed class GatedSyncStore(int writesAllowed = 0) : IMetadataStore
@@ -104,9 +104,9 @@ public class GroupCommitWriterTests
     {
         var store = new GatedSyncStore();
         using var writer = new GroupCommitWriter(store, NullLogger.Instance);
-        var first = writer.EnqueueAsync([Change(1)]);
+        var first = writer.AppendAsync([Change(1)]);
         Assert.True(await store.WriteStarted.WaitAsync(Patience));
-        var second = writer.EnqueueAsync([Change(2), Change(3)]);   // queued: the first group's flush is handed off
+        var second = writer.AppendAsync([Change(2), Change(3)]);   // queued: the first group's flush is handed off
         store.AllowWrite.Release();
         Assert.True(await store.SyncStarted.WaitAsync(Patience));
         Assert.True(await store.WriteStarted.WaitAsync(Patience));    // the second group is being written meanwhile
@@ -135,11 +135,55 @@ public class GroupCommitWriterTests
     {
         var store = new GatedSyncStore(writesAllowed: 100) { FailSync = new IOException("EIO") };
         using var writer = new GroupCommitWriter(store, NullLogger.Instance);
-        var first = writer.EnqueueAsync([Change(1)]);
+        var first = writer.AppendAsync([Change(1)]);
         store.AllowSync.Release();
         Assert.Equal("EIO", (await Assert.ThrowsAsync<IOException>(() => first)).Message);
         store.FailSync = null;   // even if the disk "recovers", the lost pages are not known to be on it
         store.AllowSync.Release(10);
-        Assert.Equal("EIO", (await Assert.ThrowsAsync<IOException>(() => writer.EnqueueAsync([Change(2)]))).Message);
+        Assert.Equal("EIO", (await Assert.ThrowsAsync<IOException>(() => writer.AppendAsync([Change(2)]))).Message);
+    }
+
+    [Fact]
+    public async Task A_written_change_is_acknowledged_before_the_flush_and_a_sync_waits_for_it()
+    {
+        var store = new GatedSyncStore(writesAllowed: 100);
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        await writer.AppendAsync([Change(1)], Durability.Written).WaitAsync(Patience);
+        Assert.Equal(0, store.Durable);                 // acknowledged, not yet on disk
+        var sync = writer.SyncAsync();
+        Assert.True(await store.SyncStarted.WaitAsync(Patience));
+        Assert.False(sync.IsCompleted);
+        store.AllowSync.Release();
+        await sync.WaitAsync(Patience);
+        Assert.Equal(1, store.Durable);
+        await writer.SyncAsync().WaitAsync(Patience);   // nothing written since: no flush needed
+    }
+
+    [Fact]
+    public async Task Written_changes_reach_the_disk_on_their_own_shortly_after()
+    {
+        var store = new GatedSyncStore(writesAllowed: 100);
+        store.AllowSync.Release(100);
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        await writer.AppendAsync([Change(1), Change(2)], Durability.Written).WaitAsync(Patience);
+        var deadline = DateTime.UtcNow + Patience;
+        while (Volatile.Read(ref store.Durable) != 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "written changes were never flushed");
+            await Task.Delay(5);
+        }
+    }
+
+    [Fact]
+    public async Task A_durable_change_makes_every_change_acknowledged_before_it_durable()
+    {
+        var store = new GatedSyncStore(writesAllowed: 100);
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        await writer.AppendAsync([Change(1)], Durability.Written).WaitAsync(Patience);
+        var durable = writer.AppendAsync([Change(2)], Durability.Durable);
+        Assert.False(durable.IsCompleted);
+        store.AllowSync.Release(100);
+        await durable.WaitAsync(Patience);
+        Assert.Equal(2, store.Durable);
     }
 }

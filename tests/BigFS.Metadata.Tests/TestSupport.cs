@@ -50,6 +50,7 @@ public sealed class Harness
     public InMemoryMetadataStore Store { get; } = new();
     public MetadataServerOptions Options { get; }
     public MetadataState State { get; }
+    public ImmediateChangeLog Log { get; }
     public NamespaceLogic Ns { get; }
     public ClusterLogic Cluster { get; }
     public FakeNodeClient Nodes { get; } = new();
@@ -58,11 +59,8 @@ public sealed class Harness
     public Harness(MetadataServerOptions? options = null, int seed = 42)
     {
         Options = options ?? new MetadataServerOptions { DataDirectory = "unused" };
-        State = new MetadataState(Options, Time, Store.Load(), changes =>
-        {
-            Store.Apply(changes);
-            return Task.CompletedTask;
-        });
+        Log = new ImmediateChangeLog(Store);
+        State = new MetadataState(Options, Time, Store.Load(), Log);
         Ns = new NamespaceLogic(State);
         Cluster = new ClusterLogic(State, new Random(seed), NullLogger.Instance);
         Maintenance = new ChunkMaintenance(State, Cluster, Nodes, NullLogger.Instance);
@@ -129,4 +127,24 @@ public sealed class Harness
     }
 
     public static string NewChunkId() => BigFS.Core.ChunkId.NewRandom().ToString();
+}
+
+/// <summary>Applies every change to the store at once: written and durable are the same here.</summary>
+public sealed class ImmediateChangeLog(IMetadataStore store) : IChangeLog
+{
+    public List<Durability> Appends { get; } = [];
+    public int Syncs { get; private set; }
+
+    public Task AppendAsync(IReadOnlyList<StoreChange> changes, Durability durability)
+    {
+        store.Apply(changes);
+        Appends.Add(durability);
+        return Task.CompletedTask;
+    }
+
+    public Task SyncAsync()
+    {
+        Syncs++;
+        return Task.CompletedTask;
+    }
 }

@@ -25,6 +25,25 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task NamesAndAttributesCachedByOneMountFollowChangesMadeOnTheOther()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        Directory.CreateDirectory($"{b}/d");            // made on B: B's daemon knows it completely
+        await File.WriteAllTextAsync($"{b}/d/kept", "k");
+        await File.WriteAllTextAsync($"{b}/d/gone", "g");
+        Assert.False(File.Exists($"{b}/d/new"));        // answered by B's daemon without asking
+        Assert.Equal("644", (await RunAsync($"stat -c %a {Quote(b)}/d/kept")).Trim());
+
+        await File.WriteAllTextAsync($"{a}/d/new", "n");
+        File.Delete($"{a}/d/gone");
+        await RunAsync($"chmod 600 {Quote(a)}/d/kept");
+        await Poll.UntilAsync(() => File.Exists($"{b}/d/new") && !File.Exists($"{b}/d/gone"), TimeSpan.FromSeconds(5), "B to see A's create and unlink");
+        await Poll.UntilAsync(async () => (await RunAsync($"stat -c %a {Quote(b)}/d/kept")).Trim() == "600", TimeSpan.FromSeconds(5), "B to see A's chmod");
+        Assert.Equal("n", await File.ReadAllTextAsync($"{b}/d/new"));
+    }
+
+    [Fact]
     public async Task AStorageNodeKilledDuringA256MiBWriteThroughTheMount()
     {
         await using var m = await MountedCluster.StartAsync(nodes: 4);

@@ -15,7 +15,16 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
     public const int MaxNodeIdLength = 128;
     private readonly MetadataState _s = state;
 
-    private Task<T> MutateAsync<T>(Func<T> op) => _s.MutateAsync(op);
+    /// <summary>
+    /// Registrations, confirmations and bad-copy reports are acknowledged once written: losing
+    /// one in a power failure only leaves a replica PENDING or a chunk unknown (collected after
+    /// the grace period), and the client's commit — durable — covers them anyway. Whatever leads
+    /// to deleting data is made durable first (<see cref="SyncAsync"/>, GC's durable phase 1).
+    /// </summary>
+    private Task<T> MutateAsync<T>(Func<T> op) => _s.MutateAsync(op, Storage.Durability.Written);
+
+    /// <summary>Completes once every change acknowledged so far is durable.</summary>
+    public Task SyncAsync() => _s.SyncAsync();
 
     public Task<RegisterNodeReply> RegisterNodeAsync(RegisterNodeRequest r) => MutateAsync(() =>
     {

@@ -19,6 +19,8 @@ public sealed class MetadataState
     public MetadataServerOptions Options { get; }
     public TimeProvider Time { get; }
     public long StartedMs { get; }
+    /// <summary>Mounts watching for other sessions' changes.</summary>
+    public ChangeFeed Feed { get; } = new();
 
     public Dictionary<long, InodeRecord> Inodes { get; } = [];
     public Dictionary<long, DirectoryIndex> Directories { get; } = [];
@@ -32,8 +34,10 @@ public sealed class MetadataState
     public Dictionary<long, int> OpenCounts { get; } = [];
     public CountersRecord Counters { get; private set; } = new();
 
-    private readonly Func<IReadOnlyList<StoreChange>, Task> _persist;
+    private readonly IChangeLog _log;
     private readonly HashSet<long> _dirtyInodes = [];
+    /// <summary>Directories whose entries changed since the last commit (for the change feed).</summary>
+    private readonly HashSet<long> _changedDirectories = [];
     private readonly Dictionary<string, DirentRecord?> _dirtyDirents = new(StringComparer.Ordinal);
     private readonly Dictionary<long, (long Lo, long Hi)> _dirtyLayouts = [];
     private readonly HashSet<string> _dirtyChunks = new(StringComparer.Ordinal);
@@ -41,12 +45,12 @@ public sealed class MetadataState
     private bool _dirtyCounters;
 
     public MetadataState(MetadataServerOptions options, TimeProvider time, MetadataSnapshot snapshot,
-        Func<IReadOnlyList<StoreChange>, Task> persist)
+        IChangeLog log)
     {
         Options = options;
         Time = time;
         StartedMs = NowMs;
-        _persist = persist;
+        _log = log;
         Load(snapshot);
     }
 
@@ -134,16 +138,22 @@ public sealed class MetadataState
         };
         Directories[parent].Add(d);
         _dirtyDirents[d.Id] = d;
+        _changedDirectories.Add(parent);
         return d;
     }
 
     /// <summary>Persists an in-place change of a dirent (its child, for RENAME_EXCHANGE; the cookie stays).</summary>
-    public void MarkDirent(DirentRecord d) => _dirtyDirents[d.Id] = d;
+    public void MarkDirent(DirentRecord d)
+    {
+        _dirtyDirents[d.Id] = d;
+        _changedDirectories.Add(d.Parent);
+    }
 
     public void RemoveDirent(DirentRecord d)
     {
         Directories[d.Parent].Remove(d);
         _dirtyDirents[d.Id] = null;
+        _changedDirectories.Add(d.Parent);
     }
 
     public ExtentMap LayoutOf(long ino)
@@ -213,26 +223,29 @@ public sealed class MetadataState
 
     public bool IsOpen(long ino) => OpenCounts.ContainsKey(ino);
 
-    /// <summary>Hands everything marked so far to the writer; call under <see cref="Sync"/>, await outside it.</summary>
     /// <summary>
-    /// Applies a change under the lock and replies once it is durable: the change is queued for
-    /// group commit inside the lock (so commits follow the order changes were made), and the
-    /// fsync is awaited outside it.
+    /// Applies a change under the lock and replies once it is stored as asked: the change is
+    /// queued inside the lock (so the log follows the order changes were made), and awaited
+    /// outside it.
     /// </summary>
-    public async Task<T> MutateAsync<T>(Func<T> op)
+    public async Task<T> MutateAsync<T>(Func<T> op, Durability durability = Durability.Durable)
     {
         T reply;
-        Task durable;
+        Task stored;
         lock (Sync)
         {
             reply = op();
-            durable = CommitAsync();
+            stored = CommitAsync(durability);
         }
-        await durable.ConfigureAwait(false);
+        await stored.ConfigureAwait(false);
         return reply;
     }
 
-    public Task CommitAsync()
+    /// <summary>Completes once every change acknowledged so far is durable.</summary>
+    public Task SyncAsync() => _log.SyncAsync();
+
+    /// <summary>Hands everything marked so far to the log; call under <see cref="Sync"/>, await outside it.</summary>
+    public Task CommitAsync(Durability durability = Durability.Durable)
     {
         var changes = new List<StoreChange>();
         foreach (var ino in _dirtyInodes)
@@ -253,13 +266,16 @@ public sealed class MetadataState
                 : StoreChange.Delete(RecordKind.Node, id));
         if (_dirtyCounters)
             changes.Add(StoreChange.Put(RecordKind.Counters, CountersRecord.SingletonId, Counters.Clone()));
+        if (Feed.HasWatchers)
+            Feed.Publish(_changedDirectories, _dirtyInodes, ChangeOrigin.Session);
+        _changedDirectories.Clear();
         _dirtyInodes.Clear();
         _dirtyDirents.Clear();
         _dirtyLayouts.Clear();
         _dirtyChunks.Clear();
         _dirtyNodes.Clear();
         _dirtyCounters = false;
-        return changes.Count == 0 ? Task.CompletedTask : _persist(changes);
+        return changes.Count == 0 ? Task.CompletedTask : _log.AppendAsync(changes, durability);
     }
 
     private void AddLayoutChanges(List<StoreChange> changes, long ino, long lo, long hi)

@@ -1,5 +1,6 @@
 using BigFS.Core;
 using BigFS.Metadata.Model;
+using BigFS.Metadata.Storage;
 using BigFS.Protocol;
 using Google.Protobuf;
 using E = BigFS.Core.Errno;
@@ -26,7 +27,25 @@ public sealed class NamespaceLogic(MetadataState state)
 
     private readonly MetadataState _s = state;
 
-    private Task<T> MutateAsync<T>(Func<T> op) => _s.MutateAsync(op);
+    /// <summary>
+    /// A namespace change, acknowledged once written (it survives a crash of this process) and
+    /// durable with the next flush, at most a few ms later; fsync/fsyncdir (<see cref="SyncAsync"/>)
+    /// wait for it, as on a local filesystem.
+    /// </summary>
+    private Task<T> MutateAsync<T>(Func<T> op) => _s.MutateAsync(op, Durability.Written);
+
+    /// <summary>A commit of file data from fsync/close: durable before the reply, with everything before it.</summary>
+    private Task<T> MutateDurablyAsync<T>(Func<T> op) => _s.MutateAsync(op, Durability.Durable);
+
+    /// <summary>Starts telling a session about other sessions' changes (dispose to stop).</summary>
+    public ChangeWatcher WatchChanges(string sessionId) => _s.Feed.Watch(sessionId);
+
+    /// <summary>Makes every namespace change acknowledged so far durable (fsync, fsyncdir, sync).</summary>
+    public async Task<StatusReply> SyncAsync()
+    {
+        await _s.SyncAsync().ConfigureAwait(false);
+        return new StatusReply();
+    }
 
     private T Read<T>(Func<T> op)
     {
@@ -275,7 +294,15 @@ public sealed class NamespaceLogic(MetadataState state)
         return new StatusReply();
     });
 
-    public Task<StatusReply> RenameAsync(RenameRequest r) => MutateAsync(() => new StatusReply { Errno = Rename(r) });
+    public Task<StatusReply> RenameAsync(RenameRequest r) => MutateAsync(() =>
+    {
+        var reply = new StatusReply { Errno = Rename(r) };
+        // The moved inode as it is now (its ctime changed), so a mount can keep it cached under the new name.
+        if (reply.Errno == 0 && (r.Flags & RenameExchange) == 0
+            && _s.Directories.TryGetValue((long)r.NewParent, out var dir) && dir.Find(r.NewName.Span) is { } moved)
+            reply.Attr = Attrs.Of(_s.Inodes[moved.Child]);
+        return reply;
+    });
 
     private int Rename(RenameRequest r)
     {
@@ -490,7 +517,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return location;
     }
 
-    public Task<AttrReply> CommitWriteAsync(CommitWriteRequest r) => MutateAsync(() =>
+    public Task<AttrReply> CommitWriteAsync(CommitWriteRequest r) => MutateDurablyAsync(() =>
     {
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new AttrReply { Errno = E.ENOENT };
         if (inode.Type == (int)InodeType.Directory) return new AttrReply { Errno = E.EISDIR };

@@ -38,6 +38,10 @@ public sealed class ClusterService(ClusterLogic cluster) : Cluster.ClusterBase
                 nodeId = batch.NodeId;   // later batches may leave it out
             reply.DeleteChunkIds.AddRange(cluster.ReconcileInventory(nodeId, batch.Chunks));
         }
+        // A deletion is irreversible: what made the chunk deletable (an unlink, a dropped copy)
+        // must be on disk before the node acts on it.
+        if (reply.DeleteChunkIds.Count > 0)
+            await cluster.SyncAsync();
         return reply;
     }
 

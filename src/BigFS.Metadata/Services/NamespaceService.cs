@@ -24,11 +24,22 @@ public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster) : 
     public override Task<StatusReply> RemoveXattr(RemoveXattrRequest request, ServerCallContext context) => ns.RemoveXattrAsync(request);
     public override Task<LayoutReply> GetLayout(GetLayoutRequest request, ServerCallContext context) => Task.FromResult(ns.GetLayout(request));
     public override Task<AttrReply> CommitWrite(CommitWriteRequest request, ServerCallContext context) => ns.CommitWriteAsync(request);
+    public override Task<StatusReply> Sync(SyncRequest request, ServerCallContext context) => ns.SyncAsync();
     public override Task<SessionReply> OpenSession(OpenSessionRequest request, ServerCallContext context) => Task.FromResult(ns.OpenSession(request));
     public override Task<StatusReply> RenewSession(SessionRequest request, ServerCallContext context) => Task.FromResult(ns.RenewSession(request));
     public override Task<StatusReply> CloseSession(SessionRequest request, ServerCallContext context) => ns.CloseSessionAsync(request);
     public override Task<AttrReply> Open(OpenRequest request, ServerCallContext context) => ns.OpenAsync(request);
     public override Task<StatusReply> Release(ReleaseRequest request, ServerCallContext context) => ns.ReleaseAsync(request);
+    public override async Task WatchChanges(SessionRequest request, IServerStreamWriter<ChangeNotice> responseStream, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.SessionId) || request.SessionId.Length > 128)
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "a session id is required"));
+        using var watcher = ns.WatchChanges(request.SessionId);
+        await responseStream.WriteAsync(new ChangeNotice());   // the watch is in place
+        while (!context.CancellationToken.IsCancellationRequested)
+            await responseStream.WriteAsync(await watcher.NextAsync(context.CancellationToken));
+    }
+
     public override Task<ListWritableNodesReply> ListWritableNodes(ListWritableNodesRequest request, ServerCallContext context) => Task.FromResult(cluster.ListWritableNodes());
 
     public override async Task<StatusReply> ReportBadCopy(ReportBadCopyRequest request, ServerCallContext context) =>

@@ -11,16 +11,26 @@ namespace BigFS.Metadata.Storage;
 /// already being written, so the disk flush and the CPU work overlap. When there is nothing to
 /// overlap with, the writer thread flushes itself. Batches are written, and their tasks
 /// completed, in the order they were queued.
+/// <para>
+/// A batch queued as <see cref="Durability.Written"/> completes as soon as its group is written
+/// (before the flush); the flush follows lazily unless a durable batch or a <see cref="SyncAsync"/>
+/// barrier is waiting. Since every flush covers everything written before it, a durable
+/// change also makes durable every change acknowledged before it.
+/// </para>
 /// </summary>
-public sealed class GroupCommitWriter : IDisposable
+public sealed class GroupCommitWriter : IChangeLog, IDisposable
 {
-    private sealed record Batch(IReadOnlyList<StoreChange> Changes, TaskCompletionSource Done);
+    private sealed record Batch(IReadOnlyList<StoreChange> Changes, Durability Durability, TaskCompletionSource Done);
 
     private const int MaxChangesPerCommit = 20_000;
+
+    /// <summary>How long written-but-not-durable changes may wait for a flush of their own.</summary>
+    public static readonly TimeSpan LazyFlushDelay = TimeSpan.FromMilliseconds(20);
 
     private readonly IMetadataStore _store;
     private readonly ILogger _logger;
     private readonly BlockingCollection<Batch> _queue = new();
+    /// <summary>Written groups waiting for a flush; each list holds the batches still waiting for it (maybe none).</summary>
     private readonly BlockingCollection<List<Batch>> _written = new();
     private readonly Thread _writerThread;
     private readonly Thread _syncThread;
@@ -29,6 +39,8 @@ public sealed class GroupCommitWriter : IDisposable
     private long _groupsAtSync;
     /// <summary>Set once a flush failed: nothing written afterwards may be acknowledged either.</summary>
     private volatile Exception? _syncFailure;
+    /// <summary>Groups written so far, and how many of them a finished flush covered.</summary>
+    private long _writtenGroups, _durableGroups;
 
     public GroupCommitWriter(IMetadataStore store, ILogger logger)
     {
@@ -43,12 +55,33 @@ public sealed class GroupCommitWriter : IDisposable
     /// <summary>Store transactions written (each group of batches is one).</summary>
     public long Commits => Interlocked.Read(ref _commits);
 
-    /// <summary>Queues changes; the task completes once they are durable (or faults if the store failed).</summary>
-    public Task EnqueueAsync(IReadOnlyList<StoreChange> changes)
+    /// <summary>Flushes to disk (each covers every group written before it).</summary>
+    public long Flushes => Interlocked.Read(ref _flushes);
+    private long _flushes;
+
+    /// <summary>
+    /// Queues changes; the task completes once they are durable, or once written for
+    /// <see cref="Durability.Written"/> (and faults if the store failed).
+    /// </summary>
+    public Task AppendAsync(IReadOnlyList<StoreChange> changes, Durability durability = Durability.Durable)
     {
         if (changes.Count == 0)
             return Task.CompletedTask;
-        var batch = new Batch(changes, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        return Queue(changes, durability);
+    }
+
+    /// <summary>A barrier: completes once every change acknowledged before the call is durable.</summary>
+    public Task SyncAsync()
+    {
+        // Acknowledged changes are all written; if a finished flush covered every written group, done.
+        if (Interlocked.Read(ref _durableGroups) >= Interlocked.Read(ref _writtenGroups))
+            return _syncFailure is { } failed ? Task.FromException(failed) : Task.CompletedTask;
+        return Queue([], Durability.Durable);
+    }
+
+    private Task Queue(IReadOnlyList<StoreChange> changes, Durability durability)
+    {
+        var batch = new Batch(changes, durability, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         try
         {
             _queue.Add(batch);
@@ -82,17 +115,29 @@ public sealed class GroupCommitWriter : IDisposable
                 }
                 try
                 {
-                    _store.Write(group.Count == 1 ? changes : StoreChange.LastPerRecord(changes));
-                    Interlocked.Increment(ref _commits);
-                    // Nothing to overlap with (no flush running, nothing queued): flush here and
-                    // spare a single caller the thread hand-off.
-                    if (Interlocked.Read(ref _groupsAtSync) == 0 && _queue.Count == 0)
+                    if (changes.Count > 0)
                     {
-                        SyncAndComplete([group]);
+                        _store.Write(group.Count == 1 ? changes : StoreChange.LastPerRecord(changes));
+                        Interlocked.Increment(ref _commits);
+                    }
+                    var seq = Interlocked.Increment(ref _writtenGroups);
+                    var waiting = new List<Batch>(group.Count);
+                    foreach (var b in group)
+                    {
+                        if (b.Durability == Durability.Written)
+                            b.Done.TrySetResult();
+                        else
+                            waiting.Add(b);
+                    }
+                    // Nothing to overlap with (no flush running, nothing queued) and someone waits
+                    // for the disk: flush here and spare a single caller the thread hand-off.
+                    if (waiting.Count > 0 && Interlocked.Read(ref _groupsAtSync) == 0 && _queue.Count == 0)
+                    {
+                        SyncAndComplete([waiting], seq);
                         continue;
                     }
                     Interlocked.Increment(ref _groupsAtSync);
-                    _written.Add(group);
+                    _written.Add(waiting);
                 }
                 catch (Exception ex)
                 {
@@ -116,19 +161,31 @@ public sealed class GroupCommitWriter : IDisposable
             groups.Add(first);
             while (_written.TryTake(out var next))
                 groups.Add(next);
-            SyncAndComplete(groups);
+            // Nobody waits for the disk yet: give more changes (or a durable one) a moment to
+            // share this flush. A durable group ends the wait at once.
+            var deadline = Environment.TickCount64 + (long)LazyFlushDelay.TotalMilliseconds;
+            while (groups.TrueForAll(g => g.Count == 0) && Environment.TickCount64 is var now && now < deadline
+                   && _written.TryTake(out var more, (int)(deadline - now)))
+            {
+                groups.Add(more);
+                while (_written.TryTake(out var next))
+                    groups.Add(next);
+            }
+            // Every group handed over was written before it was handed over.
+            SyncAndComplete(groups, Interlocked.Read(ref _writtenGroups));
             Interlocked.Add(ref _groupsAtSync, -groups.Count);
         }
     }
 
     /// <summary>One flush for every group given (all written already), then their callers are told.</summary>
-    private void SyncAndComplete(List<List<Batch>> groups)
+    private void SyncAndComplete(List<List<Batch>> groups, long writtenBeforeFlush)
     {
         try
         {
             if (_syncFailure is { } earlier)
                 throw earlier;
             _store.MakeDurable();
+            Interlocked.Increment(ref _flushes);
         }
         catch (Exception ex)
         {
@@ -141,6 +198,8 @@ public sealed class GroupCommitWriter : IDisposable
                 Fail(group, ex);
             return;
         }
+        if (writtenBeforeFlush > Interlocked.Read(ref _durableGroups))
+            Interlocked.Exchange(ref _durableGroups, writtenBeforeFlush);
         foreach (var group in groups)
             foreach (var b in group)
                 b.Done.TrySetResult();

@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
 
-namespace BigFS.Storage;
+namespace BigFS.Core;
 
 /// <summary>fsync of a directory, so a rename into it survives a crash (.NET cannot open directories).</summary>
-internal static partial class DirectorySync
+public static partial class DirectorySync
 {
     private const int O_RDONLY = 0;
     private const int O_DIRECTORY = 0x10000;

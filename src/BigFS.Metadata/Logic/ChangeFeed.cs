@@ -1,0 +1,92 @@
+using System.Threading.Channels;
+using BigFS.Protocol;
+
+namespace BigFS.Metadata.Logic;
+
+/// <summary>
+/// Fans out which directories and inodes changed to every watching session but the one that
+/// made the change. Publishing never blocks (it runs under the metadata lock): a watcher that
+/// falls behind by more than <see cref="Backlog"/> notices is sent a reset instead.
+/// </summary>
+public sealed class ChangeFeed
+{
+    public const int Backlog = 4096;
+
+    private readonly Lock _sync = new();
+    private ChangeWatcher[] _watchers = [];
+
+    public bool HasWatchers => Volatile.Read(ref _watchers).Length > 0;
+
+    public ChangeWatcher Watch(string sessionId)
+    {
+        var watcher = new ChangeWatcher(this, sessionId);
+        lock (_sync)
+            _watchers = [.. _watchers, watcher];
+        return watcher;
+    }
+
+    internal void Remove(ChangeWatcher watcher)
+    {
+        lock (_sync)
+            _watchers = _watchers.Where(w => w != watcher).ToArray();
+    }
+
+    public void Publish(IReadOnlyCollection<long> directories, IReadOnlyCollection<long> inodes, string? origin)
+    {
+        if (directories.Count == 0 && inodes.Count == 0)
+            return;
+        ChangeNotice? notice = null;
+        foreach (var watcher in Volatile.Read(ref _watchers))
+        {
+            if (watcher.SessionId == origin)
+                continue;
+            if (notice is null)
+            {
+                notice = new ChangeNotice();
+                foreach (var d in directories) notice.Directories.Add((ulong)d);
+                foreach (var i in inodes) notice.Inodes.Add((ulong)i);
+            }
+            watcher.Offer(notice);
+        }
+    }
+}
+
+/// <summary>One session's stream of change notices.</summary>
+public sealed class ChangeWatcher : IDisposable
+{
+    private static readonly ChangeNotice ResetNotice = new() { Reset = true };
+
+    private readonly ChangeFeed _feed;
+    private readonly Channel<ChangeNotice> _notices = Channel.CreateBounded<ChangeNotice>(
+        new BoundedChannelOptions(ChangeFeed.Backlog) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+    private int _overflowed;
+
+    internal ChangeWatcher(ChangeFeed feed, string sessionId)
+    {
+        _feed = feed;
+        SessionId = sessionId;
+    }
+
+    public string SessionId { get; }
+
+    internal void Offer(ChangeNotice notice)
+    {
+        if (!_notices.Writer.TryWrite(notice))
+            Volatile.Write(ref _overflowed, 1);
+    }
+
+    /// <summary>The next notice; a reset once notices were dropped (then the backlog starts over).</summary>
+    public async ValueTask<ChangeNotice> NextAsync(CancellationToken ct)
+    {
+        if (Interlocked.Exchange(ref _overflowed, 0) == 1)
+        {
+            while (_notices.Reader.TryRead(out _)) { }
+            return ResetNotice;
+        }
+        var notice = await _notices.Reader.ReadAsync(ct).ConfigureAwait(false);
+        // Dropped while we waited: what we hold may predate the gap; the reset covers it.
+        return Interlocked.Exchange(ref _overflowed, 0) == 1 ? ResetNotice : notice;
+    }
+
+    public void Dispose() => _feed.Remove(this);
+}

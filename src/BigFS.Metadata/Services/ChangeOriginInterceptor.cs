@@ -1,0 +1,16 @@
+using BigFS.Metadata.Logic;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace BigFS.Metadata.Services;
+
+/// <summary>Records the calling session (header <c>bigfs-session</c>) as the origin of the changes the call makes.</summary>
+public sealed class ChangeOriginInterceptor : Interceptor
+{
+    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context,
+        UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        ChangeOrigin.Session = context.RequestHeaders.GetValue(ChangeOrigin.HeaderName);
+        return continuation(request, context);
+    }
+}

@@ -1,0 +1,81 @@
+using BigFS.Protocol;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Mount;
+
+/// <summary>
+/// Keeps the metadata server's change feed connected for this mount's session and applies its
+/// notices to the <see cref="LookupCache"/>. While the feed is down the cache is off, so a lost
+/// notice can never leave a stale name behind.
+/// </summary>
+internal sealed class ChangeWatch : IAsyncDisposable
+{
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
+
+    private readonly Namespace.NamespaceClient _ns;
+    private readonly MountSession _session;
+    private readonly LookupCache _cache;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public ChangeWatch(Namespace.NamespaceClient ns, MountSession session, LookupCache cache, ILogger logger)
+    {
+        _ns = ns;
+        _session = session;
+        _cache = cache;
+        _logger = logger;
+        _loop = Task.Run(() => RunAsync(_stop.Token));
+    }
+
+    private async Task RunAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var sessionId = _session.Id;
+            try
+            {
+                using var call = _ns.WatchChanges(new SessionRequest { SessionId = sessionId }, cancellationToken: ct);
+                var first = true;
+                await foreach (var notice in call.ResponseStream.ReadAllAsync(ct))
+                {
+                    if (first)
+                    {
+                        _cache.Enable();   // the watch is in place: changes from now on will be told
+                        first = false;
+                        continue;
+                    }
+                    _cache.Apply(notice);
+                    if (_session.Id != sessionId)
+                        break;   // a new session: watch under its id, or our own changes come back to us
+                }
+            }
+            catch (RpcException e) when (!ct.IsCancellationRequested)
+            {
+                _logger.LogWarning("Change feed lost ({Status}); lookups go to the metadata server until it is back", e.StatusCode);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                break;
+            }
+            _cache.Disable();
+            try
+            {
+                await Task.Delay(RetryDelay, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+        _cache.Disable();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        await _loop;
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,218 @@
+using BigFS.Protocol;
+
+namespace BigFS.Mount;
+
+/// <summary>What a lookup in the cache found.</summary>
+internal enum CachedLookup
+{
+    /// <summary>Not known here: ask the metadata server.</summary>
+    Unknown,
+    /// <summary>The name exists; its attributes are current.</summary>
+    Found,
+    /// <summary>The directory is known completely and has no such name.</summary>
+    Absent,
+}
+
+/// <summary>
+/// Names and attributes this mount has learned, kept until the metadata server's change feed
+/// says another session changed them (or <see cref="MaxAge"/> passes, as a safety net), so
+/// lookups — the most frequent call a kernel makes — are answered without a round trip.
+/// <para>
+/// Every change, ours or a notice of another session's, advances <see cref="Generation"/>;
+/// what a call learned is kept only if no change happened while it was in flight, so a reply
+/// that raced with a change is never cached. The cache is usable only while the feed is
+/// connected (<see cref="Enable"/>); without it nothing is cached.
+/// </para>
+/// </summary>
+internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider time)
+{
+    private sealed class Directory
+    {
+        public readonly Dictionary<string, ulong> Names = new(StringComparer.Ordinal);
+        /// <summary>Every name of the directory is in <see cref="Names"/>: a missing one does not exist.</summary>
+        public bool Complete;
+    }
+
+    private readonly record struct CachedAttr(InodeAttr Attr, long LearnedAt);
+
+    private readonly Lock _sync = new();
+    private readonly Dictionary<ulong, Directory> _directories = [];
+    private readonly Dictionary<ulong, CachedAttr> _attrs = [];
+    private int _names;
+    private long _generation;
+    private bool _enabled;
+
+    private const int MaxNameBytes = 255;
+
+    public TimeSpan MaxAge { get; } = maxAge;
+
+    public long Generation
+    {
+        get { lock (_sync) return _generation; }
+    }
+
+    public bool Enabled
+    {
+        get { lock (_sync) return _enabled; }
+    }
+
+    /// <summary>The change feed is connected: from now on, what is learned may be kept.</summary>
+    public void Enable()
+    {
+        lock (_sync)
+        {
+            ClearLocked();
+            _enabled = true;
+        }
+    }
+
+    /// <summary>The change feed is gone: nothing cached can be trusted any more.</summary>
+    public void Disable()
+    {
+        lock (_sync)
+        {
+            ClearLocked();
+            _enabled = false;
+        }
+    }
+
+    public CachedLookup TryLookup(ulong parent, string name, out InodeAttr? attr)
+    {
+        attr = null;
+        if (System.Text.Encoding.UTF8.GetByteCount(name) > MaxNameBytes)
+            return CachedLookup.Unknown;   // the server answers with the right error
+        lock (_sync)
+        {
+            if (!_enabled || !_directories.TryGetValue(parent, out var dir))
+                return CachedLookup.Unknown;
+            if (!dir.Names.TryGetValue(name, out var ino))
+                return dir.Complete ? CachedLookup.Absent : CachedLookup.Unknown;
+            if (!_attrs.TryGetValue(ino, out var cached) || time.GetElapsedTime(cached.LearnedAt) > MaxAge)
+                return CachedLookup.Unknown;
+            attr = cached.Attr;
+            return CachedLookup.Found;
+        }
+    }
+
+    /// <summary>Called before this mount changes the namespace: replies already in flight are not cached.</summary>
+    public long BeginChange()
+    {
+        lock (_sync)
+            return ++_generation;
+    }
+
+    /// <summary>A lookup found <paramref name="name"/> in <paramref name="parent"/>; kept only if nothing changed meanwhile.</summary>
+    public void LearnLookup(long generation, ulong parent, string name, InodeAttr attr)
+    {
+        lock (_sync)
+        {
+            if (!_enabled || generation != _generation)
+                return;
+            AddNameLocked(parent, name, attr.Ino);
+            _attrs[attr.Ino] = new CachedAttr(attr, time.GetTimestamp());
+        }
+    }
+
+    /// <summary>
+    /// This mount made <paramref name="name"/> (create, mkdir, link, rename target). The name is
+    /// recorded whatever happened meanwhile — a directory known completely must not miss it —
+    /// but the attributes only if nothing changed while the call was in flight.
+    /// </summary>
+    public void LearnNewEntry(long generation, ulong parent, string name, InodeAttr attr, bool isNewDirectory = false)
+    {
+        lock (_sync)
+        {
+            if (!_enabled)
+                return;
+            AddNameLocked(parent, name, attr.Ino);
+            if (generation != _generation)
+            {
+                _attrs.Remove(attr.Ino);
+                return;
+            }
+            _attrs[attr.Ino] = new CachedAttr(attr, time.GetTimestamp());
+            if (isNewDirectory && !_directories.ContainsKey(attr.Ino))
+                _directories[attr.Ino] = new Directory { Complete = true };   // empty, so known completely
+        }
+    }
+
+    private void AddNameLocked(ulong parent, string name, ulong ino)
+    {
+        if (_names >= maxEntries)
+            ClearLocked();
+        if (!_directories.TryGetValue(parent, out var dir))
+            _directories[parent] = dir = new Directory();
+        if (dir.Names.TryAdd(name, ino))
+            _names++;
+        else
+            dir.Names[name] = ino;
+    }
+
+    /// <summary>Fresh attributes of an inode (an open, a setattr); a stale copy is replaced.</summary>
+    public void LearnAttr(long generation, InodeAttr attr)
+    {
+        lock (_sync)
+        {
+            if (_enabled && generation == _generation && _attrs.ContainsKey(attr.Ino))
+                _attrs[attr.Ino] = new CachedAttr(attr, time.GetTimestamp());
+            else
+                _attrs.Remove(attr.Ino);
+        }
+    }
+
+    public void ForgetAttr(ulong ino)
+    {
+        lock (_sync)
+            _attrs.Remove(ino);
+    }
+
+    /// <summary>
+    /// This mount removed or replaced <paramref name="name"/>: the name goes, and the attributes
+    /// of the inode it named (its link count changed). If that inode is not known here, another
+    /// cached name may still link to it, so every attribute goes.
+    /// </summary>
+    public void ForgetEntry(ulong parent, string name)
+    {
+        lock (_sync)
+        {
+            if (_directories.TryGetValue(parent, out var dir) && dir.Names.Remove(name, out var ino))
+            {
+                _names--;
+                _attrs.Remove(ino);
+                if (_directories.Remove(ino, out var removed))   // a removed directory: nothing below it is reachable by name
+                    _names -= removed.Names.Count;
+            }
+            else if (dir is null || !dir.Complete)
+            {
+                _attrs.Clear();
+            }
+        }
+    }
+
+    /// <summary>Another session changed these directories' entries and these inodes.</summary>
+    public void Apply(ChangeNotice notice)
+    {
+        lock (_sync)
+        {
+            _generation++;
+            if (notice.Reset)
+            {
+                ClearLocked();
+                return;
+            }
+            foreach (var d in notice.Directories)
+                if (_directories.Remove(d, out var dir))
+                    _names -= dir.Names.Count;
+            foreach (var i in notice.Inodes)
+                _attrs.Remove(i);
+        }
+    }
+
+    private void ClearLocked()
+    {
+        _generation++;
+        _directories.Clear();
+        _attrs.Clear();
+        _names = 0;
+    }
+}
