@@ -3,7 +3,8 @@
 # mounted side by side, short runs alternated PAIRS times (order flipped every pair), each with
 # latency percentiles. On a shared 2-vCPU VM a single open+close run lands in one of two
 # scheduling modes (≈2× apart, for both daemons alike), so a few long runs (run.sh) can show a
-# ±10 % gap either way; many short interleaved pairs give a steadier median ratio.
+# ±10 % gap either way. Many short interleaved pairs, their latency percentiles and each
+# daemon's best (least disturbed) run say more; on a loaded machine even the median ratio swings.
 # Extra arguments after COUNT go to the BigFS.Fuse sample (e.g. --threads 1).
 # Needs root, /dev/fuse, gcc, pkg-config, libfuse3-dev. Usage: bench/fuse/open-ab.sh [PAIRS] [COUNT]
 set -euo pipefail
