@@ -51,13 +51,14 @@ internal sealed class ChangeWatch : IAsyncDisposable
                         break;   // a new session: watch under its id, or our own changes come back to us
                 }
             }
-            catch (RpcException e) when (!ct.IsCancellationRequested)
+            catch (Exception e) when (ct.IsCancellationRequested && e is RpcException or OperationCanceledException)
             {
-                _logger.LogWarning("Change feed lost ({Status}); lookups go to the metadata server until it is back", e.StatusCode);
+                break;   // stopping
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            catch (Exception e)
             {
-                break;
+                _logger.LogWarning("Change feed lost ({Reason}); lookups go to the metadata server until it is back",
+                    e is RpcException rpc ? rpc.StatusCode.ToString() : e.Message);
             }
             _cache.Disable();
             try
