@@ -36,6 +36,7 @@ internal sealed partial class BigFsFileSystem
         }, cancellationToken: ctx.CancellationToken);
         if (created.Errno != 0) return new FuseError(created.Errno);
         cache.LearnNewEntry(generation, parent, name, created.Attr);
+        cache.LearnAttr(generation, created.ParentAttr);
         var handle = await OpenHandle(ctx, created.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0);
         return new FuseCreateResult(Entry(created.Attr), handle);
     }, "create");

@@ -90,11 +90,19 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         }, "lookup");
     }
 
-    public ValueTask<FuseResult<FuseAttr>> GetAttrAsync(FuseRequestContext ctx, ulong ino, ulong? fh) => Call<FuseAttr>(async () =>
+    public ValueTask<FuseResult<FuseAttr>> GetAttrAsync(FuseRequestContext ctx, ulong ino, ulong? fh)
     {
-        var reply = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
-        return reply.Errno != 0 ? new FuseError(reply.Errno) : Attr(reply.Attr);
-    }, "getattr");
+        if (cache.TryGetAttr(ino, out var cached))
+            return ValueTask.FromResult<FuseResult<FuseAttr>>(Attr(cached!));
+        return Call<FuseAttr>(async () =>
+        {
+            var generation = cache.Generation;
+            var reply = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
+            if (reply.Errno != 0) return new FuseError(reply.Errno);
+            cache.LearnAttr(generation, reply.Attr);
+            return Attr(reply.Attr);
+        }, "getattr");
+    }
 
     public ValueTask<FuseResult<FuseAttr>> SetAttrAsync(FuseRequestContext ctx, ulong ino, FuseSetAttr attr) => Call<FuseAttr>(async () =>
     {
@@ -155,41 +163,53 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         cache.ForgetAttr(parent);   // its mtime (and link count, for a directory) changes
         var reply = await _ns.CreateNodeAsync(request, cancellationToken: ctx.CancellationToken);
         if (reply.Errno == 0)
+        {
             cache.LearnNewEntry(generation, parent, name, reply.Attr, isNewDirectory: type == InodeType.Directory);
+            cache.LearnAttr(generation, reply.ParentAttr);
+        }
         return EntryOrError(reply, Entry);
     }, "create");
 
     public ValueTask<int> UnlinkAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
     {
-        BeforeEntryChange(parent, name);
-        return (await _ns.UnlinkAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno;
+        var generation = BeforeEntryChange(parent, name);
+        var reply = await _ns.UnlinkAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
+        cache.LearnAttr(generation, reply.ParentAttr);
+        return reply.Errno;
     }, "unlink");
 
     public ValueTask<int> RmDirAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
     {
-        BeforeEntryChange(parent, name);
-        return (await _ns.RemoveDirectoryAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno;
+        var generation = BeforeEntryChange(parent, name);
+        var reply = await _ns.RemoveDirectoryAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
+        cache.LearnAttr(generation, reply.ParentAttr);
+        return reply.Errno;
     }, "rmdir");
 
     public ValueTask<int> RenameAsync(FuseRequestContext ctx, ulong parent, string name, ulong newParent, string newName, uint flags) => Call(async () =>
     {
         if ((flags & ~3u) != 0) return LinuxErrno.EINVAL;   // RENAME_WHITEOUT is for overlayfs only
         BeforeEntryChange(parent, name);
-        BeforeEntryChange(newParent, newName);
-        var generation = cache.Generation;
+        var generation = BeforeEntryChange(newParent, newName);
         var reply = await _ns.RenameAsync(new RenameRequest { Parent = parent, Name = Name(name), NewParent = newParent, NewName = Name(newName), Flags = flags },
             cancellationToken: ctx.CancellationToken);
-        if (reply.Errno == 0 && reply.Attr is { } moved)
-            cache.LearnNewEntry(generation, newParent, newName, moved);
+        if (reply.Errno == 0)
+        {
+            if (reply.Attr is { } moved)
+                cache.LearnNewEntry(generation, newParent, newName, moved);
+            cache.LearnAttr(generation, reply.ParentAttr);
+            cache.LearnAttr(generation, reply.NewParentAttr);
+        }
         return reply.Errno;
     }, "rename");
 
     /// <summary>Before this mount removes or replaces a name: forget it, and the directory's attributes.</summary>
-    private void BeforeEntryChange(ulong parent, string name)
+    private long BeforeEntryChange(ulong parent, string name)
     {
-        cache.BeginChange();
+        var generation = cache.BeginChange();
         cache.ForgetEntry(parent, name);
         cache.ForgetAttr(parent);
+        return generation;
     }
 
     public ValueTask<FuseResult<FuseEntry>> LinkAsync(FuseRequestContext ctx, ulong ino, ulong newParent, string newName) => Call(async () =>
@@ -199,7 +219,10 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         cache.ForgetAttr(ino);
         var reply = await _ns.LinkAsync(new LinkRequest { Ino = ino, NewParent = newParent, NewName = Name(newName) }, cancellationToken: ctx.CancellationToken);
         if (reply.Errno == 0)
+        {
             cache.LearnNewEntry(generation, newParent, newName, reply.Attr);
+            cache.LearnAttr(generation, reply.ParentAttr);
+        }
         return EntryOrError(reply, Entry);
     }, "link");
 

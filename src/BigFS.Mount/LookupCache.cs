@@ -148,16 +148,39 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
             dir.Names[name] = ino;
     }
 
-    /// <summary>Fresh attributes of an inode (an open, a setattr); a stale copy is replaced.</summary>
-    public void LearnAttr(long generation, InodeAttr attr)
+    /// <summary>
+    /// Attributes fetched or returned by a change (getattr, open, setattr, a directory after a
+    /// create): kept if nothing changed while the call was in flight, else the old copy goes too.
+    /// </summary>
+    public void LearnAttr(long generation, InodeAttr? attr)
+    {
+        if (attr is null)
+            return;
+        lock (_sync)
+        {
+            if (!_enabled || generation != _generation)
+            {
+                _attrs.Remove(attr.Ino);
+                return;
+            }
+            if (_attrs.Count >= maxEntries)
+                ClearLocked();
+            _attrs[attr.Ino] = new CachedAttr(attr, time.GetTimestamp());
+        }
+    }
+
+    public bool TryGetAttr(ulong ino, out InodeAttr? attr)
     {
         lock (_sync)
         {
-            if (_enabled && generation == _generation && _attrs.ContainsKey(attr.Ino))
-                _attrs[attr.Ino] = new CachedAttr(attr, time.GetTimestamp());
-            else
-                _attrs.Remove(attr.Ino);
+            if (_enabled && _attrs.TryGetValue(ino, out var cached) && time.GetElapsedTime(cached.LearnedAt) <= MaxAge)
+            {
+                attr = cached.Attr;
+                return true;
+            }
         }
+        attr = null;
+        return false;
     }
 
     public void ForgetAttr(ulong ino)

@@ -117,4 +117,22 @@ public sealed class JournaledStoreTests : IDisposable
         var inode = Assert.Single(recovered.Load().Inodes);
         Assert.Equal(10, inode.Mode);
     }
+
+    [Fact]
+    public void The_callers_list_is_its_own_again_once_write_returns()
+    {
+        using (var journal = new JournaledMetadataStore(new LiteDbMetadataStore(_dir), _dir))
+        {
+            var reused = new List<StoreChange>();   // the group-commit writer reuses one list
+            for (var i = 1; i <= 500; i++)
+            {
+                reused.Clear();
+                reused.Add(Inode(i));
+                journal.Write(reused);
+            }
+            reused.Clear();
+        }
+        using var reopened = new JournaledMetadataStore(new LiteDbMetadataStore(_dir), _dir);
+        Assert.Equal(500, reopened.Load().Inodes.Count);
+    }
 }

@@ -111,6 +111,20 @@ public class LookupCacheTests
     }
 
     [Fact]
+    public void Attributes_returned_by_a_change_answer_getattr_unless_a_change_raced_with_the_call()
+    {
+        var g = _cache.BeginChange();
+        _cache.LearnAttr(g, Dir(1));   // the directory after our create in it
+        Assert.True(_cache.TryGetAttr(1, out var attr));
+        Assert.Equal(1ul, attr!.Ino);
+
+        var raced = _cache.BeginChange();
+        _cache.Apply(new ChangeNotice { Inodes = { 5 } });
+        _cache.LearnAttr(raced, Dir(1));
+        Assert.False(_cache.TryGetAttr(1, out _));   // the stale copy went too
+    }
+
+    [Fact]
     public void A_name_too_long_for_any_directory_is_left_to_the_server()
     {
         _cache.LearnNewEntry(_cache.BeginChange(), 1, "d", Dir(20), isNewDirectory: true);

@@ -188,7 +188,7 @@ public sealed class NamespaceLogic(MetadataState state)
                     return new EntryReply { Errno = E.EISDIR };
                 if (r.OpenSessionId.Length > 0)
                     RegisterOpen(other, r.OpenSessionId);
-                return new EntryReply { Attr = Attrs.Of(other), Created = false };
+                return new EntryReply { Attr = Attrs.Of(other), Created = false, ParentAttr = Attrs.Of(parent) };
             }
             return new EntryReply { Errno = E.EEXIST };
         }
@@ -233,7 +233,7 @@ public sealed class NamespaceLogic(MetadataState state)
         Touch(parent, now);
         if (r.OpenSessionId.Length > 0)
             RegisterOpen(inode, r.OpenSessionId);
-        return new EntryReply { Attr = Attrs.Of(inode), Created = true };
+        return new EntryReply { Attr = Attrs.Of(inode), Created = true, ParentAttr = Attrs.Of(parent) };
     });
 
     public ReadLinkReply ReadLink(InodeRequest r) => Read(() =>
@@ -259,7 +259,7 @@ public sealed class NamespaceLogic(MetadataState state)
         inode.CtimeNs = now;
         _s.MarkInode(inode.Id);
         Touch(parent, now);
-        return new EntryReply { Attr = Attrs.Of(inode) };
+        return new EntryReply { Attr = Attrs.Of(inode), ParentAttr = Attrs.Of(parent) };
     });
 
     public Task<StatusReply> UnlinkAsync(RemoveRequest r) => MutateAsync(() =>
@@ -274,7 +274,7 @@ public sealed class NamespaceLogic(MetadataState state)
         _s.RemoveDirent(d);
         DropLink(d.Child, now);
         Touch(parent, now);
-        return new StatusReply();
+        return new StatusReply { ParentAttr = Attrs.Of(parent) };
     });
 
     public Task<StatusReply> RemoveDirectoryAsync(RemoveRequest r) => MutateAsync(() =>
@@ -291,16 +291,22 @@ public sealed class NamespaceLogic(MetadataState state)
         parent.Nlink--;
         _s.DestroyInode(d.Child);
         Touch(parent, now);
-        return new StatusReply();
+        return new StatusReply { ParentAttr = Attrs.Of(parent) };
     });
 
     public Task<StatusReply> RenameAsync(RenameRequest r) => MutateAsync(() =>
     {
         var reply = new StatusReply { Errno = Rename(r) };
+        if (reply.Errno != 0)
+            return reply;
         // The moved inode as it is now (its ctime changed), so a mount can keep it cached under the new name.
-        if (reply.Errno == 0 && (r.Flags & RenameExchange) == 0
+        if ((r.Flags & RenameExchange) == 0
             && _s.Directories.TryGetValue((long)r.NewParent, out var dir) && dir.Find(r.NewName.Span) is { } moved)
             reply.Attr = Attrs.Of(_s.Inodes[moved.Child]);
+        if (_s.Inodes.TryGetValue((long)r.Parent, out var oldParent))
+            reply.ParentAttr = Attrs.Of(oldParent);
+        if (_s.Inodes.TryGetValue((long)r.NewParent, out var newParent))
+            reply.NewParentAttr = Attrs.Of(newParent);
         return reply;
     });
 

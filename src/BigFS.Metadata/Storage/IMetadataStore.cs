@@ -16,7 +16,8 @@ public interface IMetadataStore : IDisposable
 
     /// <summary>
     /// Applies every change in one transaction without waiting for the disk: durable only once a
-    /// later <see cref="MakeDurable"/> returns. Called from the writer thread only.
+    /// later <see cref="MakeDurable"/> returns. Called from the writer thread only. The list
+    /// belongs to the caller again once the call returns (the records in it are never mutated).
     /// </summary>
     void Write(IReadOnlyList<StoreChange> changes) => Apply(changes);
 

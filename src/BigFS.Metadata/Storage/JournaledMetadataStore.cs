@@ -22,6 +22,10 @@ public sealed class JournaledMetadataStore : IMetadataStore
     private const string SegmentSuffix = ".log";
     /// <summary>Groups the applier may lag behind before the writer waits for it.</summary>
     private const int MaxPendingGroups = 50_000;
+    /// <summary>How long the applier gathers groups into one LiteDB transaction: the records most
+    /// changes touch (a directory, the counters) are then written once for many changes.</summary>
+    private static readonly TimeSpan ApplyGathering = TimeSpan.FromMilliseconds(50);
+    private const int MaxChangesPerApply = 50_000;
 
     private sealed record Segment(string Path, FileStream File)
     {
@@ -85,7 +89,7 @@ public sealed class JournaledMetadataStore : IMetadataStore
         _offset += _encoded.WrittenCount;
         var group = ++_groups;
         _current.LastGroup = group;
-        _toApply.Add((group, changes));
+        _toApply.Add((group, changes.ToArray()));   // the caller may reuse its list once we return
     }
 
     /// <summary>fsync of the current segment (sealed ones were synced when sealed).</summary>
@@ -126,7 +130,9 @@ public sealed class JournaledMetadataStore : IMetadataStore
                 batch.Clear();
                 batch.AddRange(first.Changes);
                 var last = first.Group;
-                while (batch.Count < 50_000 && _toApply.TryTake(out var next))
+                var until = Environment.TickCount64 + (long)ApplyGathering.TotalMilliseconds;
+                while (batch.Count < MaxChangesPerApply && Environment.TickCount64 is var now && now < until
+                       && _toApply.TryTake(out var next, (int)(until - now)))
                 {
                     batch.AddRange(next.Changes);
                     last = next.Group;
