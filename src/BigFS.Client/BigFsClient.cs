@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using BigFS.Core;
 using BigFS.Protocol;
+using BigFS.Protocol.Bulk;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -19,6 +20,7 @@ public sealed class BigFsClient : IAsyncDisposable
     private const ulong RootIno = 1;
 
     private readonly GrpcChannels _channels;
+    private readonly BulkClient _bulk;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ConcurrentDictionary<BigFsFile, byte> _dirtyFiles = new();
     private long _uploadingBytes;
@@ -31,9 +33,10 @@ public sealed class BigFsClient : IAsyncDisposable
         ChunkSize = chunkSize;
         Options = options;
         Budget = new WriteBufferBudget(options.WriteBufferBytes);
-        Uploader = new ChunkUploader(ns, channels, options, loggerFactory.CreateLogger<ChunkUploader>());
+        _bulk = new BulkClient();
+        Uploader = new ChunkUploader(ns, channels, _bulk, options, loggerFactory.CreateLogger<ChunkUploader>());
         Cache = new BlockCache(options.ChunkCacheBytes);
-        Reader = new ChunkReader(channels, ns, Cache, loggerFactory.CreateLogger<ChunkReader>());
+        Reader = new ChunkReader(channels, _bulk, ns, Cache, loggerFactory.CreateLogger<ChunkReader>());
     }
 
     public Namespace.NamespaceClient Namespace { get; }
@@ -150,6 +153,7 @@ public sealed class BigFsClient : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         _channels.Dispose();
+        _bulk.Dispose();
         return ValueTask.CompletedTask;
     }
 }

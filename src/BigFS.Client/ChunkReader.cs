@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using BigFS.Core;
 using BigFS.Protocol;
+using BigFS.Protocol.Bulk;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
@@ -11,8 +12,9 @@ namespace BigFS.Client;
 /// available copy, each block verified against its checksum; on error or mismatch the next
 /// copy is tried and a bad copy reported. All copies failing is EIO.
 /// </summary>
-internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClient ns, BlockCache cache, ILogger logger)
+internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namespace.NamespaceClient ns, BlockCache cache, ILogger logger)
 {
+    private static readonly TimeSpan ReadTimeout = TimeSpan.FromMinutes(1);
     private const int BlockSize = ChunkChecksum.BlockSize;
     private readonly ConcurrentDictionary<string, int> _readsInFlight = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Chunk, int Block), Task> _fetching = new();
@@ -117,6 +119,8 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
 
     private async Task<List<(int, ReadOnlyMemory<byte>)>> FetchFromAsync(ChunkCopy copy, string chunkId, long offset, long length, CancellationToken ct)
     {
+        if (copy.DataAddress.Length > 0)
+            return await FetchBulkAsync(copy.DataAddress, chunkId, offset, length, ct);
         var client = new ChunkStore.ChunkStoreClient(channels.Get(copy.Address));
         using var call = client.ReadChunk(new ReadChunkRequest { ChunkId = chunkId, Offset = (ulong)offset, Length = (ulong)length },
             deadline: DateTime.UtcNow.AddMinutes(1), cancellationToken: ct);
@@ -134,6 +138,23 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
             expected += BlockSize;
         }
         if (expected < (ulong)(offset + length))
+            throw new CorruptBlockException($"short read: blocks up to {expected}, needed {offset + length}");
+        return result;
+    }
+
+    /// <summary>Over the node's bulk data listener: each block arrives in its own array, verified as it lands.</summary>
+    private async Task<List<(int, ReadOnlyMemory<byte>)>> FetchBulkAsync(string dataAddress, string chunkId, long offset, long length, CancellationToken ct)
+    {
+        var result = new List<(int, ReadOnlyMemory<byte>)>();
+        var expected = offset / BlockSize * BlockSize;
+        await bulk.ReadChunkAsync(dataAddress, chunkId, offset, length, ReadTimeout, (blockOffset, data, checksum) =>
+        {
+            if (ChunkChecksum.Compute(data) != checksum)
+                throw new CorruptBlockException($"checksum mismatch in block at {blockOffset}");
+            result.Add(((int)(blockOffset / BlockSize), data));
+            expected = blockOffset + BlockSize;
+        }, ct);
+        if (expected < offset + length)
             throw new CorruptBlockException($"short read: blocks up to {expected}, needed {offset + length}");
         return result;
     }

@@ -15,6 +15,7 @@ public sealed class ReplicationCoordinator(
     BackgroundWork background,
     string nodeId,
     string address,
+    string dataAddress,
     int defaultMinCopies,
     ILogger logger)
 {
@@ -38,7 +39,7 @@ public sealed class ReplicationCoordinator(
         wanted = Math.Clamp(wanted, 1, 1 + targets.Count);
 
         var copies = new WriteChunkReply();
-        copies.Copies.Add(new ChunkCopy { NodeId = nodeId, Address = address, Status = CopyStatus.Available, Primary = true });
+        copies.Copies.Add(new ChunkCopy { NodeId = nodeId, Address = address, DataAddress = dataAddress, Status = CopyStatus.Available, Primary = true });
         var durable = 1;
         var enough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (durable >= wanted)
@@ -62,7 +63,8 @@ public sealed class ReplicationCoordinator(
                         if (ok)
                         {
                             durable++;
-                            copies.Copies.Add(new ChunkCopy { NodeId = target.NodeId, Address = target.Address, Status = CopyStatus.Available });
+                            copies.Copies.Add(new ChunkCopy
+                            { NodeId = target.NodeId, Address = target.Address, DataAddress = target.DataAddress, Status = CopyStatus.Available });
                         }
                         outstanding--;
                         if (durable >= wanted || outstanding == 0)
