@@ -39,6 +39,7 @@ public sealed class BulkConnectionHandler(
         var output = connection.Transport.Output;
         // Graceful stop: idle connections end at once, a request in progress finishes first.
         var closeRequested = connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? CancellationToken.None;
+        var raw = new byte[BulkFrameHeader.Size];
         try
         {
             while (true)
@@ -55,13 +56,12 @@ public sealed class BulkConnectionHandler(
                 var buffer = read.Buffer;
                 if (buffer.Length < BulkFrameHeader.Size)
                     return; // closed between requests (or mid-header)
-                Span<byte> raw = stackalloc byte[BulkFrameHeader.Size];
                 buffer.Slice(0, BulkFrameHeader.Size).CopyTo(raw);
                 input.AdvanceTo(buffer.GetPosition(BulkFrameHeader.Size));
                 if (!BulkFrameHeader.TryDecode(raw, out var header, out var error))
                 {
                     logger.LogDebug("Bulk connection {Connection}: bad frame header ({Error}); closing", connection.ConnectionId, error);
-                    var requestId = BinaryPrimitives.ReadUInt64LittleEndian(raw[8..]);
+                    var requestId = BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(8));
                     var op = Enum.IsDefined((BulkOp)raw[4]) ? (BulkOp)raw[4] : BulkOp.ReadChunk;
                     await ReplyErrorAsync(output, op, requestId, StatusCode.InvalidArgument, "bad frame header: " + error);
                     return;

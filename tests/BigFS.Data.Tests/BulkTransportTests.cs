@@ -25,8 +25,9 @@ public class BulkTransportTests
     private static async Task<byte[]> ReadAsync(BulkClient bulk, string address, string id, long offset = 0, long length = 0)
     {
         var blocks = new List<byte>();
-        await bulk.ReadChunkAsync(address, id, offset, length, Timeout, (_, data, checksum) =>
+        await bulk.ReadChunkAsync(address, id, offset, length, Timeout, size => new byte[size], (_, data, size, checksum) =>
         {
+            Assert.Equal(size, data.Length);
             Assert.Equal(ChunkChecksum.Compute(data), checksum);
             blocks.AddRange(data);
         }, CancellationToken.None);

@@ -88,8 +88,15 @@ public sealed class TestCluster : IAsyncDisposable
     {
         await Poll.UntilAsync(async () =>
         {
-            var status = await StatusAsync();
-            return status.Nodes.Count(n => n.State == NodeState.Active) >= count;
+            try
+            {
+                var status = await StatusAsync();
+                return status.Nodes.Count(n => n.State == NodeState.Active) >= count;
+            }
+            catch (Grpc.Core.RpcException)
+            {
+                return false; // e.g. the first call after a metadata server restart meets the old connection's GOAWAY
+            }
         }, TimeSpan.FromSeconds(20), $"{count} active nodes");
     }
 

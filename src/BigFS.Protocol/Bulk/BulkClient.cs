@@ -19,12 +19,13 @@ public sealed class BulkClient : IDisposable
 
     /// <summary>
     /// Reads whole 64 KiB blocks covering [offset, offset+length) (length 0 = to the end of the
-    /// chunk). Each block arrives in a fresh array handed to <paramref name="onBlock"/> with
-    /// its offset in the chunk and its stored checksum; an exception from the callback aborts
-    /// the read and propagates as is.
+    /// chunk). Each block is received into an array from <paramref name="rentBlock"/> (asked
+    /// for its length, at most 64 KiB) and handed to <paramref name="onBlock"/> with its offset
+    /// in the chunk, its length and its stored checksum; the callback owns the array from then
+    /// on. An exception from the callback aborts the read and propagates as is.
     /// </summary>
     public async Task ReadChunkAsync(string address, string chunkId, long offset, long length, TimeSpan timeout,
-        Action<long, byte[], ulong> onBlock, CancellationToken ct)
+        Func<int, byte[]> rentBlock, Action<long, byte[], int, ulong> onBlock, CancellationToken ct)
     {
         var request = new ReadChunkRequest { ChunkId = chunkId, Offset = (ulong)offset, Length = (ulong)length }.ToByteArray();
         await RunAsync(address, timeout, ct, async (connection, token) =>
@@ -40,10 +41,13 @@ public sealed class BulkClient : IDisposable
             var blockOffset = offset / BlockSize * BlockSize;
             for (int i = 0, left = reply.DataLength; i < blocks; i++, blockOffset += BlockSize)
             {
-                var data = GC.AllocateUninitializedArray<byte>(Math.Min(BlockSize, left));
-                await connection.ReceiveExactlyAsync(data, token);
-                left -= data.Length;
-                onBlock(blockOffset, data, BitConverter.ToUInt64(checksums, i * 8));
+                var size = Math.Min(BlockSize, left);
+                var array = rentBlock(size);
+                if (array.Length < size)
+                    throw new ArgumentException("rentBlock returned a short array");
+                await connection.ReceiveExactlyAsync(array.AsMemory(0, size), token);
+                left -= size;
+                onBlock(blockOffset, array, size, BitConverter.ToUInt64(checksums, i * 8));
             }
             return true;
         });
