@@ -18,10 +18,28 @@ public sealed class ReplicaPusher(GrpcChannels channels, BulkClient bulk, Func<S
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
 
-    public async Task PushAsync(StoredChunk chunk, NodeTarget target, CancellationToken ct)
+    /// <summary>
+    /// A shared image when several bulk pushes of a chunk small enough to hold in memory are
+    /// about to start (the file is then read and verified once for all of them); else null.
+    /// </summary>
+    public SharedChunkImage? ShareFor(StoredChunk chunk, IReadOnlyCollection<NodeTarget> targets) =>
+        targets.Count(t => t.DataAddress.Length > 0) >= 2 && chunk.Size <= VerifiedChunkImage.MaxSharedBytes
+            ? new SharedChunkImage(chunk, targets.Count, onCorrupt)
+            : null;
+
+    /// <param name="image">From <see cref="ShareFor"/>: used for a bulk push (the caller releases it).</param>
+    public async Task PushAsync(StoredChunk chunk, NodeTarget target, SharedChunkImage? image, CancellationToken ct)
     {
         var header = new ChunkHeader { ChunkId = chunk.Id.ToString(), Size = (ulong)chunk.Size, Checksum = chunk.Header.Checksum };
-        if (target.DataAddress.Length > 0)
+        if (target.DataAddress.Length > 0 && image is not null)
+        {
+            var verified = await image.GetAsync(ct);
+            await using var upload = await bulk.BeginUploadAsync(target.DataAddress, BulkOp.StoreReplica, header, Timeout, ct);
+            for (var at = 0; at < verified.Data.Length; at += DataFrames.MaxUploadFrameBytes)
+                await upload.SendAsync(verified.Data.Slice(at, Math.Min(DataFrames.MaxUploadFrameBytes, verified.Data.Length - at)));
+            await upload.CompleteAsync();
+        }
+        else if (target.DataAddress.Length > 0)
         {
             await using var upload = await bulk.BeginUploadAsync(target.DataAddress, BulkOp.StoreReplica, header, Timeout, ct);
             await SendVerifiedSpansAsync(chunk, span => upload.SendAsync(span), ct);

@@ -233,4 +233,54 @@ public class BulkTransportTests
         var ex = await Assert.ThrowsAsync<RpcException>(() => ReadAsync(bulk, address, id));
         Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
     }
+
+    [Fact]
+    public async Task ReplicateChunk_ToTwoBulkTargets_CopiesBothFromOneVerifiedRead()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        using var bulk = new BulkClient();
+        var data = ChunkUploads.Random(1_500_000, 19);
+        var id = ChunkId.NewRandom().ToString();
+        await WriteAsync(bulk, cluster.Nodes[0].DataAddress, HeaderFor(id, data), data, BulkOp.StoreReplica);
+
+        var reply = await cluster.ClientFor(cluster.Nodes[0]).ReplicateChunkAsync(new ReplicateChunkRequest
+        {
+            ChunkId = id,
+            Targets = { cluster.Nodes.Skip(1).Select(n => new NodeTarget { NodeId = n.NodeId, Address = n.Address, DataAddress = n.DataAddress }) },
+        });
+
+        Assert.Equal(2, reply.ConfirmedNodeIds.Count); // the fake has no such chunk: confirmations fail, copies were still acked
+        foreach (var node in cluster.Nodes.Skip(1))
+            Assert.Equal(data, await ReadAsync(bulk, node.DataAddress, id));
+        Assert.Equal(3, cluster.Nodes.Sum(n => n.Traffic.BulkReplicas));
+    }
+
+    [Fact]
+    public async Task ACorruptLocalCopy_IsNeverPropagated_AndIsReportedOnce()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        using var bulk = new BulkClient();
+        var data = ChunkUploads.Random(200_000, 20);
+        var id = ChunkId.NewRandom().ToString();
+        await WriteAsync(bulk, cluster.Nodes[0].DataAddress, HeaderFor(id, data), data, BulkOp.StoreReplica);
+        await using (var file = new FileStream(cluster.ChunkPath(0, id), FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = 4096 + 150_000; // inside block 2 of the data
+            var b = file.ReadByte();
+            file.Position--;
+            file.WriteByte((byte)(b ^ 0xff));
+        }
+
+        var reply = await cluster.ClientFor(cluster.Nodes[0]).ReplicateChunkAsync(new ReplicateChunkRequest
+        {
+            ChunkId = id,
+            Targets = { cluster.Nodes.Skip(1).Select(n => new NodeTarget { NodeId = n.NodeId, Address = n.Address, DataAddress = n.DataAddress }) },
+        });
+
+        Assert.Empty(reply.ConfirmedNodeIds);
+        Assert.False(File.Exists(cluster.ChunkPath(1, id)));
+        Assert.False(File.Exists(cluster.ChunkPath(2, id)));
+        lock (cluster.Meta.Sync)
+            Assert.Equal([(cluster.Nodes[0].NodeId, id)], cluster.Meta.CorruptReports);
+    }
 }
