@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using BigFS.Core;
 using BigFS.Protocol;
+using BigFS.Protocol.Bulk;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Logging;
@@ -21,6 +22,7 @@ public sealed class BigFsClient : IAsyncDisposable
     private const ulong RootIno = 1;
 
     private readonly GrpcChannels _channels;
+    private readonly BulkClient _bulk;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ConcurrentDictionary<BigFsFile, byte> _dirtyFiles = new();
     private long _uploadingBytes;
@@ -35,9 +37,10 @@ public sealed class BigFsClient : IAsyncDisposable
         ChunkSize = chunkSize;
         Options = options;
         Budget = new WriteBufferBudget(options.WriteBufferBytes);
-        Uploader = new ChunkUploader(ns, channels, options, loggerFactory.CreateLogger<ChunkUploader>());
+        _bulk = new BulkClient();
+        Uploader = new ChunkUploader(ns, channels, _bulk, options, loggerFactory.CreateLogger<ChunkUploader>());
         Cache = new BlockCache(options.ChunkCacheBytes);
-        Reader = new ChunkReader(channels, ns, Cache, loggerFactory.CreateLogger<ChunkReader>());
+        Reader = new ChunkReader(channels, _bulk, ns, Cache, loggerFactory.CreateLogger<ChunkReader>());
     }
 
     public Namespace.NamespaceClient Namespace { get; }
@@ -180,6 +183,7 @@ public sealed class BigFsClient : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         _channels.Dispose();
+        _bulk.Dispose();
         return ValueTask.CompletedTask;
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using BigFS.Core;
 using BigFS.Protocol;
+using BigFS.Protocol.Bulk;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
@@ -11,8 +12,9 @@ namespace BigFS.Client;
 /// available copy, each block verified against its checksum; on error or mismatch the next
 /// copy is tried and a bad copy reported. All copies failing is EIO.
 /// </summary>
-internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClient ns, BlockCache cache, ILogger logger)
+internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namespace.NamespaceClient ns, BlockCache cache, ILogger logger)
 {
+    private static readonly TimeSpan ReadTimeout = TimeSpan.FromMinutes(1);
     private const int BlockSize = ChunkChecksum.BlockSize;
     private readonly ConcurrentDictionary<string, int> _readsInFlight = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Chunk, int Block), Task> _fetching = new();
@@ -29,9 +31,8 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
         var waited = false;
         while (block <= last)
         {
-            if (cache.TryGet(chunkId, block, out var cached))
+            if (cache.TryCopy(chunkId, block, (block, chunkOffset, destination), static (data, s) => CopyBlock(s.block, data, s.chunkOffset, s.destination)))
             {
-                CopyBlock(block, cached, chunkOffset, destination);
                 block++;
                 waited = false;
                 continue;
@@ -45,7 +46,7 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
             }
             waited = false;
             var runEnd = block;
-            while (runEnd < last && !cache.TryGet(chunkId, runEnd + 1, out _) && !_fetching.ContainsKey((chunkId, runEnd + 1)))
+            while (runEnd < last && !cache.Contains(chunkId, runEnd + 1) && !_fetching.ContainsKey((chunkId, runEnd + 1)))
                 runEnd++;
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var claimed = new List<int>();
@@ -57,10 +58,11 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
                 var from = Math.Max(chunkOffset, (long)block * BlockSize);
                 var to = Math.Min(end, (long)(runEnd + 1) * BlockSize);
                 var blocks = await FetchAsync(chunkId, copies, from, to - from, ct);
-                foreach (var (index, data) in blocks)
+                foreach (var (index, data, pooled) in blocks)
                 {
-                    cache.Add(chunkId, index, data);
+                    // Copied before it is cached: once cached it may be evicted and its array reused.
                     CopyBlock(index, data, chunkOffset, destination);
+                    cache.Add(chunkId, index, data, pooled);
                 }
             }
             finally
@@ -84,7 +86,7 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
         data.Span.Slice((int)(start - blockStart), (int)(stop - start)).CopyTo(destination.Span[(int)(start - chunkOffset)..]);
     }
 
-    private async Task<List<(int Block, ReadOnlyMemory<byte> Data)>> FetchAsync(string chunkId, IReadOnlyList<ChunkCopy> copies, long offset, long length, CancellationToken ct)
+    private async Task<List<(int Block, ReadOnlyMemory<byte> Data, byte[]? Pooled)>> FetchAsync(string chunkId, IReadOnlyList<ChunkCopy> copies, long offset, long length, CancellationToken ct)
     {
         Exception? lastError = null;
         foreach (var copy in Order(copies))
@@ -115,12 +117,14 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
         throw BigFsException.Io($"no readable copy of chunk {chunkId}", lastError);
     }
 
-    private async Task<List<(int, ReadOnlyMemory<byte>)>> FetchFromAsync(ChunkCopy copy, string chunkId, long offset, long length, CancellationToken ct)
+    private async Task<List<(int, ReadOnlyMemory<byte>, byte[]?)>> FetchFromAsync(ChunkCopy copy, string chunkId, long offset, long length, CancellationToken ct)
     {
+        if (copy.DataAddress.Length > 0)
+            return await FetchBulkAsync(copy.DataAddress, chunkId, offset, length, ct);
         var client = new ChunkStore.ChunkStoreClient(channels.Get(copy.Address));
         using var call = client.ReadChunk(new ReadChunkRequest { ChunkId = chunkId, Offset = (ulong)offset, Length = (ulong)length },
             deadline: DateTime.UtcNow.AddMinutes(1), cancellationToken: ct);
-        var result = new List<(int, ReadOnlyMemory<byte>)>();
+        var result = new List<(int, ReadOnlyMemory<byte>, byte[]?)>();
         var expected = (ulong)(offset / BlockSize * BlockSize);
         await foreach (var block in call.ResponseStream.ReadAllAsync(ct))
         {
@@ -130,12 +134,42 @@ internal sealed class ChunkReader(GrpcChannels channels, Namespace.NamespaceClie
             var data = block.Data.Memory;
             if (ChunkChecksum.Compute(data.Span) != block.Checksum)
                 throw new CorruptBlockException($"checksum mismatch in block at {block.Offset}");
-            result.Add(((int)(block.Offset / BlockSize), data));
+            result.Add(((int)(block.Offset / BlockSize), data, null));
             expected += BlockSize;
         }
         if (expected < (ulong)(offset + length))
             throw new CorruptBlockException($"short read: blocks up to {expected}, needed {offset + length}");
         return result;
+    }
+
+    /// <summary>Over the node's bulk data listener: each block lands in a pooled array from the cache and is verified on arrival.</summary>
+    private async Task<List<(int, ReadOnlyMemory<byte>, byte[]?)>> FetchBulkAsync(string dataAddress, string chunkId, long offset, long length, CancellationToken ct)
+    {
+        var result = new List<(int, ReadOnlyMemory<byte>, byte[]?)>();
+        var expected = offset / BlockSize * BlockSize;
+        try
+        {
+            await bulk.ReadChunkAsync(dataAddress, chunkId, offset, length, ReadTimeout, _ => cache.RentBlock(), (blockOffset, array, size, checksum) =>
+            {
+                var data = array.AsMemory(0, size);
+                if (ChunkChecksum.Compute(data.Span) != checksum)
+                {
+                    cache.ReturnBlock(array);
+                    throw new CorruptBlockException($"checksum mismatch in block at {blockOffset}");
+                }
+                result.Add(((int)(blockOffset / BlockSize), data, array));
+                expected = blockOffset + BlockSize;
+            }, ct);
+            if (expected < offset + length)
+                throw new CorruptBlockException($"short read: blocks up to {expected}, needed {offset + length}");
+            return result;
+        }
+        catch
+        {
+            foreach (var (_, _, array) in result)
+                cache.ReturnBlock(array!);
+            throw;
+        }
     }
 
     /// <summary>AVAILABLE copies (and the primary) first, least busy first; the others as a last resort.</summary>

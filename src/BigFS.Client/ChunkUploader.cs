@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Hashing;
 using BigFS.Core;
 using BigFS.Protocol;
+using BigFS.Protocol.Bulk;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
@@ -13,8 +14,9 @@ namespace BigFS.Client;
 /// pages as frames (wrapped, not copied), retried on other nodes with back-off. At most
 /// MaxInFlightChunkUploads run at once.
 /// </summary>
-internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels channels, BigFsClientOptions options, ILogger logger)
+internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels channels, BulkClient bulk, BigFsClientOptions options, ILogger logger)
 {
+    private static readonly TimeSpan UploadTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan NodeListTtl = TimeSpan.FromSeconds(5);
     private readonly SemaphoreSlim _slots = new(Math.Max(1, options.MaxInFlightChunkUploads));
     private readonly SemaphoreSlim _refresh = new(1, 1);
@@ -55,7 +57,9 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
                 var id = ChunkId.NewRandom().ToString();
                 try
                 {
-                    var reply = await WriteChunkAsync(node.Address, id, pages, length, checksum, ino, ct);
+                    var reply = node.DataAddress.Length > 0
+                        ? await WriteChunkBulkAsync(node.DataAddress, id, pages, length, checksum, ino, ct)
+                        : await WriteChunkAsync(node.Address, id, pages, length, checksum, ino, ct);
                     return new Result(id, reply.Copies.ToList());
                 }
                 catch (RpcException ex) when (!ct.IsCancellationRequested)
@@ -75,6 +79,31 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
             Interlocked.Decrement(ref _inFlight);
             _slots.Release();
         }
+    }
+
+    /// <summary>
+    /// Over the node's bulk data listener: the buffered pages go out as they are, gathered
+    /// 1 MiB per send call (no copy into frames).
+    /// </summary>
+    private async Task<WriteChunkReply> WriteChunkBulkAsync(string dataAddress, string id, IReadOnlyList<byte[]> pages, int length, ulong checksum, ulong ino, CancellationToken ct)
+    {
+        var header = new ChunkHeader { ChunkId = id, Size = (ulong)length, Checksum = checksum, OwnerIno = ino };
+        await using var upload = await bulk.BeginUploadAsync(dataAddress, BulkOp.WriteChunk, header, UploadTimeout, ct);
+        var segments = new List<ArraySegment<byte>>(DataFrames.MaxUploadFrameBytes / DirtySegment.PageSize);
+        for (int page = 0, sent = 0; sent < length;)
+        {
+            segments.Clear();
+            var batch = 0;
+            while (sent < length && batch < DataFrames.MaxUploadFrameBytes)
+            {
+                var n = Math.Min(DirtySegment.PageSize, length - sent);
+                segments.Add(new ArraySegment<byte>(pages[page++], 0, n));
+                sent += n;
+                batch += n;
+            }
+            await upload.SendAsync(segments);
+        }
+        return WriteChunkReply.Parser.ParseFrom(await upload.CompleteAsync());
     }
 
     private async Task<WriteChunkReply> WriteChunkAsync(string address, string id, IReadOnlyList<byte[]> pages, int length, ulong checksum, ulong ino, CancellationToken ct)

@@ -21,11 +21,13 @@ public static class GrpcServerHost
     public const int MaxMessageBytes = 64 * 1024 * 1024;
 
     /// <param name="listen">"host:port"; port 0 picks a free one (see <see cref="BoundAddress"/>).</param>
+    /// <param name="configureKestrel">Adds further endpoints after the gRPC one.</param>
     public static WebApplication Build(
         string listen,
         ILoggerFactory? loggerFactory,
         Action<IServiceCollection> configureServices,
-        Action<IEndpointRouteBuilder> mapServices)
+        Action<IEndpointRouteBuilder> mapServices,
+        Action<KestrelServerOptions>? configureKestrel = null)
     {
         // No config reload: it puts a recursive inotify watch on the content root (the working
         // directory), and a data directory below it then costs a watcher event per chunk write
@@ -48,6 +50,9 @@ public static class GrpcServerHost
             else
                 kestrel.Listen(System.Net.IPAddress.Parse(host == "localhost" ? "127.0.0.1" : host), port,
                     o => o.Protocols = HttpProtocols.Http2);
+            // Extra endpoints (e.g. a node's bulk data listener) come after the gRPC one, which
+            // stays first in the server's address list (see BoundAddress).
+            configureKestrel?.Invoke(kestrel);
         });
         builder.Services.Replace(ServiceDescriptor.Singleton<IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>());
         builder.Services.AddGrpc(o =>

@@ -12,6 +12,7 @@ namespace BigFS.Storage;
 public sealed class ChunkStoreService(
     LocalChunkStore store,
     Task<ReplicationCoordinator> replicationReady,
+    NodeTraffic traffic,
     ILogger<ChunkStoreService> logger) : ChunkStore.ChunkStoreBase
 {
     private static readonly WriteOptions BufferedWrite = new(WriteFlags.BufferHint);
@@ -20,6 +21,7 @@ public sealed class ChunkStoreService(
     public override Task<WriteChunkReply> WriteChunk(IAsyncStreamReader<ChunkUpload> requestStream, ServerCallContext context) =>
         Guard(async () =>
         {
+            traffic.GrpcWrite();
             var (header, chunk) = await ReceiveAsync(requestStream, context.CancellationToken);
             var replication = await replicationReady;
             return await replication.RegisterAndReplicateAsync(chunk, header, context.CancellationToken);
@@ -28,6 +30,7 @@ public sealed class ChunkStoreService(
     public override Task<StoreReplicaReply> StoreReplica(IAsyncStreamReader<ChunkUpload> requestStream, ServerCallContext context) =>
         Guard(async () =>
         {
+            traffic.GrpcReplica();
             await ReceiveAsync(requestStream, context.CancellationToken);
             return new StoreReplicaReply();
         });
@@ -37,6 +40,7 @@ public sealed class ChunkStoreService(
         var ct = context.CancellationToken;
         await Guard(async () =>
         {
+            traffic.GrpcRead();
             var chunk = store.GetServable(LocalChunkStore.ParseId(request.ChunkId));
             var size = (ulong)chunk.Size;
             if (request.Offset >= size)

@@ -15,6 +15,7 @@ public sealed class ClusterAgent(
     Cluster.ClusterClient cluster,
     string nodeId,
     string address,
+    string dataAddress,
     StorageNodeOptions options,
     LocalChunkStore store,
     ILogger logger)
@@ -71,7 +72,7 @@ public sealed class ClusterAgent(
             {
                 var request = new RegisterNodeRequest
                 {
-                    NodeId = nodeId, Address = address, CapacityBytes = (ulong)Capacity(),
+                    NodeId = nodeId, Address = address, DataAddress = dataAddress, CapacityBytes = (ulong)Capacity(),
                     UsedBytes = (ulong)store.UsedBytes, ChunkCount = (ulong)store.Count,
                 };
                 request.Labels.AddRange(options.Labels);

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.IO.Hashing;
 using BigFS.Core;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
@@ -113,12 +112,43 @@ public sealed class LocalChunkStore
 
     /// <summary>
     /// Streams an upload into a temporary file, verifying size and checksum as it arrives,
-    /// then fsyncs and renames it into place. On any failure the temporary file is removed and
-    /// nothing is indexed. An identical chunk already here is accepted (idempotent).
-    /// Frames are written in batches of up to <see cref="WriteBatchBytes"/> (one pwritev each),
-    /// so a producer must not reuse a frame's memory after yielding it.
+    /// then fsyncs and renames it into place (see <see cref="ChunkFileWriter"/>). On any
+    /// failure the temporary file is removed and nothing is indexed. An identical chunk already
+    /// here is accepted (idempotent). Frames are written in batches of up to
+    /// <see cref="WriteBatchBytes"/> (one pwritev each), so a producer must not reuse a frame's
+    /// memory after yielding it.
     /// </summary>
     public async Task<StoredChunk> StoreAsync(ChunkId id, long size, ulong checksum, IAsyncEnumerable<ReadOnlyMemory<byte>> frames, CancellationToken ct)
+    {
+        await using var writer = BeginStore(id, size, checksum);
+        var batch = new List<ReadOnlyMemory<byte>>();
+        var batchBytes = 0L;
+        await foreach (var frame in frames.WithCancellation(ct))
+        {
+            if (writer.Received + batchBytes + frame.Length > size)
+                throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {id}: more data than the declared {size} bytes");
+            if (frame.IsEmpty)
+                continue;
+            batch.Add(frame);
+            batchBytes += frame.Length;
+            if (batchBytes >= WriteBatchBytes)
+            {
+                await writer.AppendAsync(batch, ct);
+                batch.Clear();
+                batchBytes = 0;
+            }
+        }
+        if (batchBytes > 0)
+            await writer.AppendAsync(batch, ct);
+        return await writer.CompleteAsync(ct);
+    }
+
+    /// <summary>
+    /// Starts storing a chunk: validates the size and opens a temporary file (or, when an
+    /// identical chunk is already here, a writer that discards the data and returns it).
+    /// Dispose the writer without completing it to abandon the upload (the temp file goes).
+    /// </summary>
+    public ChunkFileWriter BeginStore(ChunkId id, long size, ulong checksum)
     {
         if (size <= 0 || size > MaxChunkSize)
             throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk size {size} is outside 1..{MaxChunkSize}");
@@ -126,107 +156,43 @@ public sealed class LocalChunkStore
         {
             if (existing.Size != size || existing.Header.Checksum != checksum)
                 throw new ChunkRejectedException(StatusCode.AlreadyExists, $"chunk {id} exists here with different content");
-            await foreach (var _ in frames.WithCancellation(ct)) { } // drain: the writer streams it anyway
-            return existing;
+            return ChunkFileWriter.ForExisting(this, existing);
         }
+        return ChunkFileWriter.Create(this, id, size, checksum, Path.Combine(TempDirectory, $"{id}.{Guid.NewGuid():n}"));
+    }
 
-        var dataOffset = ChunkFileHeader.DataOffsetFor(size);
-        var blockChecksums = new ulong[ChunkChecksum.BlockCount(size)];
-        var tempPath = Path.Combine(TempDirectory, $"{id}.{Guid.NewGuid():n}");
-        var stored = false;
-        var header = new ChunkFileHeader(size, checksum, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), blockChecksums);
+    /// <summary>
+    /// Moves a complete, fsync'd temporary file into place and indexes it. A concurrent upload
+    /// of the same id that won the rename is accepted if its content is the same.
+    /// </summary>
+    internal StoredChunk Publish(ChunkId id, ChunkFileHeader header, string tempPath)
+    {
+        var finalPath = PathFor(id);
+        var dir = System.IO.Path.GetDirectoryName(finalPath)!;
+        var newDir = !Directory.Exists(dir);
+        if (newDir)
+            Directory.CreateDirectory(dir);
         try
         {
-            await using (var file = new FileStream(tempPath, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None,
-                BufferSize = 0, Options = FileOptions.Asynchronous, PreallocationSize = dataOffset + size,
-            }))
-            {
-                var whole = new XxHash3();
-                var block = new XxHash3();
-                int blockFill = 0, blockIndex = 0;
-                long received = 0, written = 0;
-                var batch = new List<ReadOnlyMemory<byte>>();
-                var batchBytes = 0;
-                await foreach (var frame in frames.WithCancellation(ct))
-                {
-                    if (received + frame.Length > size)
-                        throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {id}: more data than the declared {size} bytes");
-                    if (frame.IsEmpty)
-                        continue;
-                    batch.Add(frame);
-                    batchBytes += frame.Length;
-                    if (batchBytes >= WriteBatchBytes)
-                    {
-                        await RandomAccess.WriteAsync(file.SafeFileHandle, batch, dataOffset + written, ct);
-                        written += batchBytes;
-                        batch.Clear();
-                        batchBytes = 0;
-                    }
-                    received += frame.Length;
-                    whole.Append(frame.Span);
-                    var rest = frame.Span;
-                    while (!rest.IsEmpty)
-                    {
-                        var take = Math.Min(rest.Length, ChunkChecksum.BlockSize - blockFill);
-                        block.Append(rest[..take]);
-                        rest = rest[take..];
-                        blockFill += take;
-                        if (blockFill == ChunkChecksum.BlockSize)
-                        {
-                            blockChecksums[blockIndex++] = block.GetCurrentHashAsUInt64();
-                            block.Reset();
-                            blockFill = 0;
-                        }
-                    }
-                }
-                if (received != size)
-                    throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {id}: received {received} bytes, header said {size}");
-                if (batchBytes > 0)
-                    await RandomAccess.WriteAsync(file.SafeFileHandle, batch, dataOffset + written, ct);
-                if (blockFill > 0)
-                    blockChecksums[blockIndex] = block.GetCurrentHashAsUInt64();
-                var actual = whole.GetCurrentHashAsUInt64();
-                if (actual != checksum)
-                    throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {id}: checksum mismatch (data {actual:x16}, header {checksum:x16})");
-
-                await RandomAccess.WriteAsync(file.SafeFileHandle, header.Encode(), 0, ct);
-                file.Flush(flushToDisk: true);
-            }
-
-            var finalPath = PathFor(id);
-            var dir = Path.GetDirectoryName(finalPath)!;
-            var newDir = !Directory.Exists(dir);
-            if (newDir)
-                Directory.CreateDirectory(dir);
-            try
-            {
-                File.Move(tempPath, finalPath, overwrite: false);
-            }
-            catch (IOException) when (File.Exists(finalPath))
-            {
-                // A concurrent upload of the same id won the rename (it may not be indexed yet:
-                // its file is complete, since the header is written before the rename).
-                if (!_chunks.TryGetValue(id, out var raced))
-                {
-                    raced = Add(new StoredChunk(id, ReadHeader(finalPath), finalPath));
-                }
-                if (raced.Size != size || raced.Header.Checksum != checksum)
-                    throw new ChunkRejectedException(StatusCode.AlreadyExists, $"chunk {id} exists here with different content");
-                return raced;
-            }
-            stored = true;
-            DirectorySync.Fsync(dir);
-            if (newDir)
-                DirectorySync.Fsync(ChunksDirectory);
-            return Add(new StoredChunk(id, header, finalPath));
+            File.Move(tempPath, finalPath, overwrite: false);
         }
-        finally
+        catch (IOException) when (File.Exists(finalPath))
         {
-            if (!stored)
-                TryDelete(tempPath);
+            // A concurrent upload of the same id won the rename (it may not be indexed yet:
+            // its file is complete, since the header is written before the rename).
+            TryDelete(tempPath);
+            if (!_chunks.TryGetValue(id, out var raced))
+            {
+                raced = Add(new StoredChunk(id, ReadHeader(finalPath), finalPath));
+            }
+            if (raced.Size != header.Size || raced.Header.Checksum != header.Checksum)
+                throw new ChunkRejectedException(StatusCode.AlreadyExists, $"chunk {id} exists here with different content");
+            return raced;
         }
+        DirectorySync.Fsync(dir);
+        if (newDir)
+            DirectorySync.Fsync(ChunksDirectory);
+        return Add(new StoredChunk(id, header, finalPath));
     }
 
     /// <summary>Reads data bytes of a chunk at <paramref name="offset"/> (relative to the data).</summary>
@@ -265,7 +231,7 @@ public sealed class LocalChunkStore
         return _chunks.GetValueOrDefault(chunk.Id, chunk);
     }
 
-    private void TryDelete(string path)
+    internal void TryDelete(string path)
     {
         try { File.Delete(path); }
         catch (IOException ex) { _logger.LogWarning(ex, "Could not delete {Path}", path); }

@@ -15,6 +15,7 @@ public sealed class ReplicationCoordinator(
     BackgroundWork background,
     string nodeId,
     string address,
+    string dataAddress,
     int defaultMinCopies,
     ILogger logger)
 {
@@ -38,12 +39,13 @@ public sealed class ReplicationCoordinator(
         wanted = Math.Clamp(wanted, 1, 1 + targets.Count);
 
         var copies = new WriteChunkReply();
-        copies.Copies.Add(new ChunkCopy { NodeId = nodeId, Address = address, Status = CopyStatus.Available, Primary = true });
+        copies.Copies.Add(new ChunkCopy { NodeId = nodeId, Address = address, DataAddress = dataAddress, Status = CopyStatus.Available, Primary = true });
         var durable = 1;
         var enough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (durable >= wanted)
             enough.TrySetResult();
         var outstanding = targets.Count;
+        var image = pusher.ShareFor(chunk, targets);
         foreach (var target in targets)
         {
             // Not bound to the writer's call: the remaining copies finish after the reply.
@@ -52,7 +54,7 @@ public sealed class ReplicationCoordinator(
                 var ok = false;
                 try
                 {
-                    ok = await CopyAndConfirmAsync(chunk, target, stopping);
+                    ok = await CopyAndConfirmAsync(chunk, target, image, stopping);
                 }
                 finally
                 {
@@ -62,7 +64,8 @@ public sealed class ReplicationCoordinator(
                         if (ok)
                         {
                             durable++;
-                            copies.Copies.Add(new ChunkCopy { NodeId = target.NodeId, Address = target.Address, Status = CopyStatus.Available });
+                            copies.Copies.Add(new ChunkCopy
+                            { NodeId = target.NodeId, Address = target.Address, DataAddress = target.DataAddress, Status = CopyStatus.Available });
                         }
                         outstanding--;
                         if (durable >= wanted || outstanding == 0)
@@ -88,20 +91,26 @@ public sealed class ReplicationCoordinator(
     public async Task<List<string>> ReplicateAsync(StoredChunk chunk, IEnumerable<NodeTarget> targets, CancellationToken ct)
     {
         var list = targets.Where(t => t.NodeId != nodeId).ToList();
-        var results = await Task.WhenAll(list.Select(t => CopyAndConfirmAsync(chunk, t, ct)));
+        var image = pusher.ShareFor(chunk, list);
+        var results = await Task.WhenAll(list.Select(t => CopyAndConfirmAsync(chunk, t, image, ct)));
         return list.Where((_, i) => results[i]).Select(t => t.NodeId).ToList();
     }
 
-    private async Task<bool> CopyAndConfirmAsync(StoredChunk chunk, NodeTarget target, CancellationToken ct)
+    private async Task<bool> CopyAndConfirmAsync(StoredChunk chunk, NodeTarget target, SharedChunkImage? image, CancellationToken ct)
     {
         try
         {
-            await pusher.PushAsync(chunk, target, ct);
+            await pusher.PushAsync(chunk, target, image, ct);
         }
         catch (Exception ex) when (ex is RpcException or ChunkRejectedException or IOException)
         {
             logger.LogWarning("Copying chunk {ChunkId} to {Node} at {Address} failed: {Error}", chunk.Id, target.NodeId, target.Address, ex.Message);
             return false;
+        }
+        finally
+        {
+            if (image is not null)
+                await image.ReleaseAsync();
         }
         // The replica is durable now; a failed confirmation leaves it PENDING for the metadata server to sort out.
         await agent.ConfirmReplicaAsync(chunk, target.NodeId, ct);

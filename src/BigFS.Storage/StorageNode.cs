@@ -1,4 +1,7 @@
 using BigFS.Protocol;
+using BigFS.Protocol.Bulk;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -12,18 +15,22 @@ public sealed class StorageNode : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly DataDirectoryLock _lock;
     private readonly GrpcChannels _channels;
+    private readonly BulkClient _bulk;
     private readonly BackgroundWork _background;
     private readonly ILogger _logger;
     private int _stopped;
 
-    private StorageNode(string nodeId, string address, WebApplication app, DataDirectoryLock dirLock, GrpcChannels channels,
+    private StorageNode(string nodeId, string address, string dataAddress, NodeTraffic traffic, WebApplication app, DataDirectoryLock dirLock, GrpcChannels channels, BulkClient bulk,
         BackgroundWork background, LocalChunkStore store, ClusterAgent agent, Scrubber scrubber, ILogger logger)
     {
         NodeId = nodeId;
         Address = address;
+        DataAddress = dataAddress;
+        Traffic = traffic;
         _app = app;
         _lock = dirLock;
         _channels = channels;
+        _bulk = bulk;
         _background = background;
         Store = store;
         Agent = agent;
@@ -33,6 +40,11 @@ public sealed class StorageNode : IAsyncDisposable
 
     public string NodeId { get; }
     public string Address { get; }
+
+    /// <summary>host:port of the bulk data listener; empty when it is turned off.</summary>
+    public string DataAddress { get; }
+
+    public NodeTraffic Traffic { get; }
     internal LocalChunkStore Store { get; }
     internal ClusterAgent Agent { get; }
     internal Scrubber Scrubber { get; }
@@ -56,15 +68,39 @@ public sealed class StorageNode : IAsyncDisposable
 
             // The advertised address is only known once Kestrel is bound, so services resolve it late.
             var replicationReady = new TaskCompletionSource<ReplicationCoordinator>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var traffic = new NodeTraffic();
+            var dataListen = options.EffectiveDataListen();
+            ListenOptions? dataEndpoint = null;
             app = GrpcServerHost.Build(options.Listen, loggerFactory,
-                services => services.AddSingleton(new ChunkStoreService(store, replicationReady.Task, loggerFactory.CreateLogger<ChunkStoreService>())),
-                endpoints => endpoints.MapGrpcService<ChunkStoreService>());
+                services =>
+                {
+                    services.AddSingleton(new ChunkStoreService(store, replicationReady.Task, traffic, loggerFactory.CreateLogger<ChunkStoreService>()));
+                    services.AddSingleton(new BulkConnectionHandler(store, replicationReady.Task, traffic, loggerFactory.CreateLogger<BulkConnectionHandler>()));
+                },
+                endpoints => endpoints.MapGrpcService<ChunkStoreService>(),
+                kestrel =>
+                {
+                    if (dataListen is null)
+                        return;
+                    var (host, port) = GrpcServerHost.ParseListen(dataListen);
+                    void Configure(ListenOptions o)
+                    {
+                        o.UseConnectionHandler<BulkConnectionHandler>();
+                        dataEndpoint = o;
+                    }
+                    if (host is "*" or "0.0.0.0" or "")
+                        kestrel.ListenAnyIP(port, Configure);
+                    else
+                        kestrel.Listen(System.Net.IPAddress.Parse(host == "localhost" ? "127.0.0.1" : host), port, Configure);
+                });
             await app.StartAsync(ct);
             var address = options.AdvertiseAddress ?? app.BoundAddress();
+            var dataAddress = dataEndpoint is null ? "" : AdvertisedDataAddress(address, dataListen!, dataEndpoint.IPEndPoint!.Port);
             var cluster = new Cluster.ClusterClient(channels.Get(options.MetadataAddress));
-            var agent = new ClusterAgent(cluster, nodeId, address, options, store, loggerFactory.CreateLogger<ClusterAgent>());
-            var pusher = new ReplicaPusher(channels, (chunk, reason) => agent.ReportCorruptAsync(chunk, reason), loggerFactory.CreateLogger<ReplicaPusher>());
-            var replication = new ReplicationCoordinator(agent, pusher, background, nodeId, address, options.MinCopiesBeforeAck,
+            var agent = new ClusterAgent(cluster, nodeId, address, dataAddress, options, store, loggerFactory.CreateLogger<ClusterAgent>());
+            var bulk = new BulkClient();
+            var pusher = new ReplicaPusher(channels, bulk, (chunk, reason) => agent.ReportCorruptAsync(chunk, reason), loggerFactory.CreateLogger<ReplicaPusher>());
+            var replication = new ReplicationCoordinator(agent, pusher, background, nodeId, address, dataAddress, options.MinCopiesBeforeAck,
                 loggerFactory.CreateLogger<ReplicationCoordinator>());
             agent.OnLateRegistration = (chunk, targets, token) => replication.ReplicateAsync(chunk, targets, token);
             replicationReady.SetResult(replication);
@@ -73,8 +109,9 @@ public sealed class StorageNode : IAsyncDisposable
             background.RunLoop("cluster agent", agent.RunAsync);
             background.RunLoop("registration retries", agent.RetryRegistrationsAsync);
             background.RunLoop("scrubber", scrubber.RunAsync);
-            logger.LogInformation("Storage node {NodeId} serving {Directory} at {Address}", nodeId, options.DataDirectory, address);
-            return new StorageNode(nodeId, address, app, dirLock, channels, background, store, agent, scrubber, logger);
+            logger.LogInformation("Storage node {NodeId} serving {Directory} at {Address} (bulk data at {DataAddress})",
+                nodeId, options.DataDirectory, address, dataAddress.Length > 0 ? dataAddress : "none");
+            return new StorageNode(nodeId, address, dataAddress, traffic, app, dirLock, channels, bulk, background, store, agent, scrubber, logger);
         }
         catch
         {
@@ -85,6 +122,20 @@ public sealed class StorageNode : IAsyncDisposable
             dirLock.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The data address other hosts dial: the listen host when it is a specific address,
+    /// otherwise the host of the advertised gRPC address; with the bound port.
+    /// </summary>
+    internal static string AdvertisedDataAddress(string advertisedGrpcAddress, string dataListen, int boundPort)
+    {
+        var (host, _) = GrpcServerHost.ParseListen(dataListen);
+        if (host is "*" or "0.0.0.0" or "" or "[::]")
+            host = new Uri(GrpcChannels.Normalize(advertisedGrpcAddress)).Host;
+        else if (host == "localhost")
+            host = "127.0.0.1";
+        return $"{host}:{boundPort}";
     }
 
     /// <summary>Graceful: lets in-flight uploads and replications finish (bounded), then stops.</summary>
@@ -114,6 +165,7 @@ public sealed class StorageNode : IAsyncDisposable
     {
         await _app.DisposeAsync();
         _channels.Dispose();
+        _bulk.Dispose();
         _background.Dispose();
         _lock.Dispose();
     }

@@ -15,7 +15,7 @@ namespace BigFS.Data.Tests;
 /// </summary>
 public sealed class FakeMetadataServer : IAsyncDisposable
 {
-    public sealed record Node(string NodeId, string Address, ulong CapacityBytes = 0, string[]? Labels = null);
+    public sealed record Node(string NodeId, string Address, ulong CapacityBytes = 0, string[]? Labels = null, string DataAddress = "");
     public sealed class Chunk
     {
         public required string Id;
@@ -119,7 +119,7 @@ public sealed class FakeMetadataServer : IAsyncDisposable
             lock (s.Sync)
             {
                 s.Nodes.RemoveAll(n => n.NodeId == request.NodeId);
-                s.Nodes.Add(new Node(request.NodeId, request.Address, request.CapacityBytes, [.. request.Labels]));
+                s.Nodes.Add(new Node(request.NodeId, request.Address, request.CapacityBytes, [.. request.Labels], request.DataAddress));
             }
             Interlocked.Increment(ref s.Registrations);
             return Task.FromResult(new RegisterNodeReply { HeartbeatIntervalMs = 200, ChunkSize = s.ChunkSize });
@@ -166,7 +166,7 @@ public sealed class FakeMetadataServer : IAsyncDisposable
                 foreach (var node in s.Nodes.Where(n => n.NodeId != request.NodeId).Take(goal - 1))
                 {
                     chunk.Replicas[node.NodeId] = CopyStatus.Pending;
-                    reply.Replicas.Add(new NodeTarget { NodeId = node.NodeId, Address = node.Address });
+                    reply.Replicas.Add(new NodeTarget { NodeId = node.NodeId, Address = node.Address, DataAddress = node.DataAddress });
                 }
                 s.Chunks[request.ChunkId] = chunk;
             }
@@ -197,7 +197,7 @@ public sealed class FakeMetadataServer : IAsyncDisposable
         {
             var reply = new ListWritableNodesReply { ChunkSize = s.ChunkSize };
             lock (s.Sync)
-                reply.Nodes.AddRange(s.Nodes.Select(n => new WritableNode { NodeId = n.NodeId, Address = n.Address, CapacityBytes = 1L << 50,
+                reply.Nodes.AddRange(s.Nodes.Select(n => new WritableNode { NodeId = n.NodeId, Address = n.Address, DataAddress = n.DataAddress, CapacityBytes = 1L << 50,
                     FreeBytes = s.FreeBytesOverride.GetValueOrDefault(n.NodeId, 1UL << 39) }));
             return Task.FromResult(reply);
         }
@@ -263,10 +263,11 @@ public sealed class FakeMetadataServer : IAsyncDisposable
             }
         }
 
-        private ChunkCopy CopyOf(string nodeId, CopyStatus status, bool primary) => new()
+        private ChunkCopy CopyOf(string nodeId, CopyStatus status, bool primary)
         {
-            NodeId = nodeId, Address = s.Nodes.FirstOrDefault(n => n.NodeId == nodeId)?.Address ?? "", Status = status, Primary = primary,
-        };
+            var node = s.Nodes.FirstOrDefault(n => n.NodeId == nodeId);
+            return new() { NodeId = nodeId, Address = node?.Address ?? "", DataAddress = node?.DataAddress ?? "", Status = status, Primary = primary };
+        }
 
         public override Task<AttrReply> CommitWrite(CommitWriteRequest request, ServerCallContext context)
         {

@@ -3,7 +3,10 @@ using static BigFS.Testing.FileHelpers;
 
 namespace BigFS.Integration.Tests;
 
-/// <summary>Files written through the client library over real gRPC to a 3-node cluster.</summary>
+/// <summary>
+/// Files written through the client library to a 3-node cluster: metadata over gRPC, chunk
+/// data over the nodes' bulk listeners (each data test checks that no chunk data used gRPC).
+/// </summary>
 public class ReplicatedFileTests
 {
     [Fact]
@@ -33,6 +36,28 @@ public class ReplicatedFileTests
             Assert.Equal(3, chunk.Copies.Select(c => c.NodeId).Distinct().Count());
             Assert.Equal(3, cluster.NodesHolding(chunk.ChunkId));
         }
+        cluster.AssertChunkDataWentOverBulkOnly();
+    }
+
+    [Fact]
+    public async Task NodesWithoutADataListenerCarryEverythingOverGrpc()
+    {
+        await using var cluster = await TestCluster.StartAsync(configureNode: o => o.DataListen = "none");
+        var client = await cluster.ClientAsync();
+        var data = RandomBytes(9 << 20, seed: 11);
+        var file = await CreateFileAsync(client, "grpc.bin");
+
+        await WriteAsync(client, file.Ino, 0, data);
+
+        Assert.Equal(Sha256(data), Sha256(await ReadAllAsync(await cluster.ClientAsync(), file.Ino)));
+        await Poll.UntilAsync(async () => (await LayoutAsync(client, file.Ino)).Chunks.All(c => c.Copies.Count(k => k.Status == CopyStatus.Available) == 3),
+            TimeSpan.FromSeconds(30), "3 AVAILABLE copies of every chunk");
+        var nodes = cluster.Nodes.OfType<BigFS.Storage.StorageNode>().ToList();
+        Assert.All(nodes, n => Assert.Equal("", n.DataAddress));
+        Assert.True(nodes.Sum(n => n.Traffic.GrpcWrites) >= 3);
+        Assert.True(nodes.Sum(n => n.Traffic.GrpcReplicas) >= 6);
+        Assert.True(nodes.Sum(n => n.Traffic.GrpcReads) >= 1);
+        Assert.Equal(0, nodes.Sum(n => n.Traffic.BulkReads + n.Traffic.BulkWrites + n.Traffic.BulkReplicas));
     }
 
     [Fact]
@@ -64,6 +89,7 @@ public class ReplicatedFileTests
         var expected = new byte[4_000_000];
         Array.Copy(model, expected, 3_000_001);
         Assert.Equal(Sha256(expected), Sha256(await ReadAllAsync(await cluster.ClientAsync(), file.Ino)));
+        cluster.AssertChunkDataWentOverBulkOnly();
     }
 
     [Fact]
@@ -135,6 +161,7 @@ public class ReplicatedFileTests
         }
 
         Assert.Equal(Sha256(data), Sha256(await ReadAllAsync(await cluster.ClientAsync(), file.Ino)));
+        cluster.AssertChunkDataWentOverBulkOnly();
     }
 
     [Fact]
@@ -155,5 +182,6 @@ public class ReplicatedFileTests
         var found = await fresh.ResolvePathAsync("/d/kept.bin");
         Assert.Equal(file.Ino, found.Ino);
         Assert.Equal(Sha256(data), Sha256(await ReadAllAsync(fresh, found.Ino)));
+        cluster.AssertChunkDataWentOverBulkOnly(); // the data addresses survived the restart (persisted node records)
     }
 }

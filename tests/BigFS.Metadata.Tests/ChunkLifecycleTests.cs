@@ -33,6 +33,26 @@ public class ChunkLifecycleTests
     }
 
     [Fact]
+    public async Task Data_addresses_are_validated_and_handed_out_with_writable_nodes_and_replica_targets()
+    {
+        foreach (var bad in new[] { "no-port", "host:", ":9", "host:0", "host:70000", "http://host:9/x" })
+            await Assert.ThrowsAsync<ArgumentException>(() =>
+                _h.Cluster.RegisterNodeAsync(new RegisterNodeRequest { NodeId = "bad", Address = "127.0.0.1:1", DataAddress = bad }));
+        foreach (var id in new[] { "p", "a", "b" })
+            await _h.Cluster.RegisterNodeAsync(new RegisterNodeRequest
+                { NodeId = id, Address = $"127.0.0.1:1{id[0] % 10}", DataAddress = $"127.0.0.1:2{id[0] % 10}", CapacityBytes = 1 << 30 });
+        await _h.Cluster.RegisterNodeAsync(new RegisterNodeRequest { NodeId = "grpc-only", Address = "127.0.0.1:19", CapacityBytes = 1 << 30 });
+
+        var writable = _h.Cluster.ListWritableNodes().Nodes.ToDictionary(n => n.NodeId, n => n.DataAddress);
+        var reply = await _h.RegisterChunk("p", NewChunkId());
+
+        Assert.Equal("127.0.0.1:22", writable["p"]);
+        Assert.Equal("", writable["grpc-only"]);
+        Assert.DoesNotContain("bad", writable.Keys);
+        Assert.All(reply.Replicas, t => Assert.Equal(t.NodeId == "grpc-only" ? "" : $"127.0.0.1:2{t.NodeId[0] % 10}", t.DataAddress));
+    }
+
+    [Fact]
     public async Task Confirm_moves_pending_to_available_only_for_a_pending_assignment()
     {
         await Nodes("p", "a", "b", "c");

@@ -23,7 +23,10 @@ public sealed class TestCluster : IAsyncDisposable
         MetaOptions = metaOptions;
     }
 
-    public static async Task<TestCluster> StartAsync(int nodes = 3, Action<MetadataServerOptions>? configure = null)
+    /// <summary>Applied to every storage node's options (e.g. DataListen = "none" for a gRPC-only cluster).</summary>
+    public Action<StorageNodeOptions>? ConfigureNode { get; set; }
+
+    public static async Task<TestCluster> StartAsync(int nodes = 3, Action<MetadataServerOptions>? configure = null, Action<StorageNodeOptions>? configureNode = null)
     {
         var root = Path.Combine(Path.GetTempPath(), "bigfs-it-" + Guid.NewGuid().ToString("n")[..12]);
         Directory.CreateDirectory(root);
@@ -39,7 +42,7 @@ public sealed class TestCluster : IAsyncDisposable
             TimestampHeuristicThreshold = TimeSpan.FromSeconds(10),
         };
         configure?.Invoke(options);
-        var cluster = new TestCluster(root, options);
+        var cluster = new TestCluster(root, options) { ConfigureNode = configureNode };
         cluster.Meta = await MetadataServer.StartAsync(options);
         for (var i = 0; i < nodes; i++)
             await cluster.AddNodeAsync();
@@ -51,12 +54,14 @@ public sealed class TestCluster : IAsyncDisposable
     {
         var dir = Path.Combine(Root, $"node{NodeDirectories.Count + 1}");
         NodeDirectories.Add(dir);
-        var node = await StorageNode.StartAsync(new StorageNodeOptions
+        var options = new StorageNodeOptions
         {
             DataDirectory = dir,
             Listen = "127.0.0.1:0",
             MetadataAddress = Meta.Address,
-        });
+        };
+        ConfigureNode?.Invoke(options);
+        var node = await StorageNode.StartAsync(options);
         Nodes.Add(node);
         return node;
     }
@@ -83,8 +88,15 @@ public sealed class TestCluster : IAsyncDisposable
     {
         await Poll.UntilAsync(async () =>
         {
-            var status = await StatusAsync();
-            return status.Nodes.Count(n => n.State == NodeState.Active) >= count;
+            try
+            {
+                var status = await StatusAsync();
+                return status.Nodes.Count(n => n.State == NodeState.Active) >= count;
+            }
+            catch (Grpc.Core.RpcException)
+            {
+                return false; // e.g. the first call after a metadata server restart meets the old connection's GOAWAY
+            }
         }, TimeSpan.FromSeconds(20), $"{count} active nodes");
     }
 
@@ -94,6 +106,19 @@ public sealed class TestCluster : IAsyncDisposable
             ? Directory.EnumerateFiles(NodeDirectories[node], "*", SearchOption.AllDirectories)
                 .Where(f => Path.GetFileName(f).Contains(chunkId, StringComparison.Ordinal))
             : [];
+
+    /// <summary>
+    /// Chunk data moved only over the nodes' bulk listeners (reads, uploads, replica copies):
+    /// the gRPC ChunkStore carried none of it.
+    /// </summary>
+    public void AssertChunkDataWentOverBulkOnly()
+    {
+        var live = Nodes.OfType<StorageNode>().ToList();
+        var grpc = live.Sum(n => n.Traffic.GrpcReads + n.Traffic.GrpcWrites + n.Traffic.GrpcReplicas);
+        var bulk = live.Sum(n => n.Traffic.BulkReads + n.Traffic.BulkWrites + n.Traffic.BulkReplicas);
+        if (grpc != 0 || bulk == 0)
+            throw new Xunit.Sdk.XunitException($"chunk data calls: {grpc} over gRPC, {bulk} over bulk (expected bulk only)");
+    }
 
     public int NodesHolding(string chunkId) => Enumerable.Range(0, NodeDirectories.Count).Count(i => ChunkFiles(i, chunkId).Any());
 

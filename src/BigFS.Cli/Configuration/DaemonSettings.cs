@@ -25,6 +25,7 @@ public static class DaemonSettings
         ["--listen"] = "listen",
         ["--meta"] = "meta",
         ["--advertise"] = "advertise_address",
+        ["--data-listen"] = "data_listen",
         ["--capacity"] = "capacity",
         ["--labels"] = "labels",
     };
@@ -72,6 +73,7 @@ public static class DaemonSettings
             Listen = ReadAddress(s, "listen", "127.0.0.1:9100"),
             MetadataAddress = ReadAddress(s, "meta", "127.0.0.1:9000", allowHostName: true),
             AdvertiseAddress = s.GetString("advertise_address"),
+            DataListen = ReadDataListen(s),
             CapacityBytes = s.GetSize("capacity", 0),
             Labels = s.GetList("labels"),
             InventoryInterval = s.GetDuration("inventory_interval", TimeSpan.FromMinutes(10)),
@@ -82,6 +84,15 @@ public static class DaemonSettings
         if (!o.MetadataAddress.StartsWith("http", StringComparison.Ordinal))
             o.MetadataAddress = "http://" + o.MetadataAddress;
         return o;
+    }
+
+    /// <summary>The bulk data listener: host:port, "none", or unset (gRPC port + 1000 on the same host).</summary>
+    private static string? ReadDataListen(SettingsReader s)
+    {
+        var text = s.GetString("data_listen");
+        if (text is null || string.Equals(text, StorageNodeOptions.NoDataListener, StringComparison.OrdinalIgnoreCase))
+            return text;
+        return ReadAddress(s, "data_listen", text);
     }
 
     /// <summary>

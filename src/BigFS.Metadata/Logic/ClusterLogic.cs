@@ -32,9 +32,12 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
             throw new ArgumentException("node_id must be 1..128 characters");
         if (string.IsNullOrWhiteSpace(r.Address))
             throw new ArgumentException("address is required");
+        if (r.DataAddress.Length > 0 && !IsHostPort(r.DataAddress))
+            throw new ArgumentException("data_address must be host:port");
         var isNew = !_s.Nodes.TryGetValue(r.NodeId, out var node);
         node ??= new NodeRecord { Id = r.NodeId };
         node.Address = GrpcChannels.Normalize(r.Address);
+        node.DataAddress = r.DataAddress;
         node.CapacityBytes = ClampLong(r.CapacityBytes);
         node.UsedBytes = ClampLong(r.UsedBytes);
         node.ChunkCount = ClampLong(r.ChunkCount);
@@ -48,6 +51,13 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
             HeartbeatIntervalMs = (uint)_s.Options.HeartbeatInterval.TotalMilliseconds, ChunkSize = (uint)_s.Options.ChunkSize,
         };
     });
+
+    private static bool IsHostPort(string text)
+    {
+        var colon = text.LastIndexOf(':');
+        return colon > 0 && colon < text.Length - 1 && text.Length <= 300 && !text.Contains('/')
+               && int.TryParse(text.AsSpan(colon + 1), out var port) && port is > 0 and <= 65535;
+    }
 
     private static long ClampLong(ulong v) => (long)Math.Min(v, long.MaxValue);
 
@@ -122,7 +132,9 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
     }
 
     public NodeTarget TargetOf(string nodeId) =>
-        new() { NodeId = nodeId, Address = _s.Nodes.TryGetValue(nodeId, out var n) ? n.Address : "" };
+        _s.Nodes.TryGetValue(nodeId, out var n)
+            ? new() { NodeId = nodeId, Address = n.Address, DataAddress = n.DataAddress }
+            : new() { NodeId = nodeId, Address = "" };
 
     public Task<ConfirmReplicaReply> ConfirmReplicaAsync(ConfirmReplicaRequest r) => MutateAsync(() =>
         new ConfirmReplicaReply { Errno = Confirm(r.ChunkId, r.ReplicaNodeId) });
@@ -206,7 +218,10 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
             foreach (var n in _s.Nodes.Values.Where(n => _s.LivenessOf(n) == NodeLiveness.Active).OrderByDescending(n => n.FreeBytes()))
             {
                 var w = new WritableNode
-                    { NodeId = n.Id, Address = n.Address, CapacityBytes = (ulong)n.CapacityBytes, FreeBytes = (ulong)n.FreeBytes() };
+                    {
+                        NodeId = n.Id, Address = n.Address, DataAddress = n.DataAddress,
+                        CapacityBytes = (ulong)n.CapacityBytes, FreeBytes = (ulong)n.FreeBytes(),
+                    };
                 w.Labels.AddRange(n.Labels);
                 reply.Nodes.Add(w);
             }
@@ -223,7 +238,7 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
             {
                 var status = new NodeStatus
                 {
-                    NodeId = n.Id, Address = n.Address, State = (NodeState)(int)_s.LivenessOf(n),
+                    NodeId = n.Id, Address = n.Address, DataAddress = n.DataAddress, State = (NodeState)(int)_s.LivenessOf(n),
                     CapacityBytes = (ulong)n.CapacityBytes, UsedBytes = (ulong)n.UsedBytes, ChunkCount = (ulong)n.ChunkCount,
                     LastHeartbeatUnixMs = n.LastHeartbeatMs,
                 };

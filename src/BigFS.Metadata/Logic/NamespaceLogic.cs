@@ -518,7 +518,8 @@ public sealed class NamespaceLogic(MetadataState state)
         foreach (var (c, node) in copies)
             location.Copies.Add(new ChunkCopy
             {
-                NodeId = c.NodeId, Address = node?.Address ?? "", Status = (CopyStatus)c.Status, Primary = c.Primary,
+                NodeId = c.NodeId, Address = node?.Address ?? "", DataAddress = node?.DataAddress ?? "",
+                Status = (CopyStatus)c.Status, Primary = c.Primary,
             });
         return location;
     }

@@ -7,6 +7,9 @@ public sealed class NodeRecord
 {
     public string Id { get; set; } = "";
     public string Address { get; set; } = "";
+    /// <summary>host:port of the node's bulk data listener; empty = gRPC only (LiteDB stores "" as null: normalized back).</summary>
+    public string DataAddress { get => _dataAddress; set => _dataAddress = value ?? ""; }
+    private string _dataAddress = "";
     public long CapacityBytes { get; set; }
     public long UsedBytes { get; set; }
     public long ChunkCount { get; set; }

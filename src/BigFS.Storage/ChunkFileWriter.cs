@@ -1,0 +1,131 @@
+using System.IO.Hashing;
+using BigFS.Core;
+using Grpc.Core;
+
+namespace BigFS.Storage;
+
+/// <summary>
+/// One chunk upload in progress, transport-neutral: data is appended in order (each call one
+/// positional gathered write; the caller owns the buffers again once it completes), the
+/// whole-chunk and per-block checksums are computed as it arrives, and
+/// <see cref="CompleteAsync"/> checks size and checksum, writes the header, fsyncs and
+/// publishes the file. Disposed before completion, the temporary file is removed and nothing
+/// is indexed. Not thread-safe: one upload, one caller.
+/// </summary>
+public sealed class ChunkFileWriter : IAsyncDisposable
+{
+    private readonly LocalChunkStore _store;
+    private readonly ChunkId _id;
+    private readonly long _size;
+    private readonly ulong _checksum;
+    private readonly StoredChunk? _existing;
+    private readonly string? _tempPath;
+    private readonly FileStream? _file;
+    private readonly long _dataOffset;
+    private readonly ulong[] _blockChecksums = [];
+    private readonly XxHash3 _whole = new();
+    private readonly XxHash3 _block = new();
+    private int _blockFill, _blockIndex;
+    private bool _done;
+
+    private ChunkFileWriter(LocalChunkStore store, ChunkId id, long size, ulong checksum, StoredChunk? existing, string? tempPath)
+    {
+        _store = store;
+        _id = id;
+        _size = size;
+        _checksum = checksum;
+        _existing = existing;
+        _tempPath = tempPath;
+        if (tempPath is null)
+            return;
+        _dataOffset = ChunkFileHeader.DataOffsetFor(size);
+        _blockChecksums = new ulong[ChunkChecksum.BlockCount(size)];
+        _file = new FileStream(tempPath, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None,
+            BufferSize = 0, Options = FileOptions.Asynchronous, PreallocationSize = _dataOffset + size,
+        });
+    }
+
+    internal static ChunkFileWriter Create(LocalChunkStore store, ChunkId id, long size, ulong checksum, string tempPath) =>
+        new(store, id, size, checksum, null, tempPath);
+
+    /// <summary>The chunk is already here with this content: the data is only drained.</summary>
+    internal static ChunkFileWriter ForExisting(LocalChunkStore store, StoredChunk existing) =>
+        new(store, existing.Id, existing.Size, existing.Header.Checksum, existing, null);
+
+    public ChunkId Id => _id;
+    public long Size => _size;
+    public long Received { get; private set; }
+
+    /// <summary>Appends the buffers (in order) at the current end; more data than the declared size is InvalidArgument.</summary>
+    public async ValueTask AppendAsync(IReadOnlyList<ReadOnlyMemory<byte>> buffers, CancellationToken ct)
+    {
+        long bytes = 0;
+        foreach (var b in buffers)
+            bytes += b.Length;
+        if (Received + bytes > _size)
+            throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {_id}: more data than the declared {_size} bytes");
+        if (bytes == 0)
+            return;
+        if (_file is not null)
+        {
+            foreach (var b in buffers)
+                Hash(b.Span);
+            await RandomAccess.WriteAsync(_file.SafeFileHandle, buffers, _dataOffset + Received, ct);
+        }
+        Received += bytes;
+    }
+
+    private void Hash(ReadOnlySpan<byte> data)
+    {
+        _whole.Append(data);
+        while (!data.IsEmpty)
+        {
+            var take = Math.Min(data.Length, ChunkChecksum.BlockSize - _blockFill);
+            _block.Append(data[..take]);
+            data = data[take..];
+            _blockFill += take;
+            if (_blockFill == ChunkChecksum.BlockSize)
+            {
+                _blockChecksums[_blockIndex++] = _block.GetCurrentHashAsUInt64();
+                _block.Reset();
+                _blockFill = 0;
+            }
+        }
+    }
+
+    /// <summary>Verifies size and checksum, makes the file durable and indexes it.</summary>
+    public async Task<StoredChunk> CompleteAsync(CancellationToken ct)
+    {
+        ObjectDisposedException.ThrowIf(_done, this);
+        if (Received != _size)
+            throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {_id}: received {Received} bytes, header said {_size}");
+        if (_existing is not null)
+        {
+            _done = true;
+            return _existing;
+        }
+        if (_blockFill > 0)
+            _blockChecksums[_blockIndex] = _block.GetCurrentHashAsUInt64();
+        var actual = _whole.GetCurrentHashAsUInt64();
+        if (actual != _checksum)
+            throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {_id}: checksum mismatch (data {actual:x16}, header {_checksum:x16})");
+        var header = new ChunkFileHeader(_size, _checksum, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), _blockChecksums);
+        await RandomAccess.WriteAsync(_file!.SafeFileHandle, header.Encode(), 0, ct);
+        _file.Flush(flushToDisk: true);
+        await _file.DisposeAsync();
+        var chunk = _store.Publish(_id, header, _tempPath!);
+        _done = true;
+        return chunk;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_file is not null)
+            await _file.DisposeAsync();
+        if (!_done && _tempPath is not null)
+            _store.TryDelete(_tempPath);
+        _done = true;
+    }
+}

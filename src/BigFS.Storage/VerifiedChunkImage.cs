@@ -1,0 +1,107 @@
+using System.Buffers;
+using BigFS.Core;
+using Grpc.Core;
+
+namespace BigFS.Storage;
+
+/// <summary>
+/// A local chunk read into one pooled buffer and verified block by block, shared by the pushes
+/// to several replicas so the file is read and verified once rather than once per replica.
+/// Each user holds a reference; the buffer returns to the pool when the last one releases it.
+/// </summary>
+public sealed class VerifiedChunkImage
+{
+    /// <summary>Chunks up to this size are shared this way; larger ones are streamed per replica.</summary>
+    public const long MaxSharedBytes = 16L * 1024 * 1024;
+
+    private readonly byte[] _buffer;
+    private int _references;
+
+    private VerifiedChunkImage(byte[] buffer, int length, int references)
+    {
+        _buffer = buffer;
+        Data = buffer.AsMemory(0, length);
+        _references = references;
+    }
+
+    public ReadOnlyMemory<byte> Data { get; }
+
+    /// <summary>Reads and verifies the chunk; a bad block is reported through <paramref name="onCorrupt"/> and is DataLoss.</summary>
+    public static async Task<VerifiedChunkImage> LoadAsync(StoredChunk chunk, int references, Func<StoredChunk, string, Task> onCorrupt, CancellationToken ct)
+    {
+        var length = (int)chunk.Size;
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            using (var handle = LocalChunkStore.OpenForRead(chunk))
+                await LocalChunkStore.ReadAsync(handle, chunk, 0, buffer.AsMemory(0, length), ct);
+            var bad = FirstBadBlock(chunk, buffer.AsSpan(0, length));
+            if (bad >= 0)
+            {
+                await onCorrupt(chunk, $"block {bad} checksum mismatch while replicating");
+                throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {chunk.Id} is corrupt here (block {bad})");
+            }
+            return new VerifiedChunkImage(buffer, length, references);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    /// <returns>The index of the first block whose checksum differs from the stored one, or -1.</returns>
+    public static int FirstBadBlock(StoredChunk chunk, ReadOnlySpan<byte> data)
+    {
+        for (int block = 0, at = 0; at < data.Length; block++, at += ChunkChecksum.BlockSize)
+        {
+            if (ChunkChecksum.Compute(data.Slice(at, Math.Min(ChunkChecksum.BlockSize, data.Length - at))) != chunk.Header.BlockChecksums[block])
+                return block;
+        }
+        return -1;
+    }
+
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _references) == 0)
+            ArrayPool<byte>.Shared.Return(_buffer);
+    }
+}
+
+/// <summary>
+/// One <see cref="VerifiedChunkImage"/> loaded on first use, for a known number of pushes. Every
+/// push calls <see cref="ReleaseAsync"/> exactly once, whether or not it used the image; the
+/// image is counted for the pushes not yet released when it is loaded.
+/// </summary>
+public sealed class SharedChunkImage(StoredChunk chunk, int pushes, Func<StoredChunk, string, Task> onCorrupt)
+{
+    private readonly object _lock = new();
+    private int _unreleased = pushes;
+    private Task<VerifiedChunkImage>? _load;
+
+    public Task<VerifiedChunkImage> GetAsync(CancellationToken ct)
+    {
+        lock (_lock)
+            return _load ??= VerifiedChunkImage.LoadAsync(chunk, _unreleased, onCorrupt, ct);
+    }
+
+    public async Task ReleaseAsync()
+    {
+        Task<VerifiedChunkImage>? load;
+        lock (_lock)
+        {
+            _unreleased--;
+            load = _load; // loaded before this release: this push was counted in it
+        }
+        if (load is null)
+            return;
+        try
+        {
+            (await load).Release();
+        }
+        catch (Exception ex) when (ex is ChunkRejectedException or IOException or OperationCanceledException)
+        {
+            // The load failed: there is no buffer to return.
+        }
+    }
+}
