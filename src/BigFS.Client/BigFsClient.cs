@@ -33,6 +33,7 @@ public sealed class BigFsClient : IAsyncDisposable
         Budget = new WriteBufferBudget(options.WriteBufferBytes);
         Uploader = new ChunkUploader(ns, channels, options, loggerFactory.CreateLogger<ChunkUploader>());
         Cache = new BlockCache(options.ChunkCacheBytes);
+        MergeSlots = new SemaphoreSlim(Math.Max(1, options.MaxInFlightChunkUploads));
         Reader = new ChunkReader(channels, ns, Cache, loggerFactory.CreateLogger<ChunkReader>());
     }
 
@@ -47,6 +48,8 @@ public sealed class BigFsClient : IAsyncDisposable
     internal ChunkUploader Uploader { get; }
     internal ChunkReader Reader { get; }
     internal BlockCache Cache { get; }
+    /// <summary>Merged chunks being assembled and uploaded at once (each holds up to a chunk of memory beyond the write budget).</summary>
+    internal SemaphoreSlim MergeSlots { get; }
 
     public static async Task<BigFsClient> ConnectAsync(string metadataAddress, BigFsClientOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
     {

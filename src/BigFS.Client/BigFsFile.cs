@@ -34,6 +34,8 @@ public sealed class BigFsFile : IAsyncDisposable
     private long _lastReadEnd = -1;
     private long _readAheadEnd;
     private readonly List<Task> _readAheads = [];
+    private readonly RegionMergePolicy _mergePolicy;
+    private readonly CompactionPolicy _compactionPolicy;
 
     internal BigFsFile(BigFsClient client, ulong ino, long knownSize, ILogger logger)
     {
@@ -42,8 +44,10 @@ public sealed class BigFsFile : IAsyncDisposable
         Ino = ino;
         _committedSize = knownSize;
         _dirty = new DirtyRangeSet(client.ChunkSize,
-            () => ArrayPool<byte>.Shared.Rent(DirtySegment.PageSize),
+            size => ArrayPool<byte>.Shared.Rent(size),
             page => ArrayPool<byte>.Shared.Return(page));
+        _mergePolicy = new RegionMergePolicy(client.ChunkSize);
+        _compactionPolicy = new CompactionPolicy(client.ChunkSize);
     }
 
     public ulong Ino { get; }
@@ -72,7 +76,7 @@ public sealed class BigFsFile : IAsyncDisposable
         while (!data.IsEmpty)
         {
             // First without new memory: overwrites and the spare room of the last page.
-            var none = 0;
+            long none = 0;
             int written;
             lock (_sync)
             {
@@ -82,15 +86,16 @@ public sealed class BigFsFile : IAsyncDisposable
             if (written == 0)
             {
                 var piece = Math.Min(data.Length, MaxPiece);
-                var pages = piece / DirtySegment.PageSize + 2;
-                await _client.AcquireBufferAsync((long)pages * DirtySegment.PageSize, ct);
-                var allowance = pages;
+                // The data plus one short page doubling on the way: pages are sized to what is written.
+                var bytes = (long)piece + DirtySegment.PageSize;
+                await _client.AcquireBufferAsync(bytes, ct);
+                var allowance = bytes;
                 lock (_sync)
                 {
                     written = _dirty.Write(offset, data.Span[..piece], ref allowance);
                     SealFullLocked();
                 }
-                _client.Budget.Release((long)allowance * DirtySegment.PageSize);
+                _client.Budget.Release(allowance);
             }
             if (written > 0)
                 _client.TrackDirty(this);
@@ -117,7 +122,8 @@ public sealed class BigFsFile : IAsyncDisposable
         await _flushLock.WaitAsync(ct);
         try
         {
-            await FlushCoreAsync(ct);
+            if (await FlushCoreAsync(ct) is { } written)
+                await CompactAsync(written.Start, written.End, ct);
         }
         finally
         {
@@ -146,7 +152,7 @@ public sealed class BigFsFile : IAsyncDisposable
             }
             if (reply.Errno != 0)
                 throw new BigFsException(reply.Errno, $"truncate of inode {Ino} failed: errno {reply.Errno}");
-            int freed;
+            long freed;
             lock (_sync)
             {
                 _committedSize = size;
@@ -154,10 +160,10 @@ public sealed class BigFsFile : IAsyncDisposable
                 freed = _dirty.Truncate(size);
                 foreach (var p in _pending)
                     p.Length = (int)Math.Clamp(size - p.FileOffset, 0, p.Length);
-                _pending.RemoveAll(p => p.Length == 0 && p.Pages is null);
+                _pending.RemoveAll(p => p.Length == 0 && p.ChunkId is not null);
                 InvalidateLayoutLocked();
             }
-            _client.Budget.Release((long)freed * DirtySegment.PageSize);
+            _client.Budget.Release(freed);
         }
         finally
         {
@@ -185,21 +191,49 @@ public sealed class BigFsFile : IAsyncDisposable
     internal void SealAll()
     {
         lock (_sync)
-            SealLocked(_dirty.TakeAll());
+            SealAllLocked();
+    }
+
+    private void SealAllLocked()
+    {
+        var size = SizeLocked();
+        SealLocked(_dirty.TakeAll(), size);
     }
 
     private void SealFullLocked()
     {
         var full = _dirty.TakeFull();
         if (full.Count > 0)
-            SealLocked(full);
+            SealLocked(full, SizeLocked());
     }
 
-    private void SealLocked(List<DirtySegment> segments)
+    /// <summary>
+    /// Turns sorted segments into uploads: one chunk per segment, except where the merge policy
+    /// combines the many small pieces of one region into one chunk read-and-merged at upload.
+    /// </summary>
+    private void SealLocked(List<DirtySegment> segments, long fileSize)
     {
-        foreach (var segment in segments)
+        if (segments.Count == 0)
+            return;
+        var pieces = new List<RegionMergePolicy.Piece>(segments.Count);
+        foreach (var s in segments)
+            pieces.Add(new RegionMergePolicy.Piece(s.Offset, s.Length));
+        foreach (var group in _mergePolicy.Plan(pieces, fileSize))
         {
-            var pending = new PendingChunk(_sequence++, segment.Offset, segment.Length, segment.Pages);
+            PendingChunk pending;
+            if (group.Merge)
+            {
+                pending = new PendingChunk(_sequence++, group.SpanStart, (int)(group.SpanEnd - group.SpanStart), null)
+                {
+                    IsMerged = true,
+                    Pieces = segments.GetRange(group.First, group.Count),
+                };
+            }
+            else
+            {
+                var segment = segments[group.First];
+                pending = new PendingChunk(_sequence++, segment.Offset, segment.Length, segment.Pages);
+            }
             _pending.Add(pending);
             StartUploadLocked(pending);
         }
@@ -207,13 +241,111 @@ public sealed class BigFsFile : IAsyncDisposable
 
     private void StartUploadLocked(PendingChunk pending)
     {
-        var bytes = (long)pending.Pages!.Count * DirtySegment.PageSize;
+        var bytes = pending.BudgetBytes;
         _client.AddUploading(bytes);
         pending.Upload = Task.Run(async () =>
         {
-            try { await UploadAsync(pending); }
+            try { await (pending.IsMerged ? UploadMergedAsync(pending) : UploadAsync(pending)); }
             finally { _client.AddUploading(-bytes); }
         });
+    }
+
+    /// <summary>
+    /// Uploads a merged chunk or a rewrite: reads its span through the file (committed data,
+    /// older uploads, its own pieces; holes stay holes), packs what is not a hole into one
+    /// chunk, uploads it, then releases the pieces. At most MaxInFlightChunkUploads assemble at
+    /// once, which bounds the memory this takes beyond the write budget.
+    /// </summary>
+    private async Task UploadMergedAsync(PendingChunk pending)
+    {
+        await _client.MergeSlots.WaitAsync();
+        try
+        {
+            long start;
+            int length;
+            lock (_sync)
+                (start, length) = (pending.FileOffset, pending.Length);
+            var (pages, runs, chunkLength) = await AssembleAsync(start, length);
+            var id = "";
+            IReadOnlyList<ChunkCopy> copies = [];
+            try
+            {
+                if (chunkLength > 0)
+                    (id, copies) = await _client.Uploader.UploadAsync(pages, chunkLength, Ino, CancellationToken.None);
+            }
+            finally
+            {
+                foreach (var page in pages)
+                    ArrayPool<byte>.Shared.Return(page);
+            }
+            List<DirtySegment>? pieces;
+            lock (_sync)
+            {
+                pending.ChunkId = id;
+                pending.Copies = copies;
+                pending.Runs = runs;
+                pending.Error = null;
+                pieces = pending.Pieces;
+                pending.Pieces = null;
+                if (pending.Length == 0)
+                    _pending.Remove(pending);
+            }
+            if (pieces is not null)
+                _client.Budget.Release(ReturnPieces(pieces));
+        }
+        catch (Exception ex)
+        {
+            lock (_sync)
+                pending.Error = ex;
+            _logger.LogError(ex, "Merged upload of [{Offset}, +{Length}) of inode {Ino} failed; the next flush reports it", pending.FileOffset, pending.UploadLength, Ino);
+        }
+        finally
+        {
+            _client.MergeSlots.Release();
+        }
+    }
+
+    private static long ReturnPieces(List<DirtySegment> pieces)
+    {
+        long bytes = 0;
+        foreach (var s in pieces)
+        {
+            bytes += s.MemoryBytes;
+            foreach (var page in s.Pages)
+                ArrayPool<byte>.Shared.Return(page);
+            s.Pages.Clear();
+        }
+        return bytes;
+    }
+
+    /// <summary>Reads [start, start + length) through the file and packs its non-hole runs into pooled pages.</summary>
+    private async Task<(List<byte[]> Pages, List<FileExtent> Runs, int Length)> AssembleAsync(long start, int length)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, length));
+        try
+        {
+            var coverage = new List<FileExtent>();
+            await ReadRangeAsync(start, buffer.AsMemory(0, length), CancellationToken.None, coverage);
+            var packed = 0;
+            foreach (var c in coverage)
+                packed += (int)c.Length;
+            var pages = new List<byte[]>((packed + DirtySegment.PageSize - 1) / DirtySegment.PageSize);
+            for (var at = 0; at < packed; at += DirtySegment.PageSize)
+                pages.Add(ArrayPool<byte>.Shared.Rent(DirtySegment.PageFor(Math.Min(DirtySegment.PageSize, packed - at))));
+            var runs = new List<FileExtent>(coverage.Count);
+            var chunkOffset = 0;
+            foreach (var c in coverage)
+            {
+                DirtySegment.CopyIn(pages, chunkOffset, buffer.AsSpan((int)(c.FileOffset - start), (int)c.Length));
+                runs.Add(new FileExtent(c.FileOffset, c.Length, "", chunkOffset));
+                chunkOffset += (int)c.Length;
+            }
+            return (pages, runs, packed);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private async Task UploadAsync(PendingChunk pending)
@@ -234,7 +366,7 @@ public sealed class BigFsFile : IAsyncDisposable
             }
             foreach (var page in pages)
                 ArrayPool<byte>.Shared.Return(page);
-            _client.Budget.Release((long)pages.Count * DirtySegment.PageSize);
+            _client.Budget.Release(DirtySegment.BytesOf(pages));
         }
         catch (Exception ex)
         {
@@ -244,17 +376,18 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
-    private async Task FlushCoreAsync(CancellationToken ct)
+    /// <returns>The file range the commit wrote, or null when nothing was committed.</returns>
+    private async Task<(long Start, long End)?> FlushCoreAsync(CancellationToken ct)
     {
         List<PendingChunk> batch;
         lock (_sync)
         {
-            SealLocked(_dirty.TakeAll());
+            SealAllLocked();
             batch = [.. _pending];
         }
         _client.UntrackIfClean(this);
         if (batch.Count == 0)
-            return;
+            return null;
         await Task.WhenAll(batch.Select(p => p.Upload)).WaitAsync(ct);
 
         List<PendingChunk> failed;
@@ -274,33 +407,111 @@ public sealed class BigFsFile : IAsyncDisposable
             }
         }
 
-        var request = new CommitWriteRequest { Ino = Ino, SessionId = _client.SessionId ?? "" };
+        List<FileExtent> extents;
         lock (_sync)
-        {
-            foreach (var p in batch.Where(p => p.Length > 0).OrderBy(p => p.Sequence))
-                request.Extents.Add(new Extent { FileOffset = (ulong)p.FileOffset, Length = (ulong)p.Length, ChunkId = p.ChunkId, ChunkOffset = 0 });
-        }
-        if (request.Extents.Count > 0)
-        {
-            AttrReply reply;
-            try
-            {
-                reply = await _client.Namespace.CommitWriteAsync(request, deadline: DateTime.UtcNow.AddSeconds(60), cancellationToken: ct);
-            }
-            catch (RpcException ex)
-            {
-                throw BigFsException.Io("commit failed: " + ex.Status.Detail, ex);
-            }
-            if (reply.Errno != 0)
-                throw new BigFsException(reply.Errno, $"commit of inode {Ino} failed: errno {reply.Errno}");
-            lock (_sync)
-                _committedSize = (long)reply.Attr.Size;
-        }
+            extents = batch.OrderBy(p => p.Sequence).SelectMany(p => p.UploadedExtents()).ToList();
+        if (extents.Count > 0)
+            await CommitAsync(extents, ct);
         lock (_sync)
         {
             foreach (var p in batch)
                 _pending.Remove(p);
             InvalidateLayoutLocked();
+        }
+        return extents.Count == 0 ? null : (extents.Min(e => e.FileOffset), extents.Max(e => e.End));
+    }
+
+    private async Task CommitAsync(List<FileExtent> extents, CancellationToken ct)
+    {
+        var request = new CommitWriteRequest { Ino = Ino, SessionId = _client.SessionId ?? "" };
+        foreach (var e in extents)
+            request.Extents.Add(new Extent { FileOffset = (ulong)e.FileOffset, Length = (ulong)e.Length, ChunkId = e.ChunkId, ChunkOffset = (ulong)e.ChunkOffset });
+        AttrReply reply;
+        try
+        {
+            reply = await _client.Namespace.CommitWriteAsync(request, deadline: DateTime.UtcNow.AddSeconds(60), cancellationToken: ct);
+        }
+        catch (RpcException ex)
+        {
+            throw BigFsException.Io("commit failed: " + ex.Status.Detail, ex);
+        }
+        if (reply.Errno != 0)
+            throw new BigFsException(reply.Errno, $"commit of inode {Ino} failed: errno {reply.Errno}");
+        lock (_sync)
+            _committedSize = (long)reply.Attr.Size;
+    }
+
+    /// <summary>
+    /// After a commit: regions of [start, end) whose committed layout draws on too many chunks
+    /// (see <see cref="CompactionPolicy"/>) are rewritten as one chunk each and committed; the
+    /// chunks they replace become garbage on the metadata server. The data is already durable,
+    /// so a failure here is logged, not reported.
+    /// </summary>
+    private async Task CompactAsync(long start, long end, CancellationToken ct)
+    {
+        var regionSize = _client.ChunkSize;
+        var rewrites = new List<PendingChunk>();
+        try
+        {
+            long committed;
+            int generation;
+            lock (_sync)
+                (committed, generation) = (_committedSize, _layoutGeneration);
+            var from = start / regionSize * regionSize;
+            var to = Math.Min(committed, (end + regionSize - 1) / regionSize * regionSize);
+            if (to <= from)
+                return;
+            var windows = await FetchWindowsAsync(from, to, generation, ct);
+            var extents = new List<FileExtent>();
+            foreach (var (windowStart, reply) in windows)
+            {
+                foreach (var e in reply.Extents)
+                {
+                    if (new FileExtent((long)e.FileOffset, (long)e.Length, e.ChunkId, (long)e.ChunkOffset).Clip(windowStart, windowStart + LayoutWindow) is { } c
+                        && (extents.Count == 0 || c.FileOffset >= extents[^1].End))
+                        extents.Add(c);
+                }
+            }
+            var regions = _compactionPolicy.RegionsToCompact(extents, from, to);
+            if (regions.Count == 0)
+                return;
+            lock (_sync)
+            {
+                foreach (var region in regions)
+                {
+                    // Only committed bytes: buffered writes beyond them are not this rewrite's to publish.
+                    var length = (int)Math.Min(regionSize, _committedSize - region);
+                    if (length <= 0)
+                        continue;
+                    var rewrite = new PendingChunk(_sequence++, region, length, null) { IsMerged = true };
+                    _pending.Add(rewrite);
+                    rewrites.Add(rewrite);
+                    StartUploadLocked(rewrite);
+                }
+            }
+            await Task.WhenAll(rewrites.Select(p => p.Upload)).WaitAsync(ct);
+            List<FileExtent> replaced;
+            lock (_sync)
+                replaced = rewrites.SelectMany(p => p.UploadedExtents()).ToList();
+            if (replaced.Count > 0)
+                await CommitAsync(replaced, ct);
+            _logger.LogDebug("Inode {Ino}: {Regions} fragmented regions rewritten", Ino, rewrites.Count);
+        }
+        catch (Exception ex) when (ex is BigFsException or RpcException or OperationCanceledException)
+        {
+            _logger.LogWarning("Inode {Ino}: compaction of [{Start}, {End}) failed: {Reason}", Ino, start, end, ex.Message);
+        }
+        finally
+        {
+            if (rewrites.Count > 0)
+            {
+                lock (_sync)
+                {
+                    foreach (var p in rewrites)
+                        _pending.Remove(p);
+                    InvalidateLayoutLocked();
+                }
+            }
         }
     }
 
@@ -311,7 +522,8 @@ public sealed class BigFsFile : IAsyncDisposable
         _readAheadEnd = 0;
     }
 
-    private async Task ReadRangeAsync(long offset, Memory<byte> destination, CancellationToken ct)
+    /// <param name="coverage">When given, receives the non-hole runs of the range (chunk ids left empty), merged where adjacent.</param>
+    private async Task ReadRangeAsync(long offset, Memory<byte> destination, CancellationToken ct, List<FileExtent>? coverage = null)
     {
         var end = offset + destination.Length;
         var map = new ExtentMap();
@@ -344,35 +556,57 @@ public sealed class BigFsFile : IAsyncDisposable
                 }
                 foreach (var p in _pending)
                 {
-                    if (new FileExtent(p.FileOffset, p.Length, LocalData, 0).Clip(offset, end) is not { } part)
+                    if (p.Length == 0 || p.End <= offset || p.FileOffset >= end)
                         continue;
-                    if (p.ChunkId is { } id)
+                    if (p.ChunkId is not null)
                     {
-                        map.Write(new FileExtent(part.FileOffset, part.Length, id, part.FileOffset - p.FileOffset));
-                        copies[id] = p.Copies;
+                        foreach (var uploaded in p.UploadedExtents())
+                        {
+                            if (uploaded.Clip(offset, end) is not { } part)
+                                continue;
+                            map.Write(part);
+                            copies[part.ChunkId] = p.Copies;
+                        }
                     }
-                    else
+                    else if (p.Pages is { } pages)
                     {
-                        DirtySegment.CopyOut(p.Pages!, (int)(part.FileOffset - p.FileOffset),
+                        var part = new FileExtent(p.FileOffset, p.Length, LocalData, 0).Clip(offset, end)!.Value;
+                        DirtySegment.CopyOut(pages, (int)(part.FileOffset - p.FileOffset),
                             destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
                         map.Write(part);
                     }
+                    else if (p.Pieces is { } pieces)
+                    {
+                        // A merged chunk still being assembled: its own buffered data (a rewrite has none).
+                        foreach (var s in pieces)
+                            OverlayLocal(s, Math.Max(offset, p.FileOffset), Math.Min(end, p.End));
+                    }
                 }
-                foreach (var s in _dirty.Segments)
-                {
-                    if (new FileExtent(s.Offset, s.Length, LocalData, 0).Clip(offset, end) is not { } part)
-                        continue;
-                    s.CopyOut((int)(part.FileOffset - s.Offset), destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
-                    map.Write(part);
-                }
+                foreach (var s in _dirty.Overlapping(offset, end))
+                    OverlayLocal(s, offset, end);
             }
             break;
+
+            void OverlayLocal(DirtySegment s, long from, long to)
+            {
+                if (new FileExtent(s.Offset, s.Length, LocalData, 0).Clip(from, to) is not { } part)
+                    return;
+                s.CopyOut((int)(part.FileOffset - s.Offset), destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
+                map.Write(part);
+            }
         }
 
         var reads = new List<Task>();
         var position = offset;
         foreach (var e in map.Find(offset, end))
         {
+            if (coverage is not null)
+            {
+                if (coverage.Count > 0 && coverage[^1].End == e.FileOffset)
+                    coverage[^1] = coverage[^1] with { Length = coverage[^1].Length + e.Length };
+                else
+                    coverage.Add(new FileExtent(e.FileOffset, e.Length, LocalData, 0));
+            }
             if (e.FileOffset > position)
                 destination.Span.Slice((int)(position - offset), (int)(e.FileOffset - position)).Clear(); // hole
             if (e.ChunkId.Length > 0)
@@ -503,7 +737,7 @@ public sealed class BigFsFile : IAsyncDisposable
             readAheads = [.. _readAheads];
         await Task.WhenAll(readAheads); // never faults: failures are logged inside
         List<PendingChunk> pending;
-        int freed;
+        long freed;
         lock (_sync)
         {
             freed = _dirty.Truncate(0);
@@ -511,13 +745,21 @@ public sealed class BigFsFile : IAsyncDisposable
             _pending.Clear();
         }
         await Task.WhenAll(pending.Select(p => p.Upload));
-        foreach (var p in pending.Where(p => p.Pages is not null))
+        foreach (var p in pending)
         {
-            freed += p.Pages!.Count;
-            p.Pages.ForEach(page => ArrayPool<byte>.Shared.Return(page));
-            p.Pages = null;
+            if (p.Pages is { } pages)
+            {
+                freed += DirtySegment.BytesOf(pages);
+                pages.ForEach(page => ArrayPool<byte>.Shared.Return(page));
+                p.Pages = null;
+            }
+            if (p.Pieces is { } pieces)
+            {
+                freed += ReturnPieces(pieces);
+                p.Pieces = null;
+            }
         }
-        _client.Budget.Release((long)freed * DirtySegment.PageSize);
+        _client.Budget.Release(freed);
         _client.UntrackIfClean(this);
     }
 }

@@ -1,0 +1,91 @@
+using BigFS.Client;
+using BigFS.Core;
+
+namespace BigFS.Data.Tests;
+
+public class MergeAndCompactionPolicyTests
+{
+    private const int MiB = 1024 * 1024;
+    private const int Region = 4 * MiB;
+
+    private static RegionMergePolicy.Piece P(long offset, int length) => new(offset, length);
+
+    [Fact]
+    public void ManySmallPiecesInARegion_MergeIntoTheWholeRegion_UpToTheFileEnd()
+    {
+        var policy = new RegionMergePolicy(Region);
+        var pieces = Enumerable.Range(0, 500).Select(i => P(Region + i * 8192L, 4096)).ToList();
+
+        var plan = policy.Plan(pieces, fileSize: 256L * MiB);
+
+        var group = Assert.Single(plan);
+        Assert.Equal(new RegionMergePolicy.Group(0, 500, true, Region, 2L * Region), group);
+        var fileEnd = pieces[^1].End + 10;
+        Assert.Equal(fileEnd, policy.Plan(pieces, fileSize: fileEnd).Single().SpanEnd);
+    }
+
+    [Fact]
+    public void AFewPiecesFarApart_AreUploadedAlone()
+    {
+        var policy = new RegionMergePolicy(Region);
+        var plan = policy.Plan([P(0, 100), P(3 * MiB, 100)], fileSize: 64L * MiB);
+
+        Assert.Equal([false, false], plan.Select(g => g.Merge));
+        Assert.Equal([0, 1], plan.Select(g => g.First));
+    }
+
+    [Fact]
+    public void FewCloseTogetherPieces_MergeOnlyTheirSpan()
+    {
+        var policy = new RegionMergePolicy(Region);
+        var plan = policy.Plan([P(MiB, 100), P(MiB + 200_000, 100)], fileSize: 64L * MiB);
+
+        Assert.Equal(new RegionMergePolicy.Group(0, 2, true, MiB, MiB + 200_100), Assert.Single(plan));
+    }
+
+    [Fact]
+    public void PiecesAreGroupedPerRegion_AndAPieceCrossingARegionStaysAlone()
+    {
+        var policy = new RegionMergePolicy(Region);
+        List<RegionMergePolicy.Piece> pieces =
+        [
+            P(0, 10), P(20, 10), P(40, 10),             // region 0: merged
+            P(Region - 5, 10),                          // crosses into region 1
+            P(Region + 100, 10),                        // alone in region 1
+            P(2L * Region, 10), P(2L * Region + 50, 10) // region 2: merged
+        ];
+
+        var plan = policy.Plan(pieces, fileSize: 3L * Region);
+
+        Assert.Equal([(0, 3, true), (3, 1, false), (4, 1, false), (5, 2, true)], plan.Select(g => (g.First, g.Count, g.Merge)));
+        Assert.All(plan.Where(g => g.Merge), g => Assert.Equal(0, g.SpanStart % Region));
+    }
+
+    [Fact]
+    public void Compaction_PicksRegionsDrawingOnTooManyChunks_IgnoringHolesAndRegionsOutsideTheRange()
+    {
+        var policy = new CompactionPolicy(Region, maxChunksPerRegion: 3);
+        var extents = new List<FileExtent>();
+        // Region 0: 4 chunks. Region 1: one chunk in 10 runs with holes between. Region 2: 4 chunks.
+        for (var i = 0; i < 4; i++) extents.Add(new FileExtent(i * 1000L, 1000, $"a{i}", 0));
+        for (var i = 0; i < 10; i++) extents.Add(new FileExtent(Region + i * 100_000L, 1000, "b", i * 1000L));
+        for (var i = 0; i < 4; i++) extents.Add(new FileExtent(2L * Region + i * 1000L, 1000, $"c{i}", 0));
+
+        Assert.Equal([0L, 2L * Region], policy.RegionsToCompact(extents, 0, 3L * Region));
+        Assert.Equal([2L * Region], policy.RegionsToCompact(extents, Region, 3L * Region));
+    }
+
+    [Fact]
+    public void Compaction_AnExtentSpanningRegions_CountsInEach()
+    {
+        var policy = new CompactionPolicy(Region, maxChunksPerRegion: 2);
+        List<FileExtent> extents =
+        [
+            new(Region - 10, 20, "x", 0),
+            new(Region + 10, 10, "y", 0),
+            new(Region + 30, 10, "z", 0),
+        ];
+
+        Assert.Equal([(long)Region], policy.RegionsToCompact(extents, 0, 2L * Region));
+    }
+}
