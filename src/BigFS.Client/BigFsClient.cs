@@ -104,7 +104,7 @@ public sealed class BigFsClient : IAsyncDisposable
 
     /// <summary>
     /// Takes write-buffer memory. When the budget is exhausted and the uploads already running
-    /// will not free enough, buffered data is sealed everywhere so its upload frees it.
+    /// will not free enough, part of the buffered data is sealed so its upload frees it.
     /// </summary>
     internal async ValueTask AcquireBufferAsync(long bytes, CancellationToken ct)
     {
@@ -113,10 +113,16 @@ public sealed class BigFsClient : IAsyncDisposable
         {
             if (Interlocked.Read(ref _uploadingBytes) < bytes)
             {
+                // Seal about a quarter of the budget, cheapest uploads first (dense regions, whole
+                // segments); sparse regions stay buffered and keep gathering writes.
+                var target = Math.Max(bytes, Budget.Capacity / 4);
+                long sealedBytes = 0;
                 foreach (var file in _dirtyFiles.Keys)
                 {
-                    _dirtyFiles.TryRemove(file, out _);
-                    file.SealAll();
+                    if (sealedBytes >= target)
+                        break;
+                    sealedBytes += file.SealCheapest(target - sealedBytes);
+                    UntrackIfClean(file);
                 }
                 // Nothing buffered, nothing uploading, still no room, for several rounds: the
                 // memory is held by chunks whose upload failed (kept for the next flush).

@@ -187,11 +187,35 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
-    /// <summary>Seals every buffered segment into an upload (memory pressure, flush).</summary>
-    internal void SealAll()
+    /// <summary>
+    /// Memory pressure: seals buffered data worth at least <paramref name="target"/> bytes of
+    /// budget, cheapest to upload first (see <see cref="RegionMergePolicy.CheapestFirst"/>);
+    /// returns the budget bytes sealed. What stays buffered keeps gathering writes, so regions
+    /// are sealed denser and upload less for the same writes.
+    /// </summary>
+    internal long SealCheapest(long target)
     {
         lock (_sync)
-            SealAllLocked();
+        {
+            if (_dirty.IsEmpty)
+                return 0;
+            var segments = _dirty.Segments.ToList();
+            var pieces = segments.Select(s => new RegionMergePolicy.Piece(s.Offset, s.Length)).ToList();
+            var chosen = new List<RegionMergePolicy.Group>();
+            long sealedBytes = 0;
+            foreach (var group in RegionMergePolicy.CheapestFirst(pieces, _mergePolicy.Plan(pieces, SizeLocked())))
+            {
+                if (sealedBytes >= target)
+                    break;
+                chosen.Add(group);
+                for (var k = group.First; k < group.First + group.Count; k++)
+                    sealedBytes += segments[k].MemoryBytes;
+            }
+            _dirty.RemoveRanges(chosen.Select(g => (g.First, g.Count)));
+            foreach (var group in chosen)
+                SealGroupLocked(segments, group);
+            return sealedBytes;
+        }
     }
 
     private void SealAllLocked()
@@ -219,6 +243,11 @@ public sealed class BigFsFile : IAsyncDisposable
         foreach (var s in segments)
             pieces.Add(new RegionMergePolicy.Piece(s.Offset, s.Length));
         foreach (var group in _mergePolicy.Plan(pieces, fileSize))
+            SealGroupLocked(segments, group);
+    }
+
+    private void SealGroupLocked(List<DirtySegment> segments, RegionMergePolicy.Group group)
+    {
         {
             PendingChunk pending;
             if (group.Merge)

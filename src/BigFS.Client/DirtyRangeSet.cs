@@ -144,6 +144,13 @@ internal sealed class DirtyRangeSet(int maxSegmentLength, Func<int, byte[]> rent
         return all;
     }
 
+    /// <summary>Removes the segments at the given index ranges of <see cref="Segments"/> (disjoint, any order).</summary>
+    public void RemoveRanges(IEnumerable<(int First, int Count)> ranges)
+    {
+        foreach (var (first, count) in ranges.OrderByDescending(r => r.First))
+            _segments.RemoveRange(first, count);
+    }
+
     /// <summary>The segments overlapping [start, end), in order.</summary>
     public IEnumerable<DirtySegment> Overlapping(long start, long end)
     {

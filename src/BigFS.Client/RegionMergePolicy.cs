@@ -66,6 +66,22 @@ public sealed class RegionMergePolicy(int regionSize, long pieceCostBytes = Regi
         return groups;
     }
 
+    /// <summary>
+    /// Orders a plan for partial sealing under memory pressure: cheapest first, by bytes uploaded
+    /// per buffered byte freed (a plain piece costs 1; a merged region its span over its dirty
+    /// bytes), so sparse regions stay buffered and keep gathering writes.
+    /// </summary>
+    public static List<Group> CheapestFirst(IReadOnlyList<Piece> pieces, IEnumerable<Group> plan) =>
+        plan.OrderBy(g =>
+        {
+            if (!g.Merge)
+                return 1.0;
+            long dirty = 0;
+            for (var k = g.First; k < g.First + g.Count; k++)
+                dirty += pieces[k].Length;
+            return (double)(g.SpanEnd - g.SpanStart) / Math.Max(1, dirty);
+        }).ThenBy(g => g.First).ToList();
+
     /// <summary>Whether re-uploading the span's other bytes costs no more than the chunks saved (count − 1).</summary>
     private bool Affordable(int count, long dirty, long span) => span - dirty <= (count - 1) * pieceCostBytes;
 }

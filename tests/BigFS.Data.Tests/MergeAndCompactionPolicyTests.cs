@@ -62,6 +62,20 @@ public class MergeAndCompactionPolicyTests
     }
 
     [Fact]
+    public void UnderPressure_PlainPiecesAndDenseRegionsAreSealedBeforeSparseOnes()
+    {
+        var policy = new RegionMergePolicy(Region);
+        var pieces = new List<RegionMergePolicy.Piece>();
+        pieces.AddRange(Enumerable.Range(0, 10).Select(i => P(i * 400_000L, 4096)));           // region 0: sparse
+        pieces.AddRange(Enumerable.Range(0, 500).Select(i => P(Region + i * 8192L, 4096)));    // region 1: dense
+        pieces.Add(P(2L * Region - 10, 20));                                                   // crosses into region 2
+
+        var order = RegionMergePolicy.CheapestFirst(pieces, policy.Plan(pieces, 3L * Region));
+
+        Assert.Equal([(510, false), (10, true), (0, true)], order.Select(g => (g.First, g.Merge)));
+    }
+
+    [Fact]
     public void Compaction_PicksRegionsDrawingOnTooManyChunks_IgnoringHolesAndRegionsOutsideTheRange()
     {
         var policy = new CompactionPolicy(Region, maxChunksPerRegion: 3);
