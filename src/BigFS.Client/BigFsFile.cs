@@ -256,6 +256,7 @@ public sealed class BigFsFile : IAsyncDisposable
                 {
                     IsMerged = true,
                     Pieces = segments.GetRange(group.First, group.Count),
+                    Clusters = group.Clusters,
                 };
             }
             else
@@ -290,11 +291,15 @@ public sealed class BigFsFile : IAsyncDisposable
         await _client.MergeSlots.WaitAsync();
         try
         {
-            long start;
-            int length;
+            List<RegionMergePolicy.Cluster> clusters;
             lock (_sync)
-                (start, length) = (pending.FileOffset, pending.Length);
-            var (pages, runs, chunkLength) = await AssembleAsync(start, length);
+            {
+                // A truncate may have shortened the span since it was sealed.
+                clusters = pending.Clusters
+                    .Select(c => new RegionMergePolicy.Cluster(c.Start, Math.Min(c.End, pending.End)))
+                    .Where(c => c.Length > 0).ToList();
+            }
+            var (pages, runs, chunkLength) = await AssembleAsync(clusters);
             var id = "";
             IReadOnlyList<ChunkCopy> copies = [];
             try
@@ -347,25 +352,40 @@ public sealed class BigFsFile : IAsyncDisposable
         return bytes;
     }
 
-    /// <summary>Reads [start, start + length) through the file and packs its non-hole runs into pooled pages.</summary>
-    private async Task<(List<byte[]> Pages, List<FileExtent> Runs, int Length)> AssembleAsync(long start, int length)
+    /// <summary>Reads the clusters through the file and packs their non-hole runs into pooled pages.</summary>
+    private async Task<(List<byte[]> Pages, List<FileExtent> Runs, int Length)> AssembleAsync(List<RegionMergePolicy.Cluster> clusters)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, length));
+        var total = (int)clusters.Sum(c => c.Length);
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, total));
         try
         {
+            // The buffer holds the clusters back to back (read in parallel); a run's ChunkOffset is its place in it.
+            var reads = new List<(int At, RegionMergePolicy.Cluster Cluster, List<FileExtent> Runs, Task Read)>();
+            var at = 0;
+            foreach (var c in clusters)
+            {
+                var clusterRuns = new List<FileExtent>();
+                reads.Add((at, c, clusterRuns, ReadRangeAsync(c.Start, buffer.AsMemory(at, (int)c.Length), CancellationToken.None, clusterRuns)));
+                at += (int)c.Length;
+            }
+            await Task.WhenAll(reads.Select(r => r.Read));
             var coverage = new List<FileExtent>();
-            await ReadRangeAsync(start, buffer.AsMemory(0, length), CancellationToken.None, coverage);
+            foreach (var (clusterAt, c, clusterRuns, _) in reads)
+            {
+                foreach (var r in clusterRuns)
+                    coverage.Add(r with { ChunkOffset = clusterAt + (r.FileOffset - c.Start) });
+            }
             var packed = 0;
             foreach (var c in coverage)
                 packed += (int)c.Length;
             var pages = new List<byte[]>((packed + DirtySegment.PageSize - 1) / DirtySegment.PageSize);
-            for (var at = 0; at < packed; at += DirtySegment.PageSize)
-                pages.Add(ArrayPool<byte>.Shared.Rent(DirtySegment.PageFor(Math.Min(DirtySegment.PageSize, packed - at))));
+            for (var pageStart = 0; pageStart < packed; pageStart += DirtySegment.PageSize)
+                pages.Add(ArrayPool<byte>.Shared.Rent(DirtySegment.PageFor(Math.Min(DirtySegment.PageSize, packed - pageStart))));
             var runs = new List<FileExtent>(coverage.Count);
             var chunkOffset = 0;
             foreach (var c in coverage)
             {
-                DirtySegment.CopyIn(pages, chunkOffset, buffer.AsSpan((int)(c.FileOffset - start), (int)c.Length));
+                DirtySegment.CopyIn(pages, chunkOffset, buffer.AsSpan((int)c.ChunkOffset, (int)c.Length));
                 runs.Add(new FileExtent(c.FileOffset, c.Length, "", chunkOffset));
                 chunkOffset += (int)c.Length;
             }
@@ -512,7 +532,11 @@ public sealed class BigFsFile : IAsyncDisposable
                     var length = (int)Math.Min(regionSize, _committedSize - region);
                     if (length <= 0)
                         continue;
-                    var rewrite = new PendingChunk(_sequence++, region, length, null) { IsMerged = true };
+                    var rewrite = new PendingChunk(_sequence++, region, length, null)
+                    {
+                        IsMerged = true,
+                        Clusters = [new RegionMergePolicy.Cluster(region, region + length)],
+                    };
                     _pending.Add(rewrite);
                     rewrites.Add(rewrite);
                     StartUploadLocked(rewrite);

@@ -11,8 +11,8 @@ namespace BigFS.Client;
 /// <remarks>
 /// Three kinds. A plain one is one buffered segment uploaded as it is (<see cref="Pages"/>).
 /// A merged one covers a span of a region and holds several buffered <see cref="Pieces"/>: its
-/// upload first reads the span through the file (committed bytes, older uploads, the pieces)
-/// and uploads what is not a hole as one packed chunk. A rewrite (compaction) is a merged one
+/// upload first reads its <see cref="Clusters"/> through the file (committed bytes, older
+/// uploads, the pieces) and uploads what is not a hole as one packed chunk. A rewrite (compaction) is a merged one
 /// without pieces. Merged chunks map the file through <see cref="Runs"/>, set once assembled.
 /// </remarks>
 internal sealed class PendingChunk(long sequence, long fileOffset, int length, List<byte[]>? pages)
@@ -28,6 +28,8 @@ internal sealed class PendingChunk(long sequence, long fileOffset, int length, L
     /// <summary>A merged chunk's buffered data until it is uploaded (sorted, inside the span).</summary>
     public List<DirtySegment>? Pieces { get; set; }
     public bool IsMerged { get; init; }
+    /// <summary>Merged chunks: the file ranges (inside the span) assembled into the chunk.</summary>
+    public IReadOnlyList<RegionMergePolicy.Cluster> Clusters { get; init; } = [];
     /// <summary>Merged chunks, once uploaded: [file offset, length) at chunk offset (chunk id left empty). Holes are not in it.</summary>
     public List<FileExtent>? Runs { get; set; }
     public string? ChunkId { get; set; }

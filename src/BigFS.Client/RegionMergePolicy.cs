@@ -2,31 +2,45 @@ namespace BigFS.Client;
 
 /// <summary>
 /// Decides, when buffered writes are sealed, which pieces of one chunk-aligned region are
-/// uploaded as ONE merged chunk (the committed bytes between them read back and combined)
-/// instead of one small chunk each. Pure logic: no I/O.
+/// uploaded together as ONE chunk instead of one small chunk each, and which committed bytes
+/// between them are read back and uploaded again to keep the layout contiguous. Pure logic.
 /// </summary>
 /// <remarks>
-/// A chunk has a fixed cost (an upload, a registration, replicas, a metadata record, an
-/// extent in every later layout read) that is about the cost of moving
-/// <see cref="PieceCostBytes"/> of data. Merging is worth it when the committed bytes to read
-/// and upload again are at most that much per piece saved. The merged span is the whole
-/// region (up to the file's end) when affordable, which also repairs older fragmentation;
-/// otherwise just from the first piece to the end of the last.
+/// Two or more pieces inside one region always share a chunk (a chunk costs an upload, a
+/// registration, replicas and a metadata record; packing pieces costs nothing extra). The gap
+/// between two neighbouring pieces is filled (read and re-uploaded) when it is at most
+/// <see cref="GapFillBytes"/>, so nearby pieces become one extent; larger gaps are left to the
+/// older extents, so a few scattered writes do not re-upload a whole region. When the region is
+/// at least half dirty, the whole region (up to the file's end) is taken: one extent, which
+/// also repairs older fragmentation. What stays fragmented is the compaction's business.
 /// </remarks>
-public sealed class RegionMergePolicy(int regionSize, long pieceCostBytes = RegionMergePolicy.DefaultPieceCostBytes)
+public sealed class RegionMergePolicy(int regionSize, int gapFillBytes = RegionMergePolicy.DefaultGapFillBytes)
 {
-    public const long DefaultPieceCostBytes = 1024 * 1024;
+    public const int DefaultGapFillBytes = 64 * 1024;
 
     public readonly record struct Piece(long Offset, int Length)
     {
         public long End => Offset + Length;
     }
 
-    /// <summary>Pieces [First, First + Count) of the input; merged into one chunk over [SpanStart, SpanEnd) when <see cref="Merge"/>.</summary>
-    public readonly record struct Group(int First, int Count, bool Merge, long SpanStart, long SpanEnd);
+    /// <summary>A file range a merged chunk is assembled from (read through the file, holes skipped).</summary>
+    public readonly record struct Cluster(long Start, long End)
+    {
+        public long Length => End - Start;
+    }
+
+    /// <summary>
+    /// Pieces [First, First + Count) of the input: uploaded as they are, or (<see cref="Merge"/>)
+    /// as one chunk assembled from <see cref="Clusters"/> within [SpanStart, SpanEnd).
+    /// </summary>
+    public sealed record Group(int First, int Count, bool Merge, long SpanStart, long SpanEnd, IReadOnlyList<Cluster> Clusters)
+    {
+        /// <summary>Bytes this group uploads.</summary>
+        public long UploadBytes => Clusters.Sum(c => c.Length);
+    }
 
     public int RegionSize => regionSize;
-    public long PieceCostBytes => pieceCostBytes;
+    public int GapFillBytes => gapFillBytes;
 
     /// <summary>Plans the sealing of sorted, non-overlapping pieces of a file of <paramref name="fileSize"/> bytes.</summary>
     public List<Group> Plan(IReadOnlyList<Piece> pieces, long fileSize)
@@ -34,54 +48,65 @@ public sealed class RegionMergePolicy(int regionSize, long pieceCostBytes = Regi
         var groups = new List<Group>();
         for (var i = 0; i < pieces.Count;)
         {
-            var region = pieces[i].Offset / regionSize;
-            var regionStart = region * regionSize;
+            var regionStart = pieces[i].Offset / regionSize * regionSize;
             var regionEnd = regionStart + regionSize;
             if (pieces[i].End > regionEnd)
             {
                 // Crosses a region boundary (contiguous data): uploaded as it is.
-                groups.Add(new Group(i, 1, false, pieces[i].Offset, pieces[i].End));
-                i++;
+                groups.Add(Alone(pieces, i++));
                 continue;
             }
             var j = i;
             long dirty = 0;
             while (j < pieces.Count && pieces[j].End <= regionEnd)
                 dirty += pieces[j++].Length;
-            var count = j - i;
-            var first = pieces[i].Offset;
-            var last = pieces[j - 1].End;
-            var wholeEnd = Math.Min(regionEnd, Math.Max(fileSize, last));
-            if (count >= 2 && Affordable(count, dirty, wholeEnd - regionStart))
-                groups.Add(new Group(i, count, true, regionStart, wholeEnd));
-            else if (count >= 2 && Affordable(count, dirty, last - first))
-                groups.Add(new Group(i, count, true, first, last));
+            if (j - i == 1)
+            {
+                groups.Add(Alone(pieces, i));
+                i = j;
+                continue;
+            }
+            var wholeEnd = Math.Min(regionEnd, Math.Max(fileSize, pieces[j - 1].End));
+            List<Cluster> clusters;
+            if (2 * dirty >= wholeEnd - regionStart)
+            {
+                clusters = [new Cluster(regionStart, wholeEnd)];
+            }
             else
             {
-                for (var k = i; k < j; k++)
-                    groups.Add(new Group(k, 1, false, pieces[k].Offset, pieces[k].End));
+                clusters = [];
+                var start = pieces[i].Offset;
+                var end = pieces[i].End;
+                for (var k = i + 1; k < j; k++)
+                {
+                    if (pieces[k].Offset - end > gapFillBytes)
+                    {
+                        clusters.Add(new Cluster(start, end));
+                        start = pieces[k].Offset;
+                    }
+                    end = pieces[k].End;
+                }
+                clusters.Add(new Cluster(start, end));
             }
+            groups.Add(new Group(i, j - i, true, clusters[0].Start, clusters[^1].End, clusters));
             i = j;
         }
         return groups;
     }
 
+    private static Group Alone(IReadOnlyList<Piece> pieces, int i) =>
+        new(i, 1, false, pieces[i].Offset, pieces[i].End, [new Cluster(pieces[i].Offset, pieces[i].End)]);
+
     /// <summary>
     /// Orders a plan for partial sealing under memory pressure: cheapest first, by bytes uploaded
-    /// per buffered byte freed (a plain piece costs 1; a merged region its span over its dirty
-    /// bytes), so sparse regions stay buffered and keep gathering writes.
+    /// per buffered byte freed, so sparse regions stay buffered and keep gathering writes.
     /// </summary>
     public static List<Group> CheapestFirst(IReadOnlyList<Piece> pieces, IEnumerable<Group> plan) =>
         plan.OrderBy(g =>
         {
-            if (!g.Merge)
-                return 1.0;
             long dirty = 0;
             for (var k = g.First; k < g.First + g.Count; k++)
                 dirty += pieces[k].Length;
-            return (double)(g.SpanEnd - g.SpanStart) / Math.Max(1, dirty);
+            return (double)g.UploadBytes / Math.Max(1, dirty);
         }).ThenBy(g => g.First).ToList();
-
-    /// <summary>Whether re-uploading the span's other bytes costs no more than the chunks saved (count − 1).</summary>
-    private bool Affordable(int count, long dirty, long span) => span - dirty <= (count - 1) * pieceCostBytes;
 }

@@ -10,37 +10,52 @@ public class MergeAndCompactionPolicyTests
 
     private static RegionMergePolicy.Piece P(long offset, int length) => new(offset, length);
 
+    private static RegionMergePolicy.Cluster C(long start, long end) => new(start, end);
+
     [Fact]
-    public void ManySmallPiecesInARegion_MergeIntoTheWholeRegion_UpToTheFileEnd()
+    public void ARegionAtLeastHalfDirty_IsMergedWhole_UpToTheFileEnd()
     {
         var policy = new RegionMergePolicy(Region);
-        var pieces = Enumerable.Range(0, 500).Select(i => P(Region + i * 8192L, 4096)).ToList();
+        var pieces = Enumerable.Range(0, 512).Select(i => P(Region + i * 8192L, 4096)).ToList();
 
         var plan = policy.Plan(pieces, fileSize: 256L * MiB);
 
         var group = Assert.Single(plan);
-        Assert.Equal(new RegionMergePolicy.Group(0, 500, true, Region, 2L * Region), group);
+        Assert.Equal((0, 512, true, (long)Region, 2L * Region), (group.First, group.Count, group.Merge, group.SpanStart, group.SpanEnd));
+        Assert.Equal([C(Region, 2L * Region)], group.Clusters);
         var fileEnd = pieces[^1].End + 10;
         Assert.Equal(fileEnd, policy.Plan(pieces, fileSize: fileEnd).Single().SpanEnd);
     }
 
     [Fact]
-    public void AFewPiecesFarApart_AreUploadedAlone()
+    public void PiecesFarApart_ShareOneChunk_WithoutReuploadingWhatLiesBetween()
     {
         var policy = new RegionMergePolicy(Region);
-        var plan = policy.Plan([P(0, 100), P(3 * MiB, 100)], fileSize: 64L * MiB);
+        var group = Assert.Single(policy.Plan([P(0, 100), P(3 * MiB, 100)], fileSize: 64L * MiB));
 
-        Assert.Equal([false, false], plan.Select(g => g.Merge));
-        Assert.Equal([0, 1], plan.Select(g => g.First));
+        Assert.True(group.Merge);
+        Assert.Equal([C(0, 100), C(3 * MiB, 3 * MiB + 100)], group.Clusters);
+        Assert.Equal(200, group.UploadBytes);
     }
 
     [Fact]
-    public void FewCloseTogetherPieces_MergeOnlyTheirSpan()
+    public void SmallGapsAreFilled_LargeOnesAreNot()
+    {
+        var policy = new RegionMergePolicy(Region, gapFillBytes: 64 * 1024);
+        var group = Assert.Single(policy.Plan([P(MiB, 100), P(MiB + 50_000, 100), P(2 * MiB, 100)], fileSize: 64L * MiB));
+
+        Assert.Equal([C(MiB, MiB + 50_100), C(2 * MiB, 2 * MiB + 100)], group.Clusters);
+        Assert.Equal((long)MiB, group.SpanStart);
+        Assert.Equal(2L * MiB + 100, group.SpanEnd);
+    }
+
+    [Fact]
+    public void ASinglePieceInARegion_IsUploadedAsItIs()
     {
         var policy = new RegionMergePolicy(Region);
-        var plan = policy.Plan([P(MiB, 100), P(MiB + 200_000, 100)], fileSize: 64L * MiB);
+        var plan = policy.Plan([P(100, 10), P(Region + 100, 10)], fileSize: 64L * MiB);
 
-        Assert.Equal(new RegionMergePolicy.Group(0, 2, true, MiB, MiB + 200_100), Assert.Single(plan));
+        Assert.Equal([(0, false), (1, false)], plan.Select(g => (g.First, g.Merge)));
     }
 
     [Fact]
@@ -58,7 +73,7 @@ public class MergeAndCompactionPolicyTests
         var plan = policy.Plan(pieces, fileSize: 3L * Region);
 
         Assert.Equal([(0, 3, true), (3, 1, false), (4, 1, false), (5, 2, true)], plan.Select(g => (g.First, g.Count, g.Merge)));
-        Assert.All(plan.Where(g => g.Merge), g => Assert.Equal(0, g.SpanStart % Region));
+        Assert.Equal([C(0, 50)], plan[0].Clusters);
     }
 
     [Fact]
@@ -72,7 +87,8 @@ public class MergeAndCompactionPolicyTests
 
         var order = RegionMergePolicy.CheapestFirst(pieces, policy.Plan(pieces, 3L * Region));
 
-        Assert.Equal([(510, false), (10, true), (0, true)], order.Select(g => (g.First, g.Merge)));
+        // Region 0 packs its pieces (uploads what it frees); the crossing piece likewise; region 1 uploads twice what it frees.
+        Assert.Equal([(0, true), (510, false), (10, true)], order.Select(g => (g.First, g.Merge)));
     }
 
     [Fact]

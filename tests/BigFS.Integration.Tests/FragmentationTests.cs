@@ -36,10 +36,14 @@ public class FragmentationTests
 
         Assert.Equal(Sha256(model), Sha256(await ReadAllAsync(await cluster.ClientAsync(), file.Ino)));
         var layout = await LayoutAsync(client, file.Ino);
-        // Six 4 MiB regions; without merging, 5,000 writes would have left thousands of chunks.
-        Assert.True(layout.Chunks.Count <= 12, $"{layout.Chunks.Count} chunks");
+        // Six 4 MiB regions, none drawing on more chunks than the compaction bound; without
+        // merging, 5,000 scattered writes would have left thousands of chunks.
+        const int bound = 6 * CompactionPolicy.DefaultMaxChunksPerRegion;
+        Assert.True(layout.Chunks.Count <= bound, $"{layout.Chunks.Count} chunks");
+        foreach (var region in layout.Extents.GroupBy(e => e.FileOffset / (4 * MiB)))
+            Assert.True(region.Select(e => e.ChunkId).Distinct().Count() <= CompactionPolicy.DefaultMaxChunksPerRegion, $"region {region.Key}");
         // The chunks they replaced are garbage and get collected.
-        await Poll.UntilAsync(async () => (await cluster.StatusAsync()).ChunksTotal <= 12, TimeSpan.FromSeconds(60), "replaced chunks collected");
+        await Poll.UntilAsync(async () => (await cluster.StatusAsync()).ChunksTotal <= bound, TimeSpan.FromSeconds(60), "replaced chunks collected");
     }
 
     [Fact]
