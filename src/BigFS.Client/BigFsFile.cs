@@ -26,7 +26,7 @@ public sealed class BigFsFile : IAsyncDisposable
     private readonly object _sync = new();
     private readonly DirtyRangeSet _dirty;
     private readonly List<PendingChunk> _pending = [];
-    private readonly Dictionary<long, LayoutReply> _layout = [];
+    private readonly Dictionary<long, CachedLayoutWindow> _layout = [];
     private readonly SemaphoreSlim _flushLock = new(1, 1);
     private long _committedSize;
     private long _sequence;
@@ -248,25 +248,23 @@ public sealed class BigFsFile : IAsyncDisposable
 
     private void SealGroupLocked(List<DirtySegment> segments, RegionMergePolicy.Group group)
     {
+        PendingChunk pending;
+        if (group.Merge)
         {
-            PendingChunk pending;
-            if (group.Merge)
+            pending = new PendingChunk(_sequence++, group.SpanStart, (int)(group.SpanEnd - group.SpanStart), null)
             {
-                pending = new PendingChunk(_sequence++, group.SpanStart, (int)(group.SpanEnd - group.SpanStart), null)
-                {
-                    IsMerged = true,
-                    Pieces = segments.GetRange(group.First, group.Count),
-                    Clusters = group.Clusters,
-                };
-            }
-            else
-            {
-                var segment = segments[group.First];
-                pending = new PendingChunk(_sequence++, segment.Offset, segment.Length, segment.Pages);
-            }
-            _pending.Add(pending);
-            StartUploadLocked(pending);
+                IsMerged = true,
+                Pieces = segments.GetRange(group.First, group.Count),
+                Clusters = group.Clusters,
+            };
         }
+        else
+        {
+            var segment = segments[group.First];
+            pending = new PendingChunk(_sequence++, segment.Offset, segment.Length, segment.Pages);
+        }
+        _pending.Add(pending);
+        StartUploadLocked(pending);
     }
 
     private void StartUploadLocked(PendingChunk pending)
@@ -511,16 +509,7 @@ public sealed class BigFsFile : IAsyncDisposable
             if (to <= from)
                 return;
             var windows = await FetchWindowsAsync(from, to, generation, ct);
-            var extents = new List<FileExtent>();
-            foreach (var (windowStart, reply) in windows)
-            {
-                foreach (var e in reply.Extents)
-                {
-                    if (new FileExtent((long)e.FileOffset, (long)e.Length, e.ChunkId, (long)e.ChunkOffset).Clip(windowStart, windowStart + LayoutWindow) is { } c
-                        && (extents.Count == 0 || c.FileOffset >= extents[^1].End))
-                        extents.Add(c);
-                }
-            }
+            var extents = windows.SelectMany(w => w.Window.Extents);
             var regions = _compactionPolicy.RegionsToCompact(extents, from, to);
             if (regions.Count == 0)
                 return;
@@ -584,7 +573,7 @@ public sealed class BigFsFile : IAsyncDisposable
         while (true)
         {
             int generation;
-            List<(long Start, LayoutReply Reply)>? windows;
+            List<(long Start, CachedLayoutWindow Window)>? windows;
             lock (_sync)
             {
                 generation = _layoutGeneration;
@@ -595,17 +584,14 @@ public sealed class BigFsFile : IAsyncDisposable
             {
                 if (generation != _layoutGeneration)
                     continue; // a commit or truncate happened meanwhile: its data is in the layout now
-                foreach (var (start, reply) in windows)
+                foreach (var (start, window) in windows)
                 {
-                    foreach (var e in reply.Extents)
+                    foreach (var e in window.Overlapping(Math.Max(start, offset), Math.Min(start + LayoutWindow, end)))
                     {
-                        var clipped = new FileExtent((long)e.FileOffset, (long)e.Length, e.ChunkId, (long)e.ChunkOffset)
-                            .Clip(Math.Max(start, offset), Math.Min(start + LayoutWindow, end));
-                        if (clipped is { } c)
-                            map.Write(c);
+                        map.Write(e);
+                        if (window.CopiesOf(e.ChunkId) is { } chunkCopies)
+                            copies[e.ChunkId] = chunkCopies;
                     }
-                    foreach (var location in reply.Chunks)
-                        copies[location.ChunkId] = location.Copies;
                 }
                 foreach (var p in _pending)
                 {
@@ -676,9 +662,9 @@ public sealed class BigFsFile : IAsyncDisposable
         await Task.WhenAll(reads);
     }
 
-    private List<(long, LayoutReply)>? CachedWindowsLocked(long offset, long end)
+    private List<(long Start, CachedLayoutWindow Window)>? CachedWindowsLocked(long offset, long end)
     {
-        var result = new List<(long, LayoutReply)>();
+        var result = new List<(long, CachedLayoutWindow)>();
         for (var w = offset / LayoutWindow; w * LayoutWindow < end; w++)
         {
             if (!_layout.TryGetValue(w, out var reply))
@@ -688,16 +674,17 @@ public sealed class BigFsFile : IAsyncDisposable
         return result;
     }
 
-    private async Task<List<(long, LayoutReply)>> FetchWindowsAsync(long offset, long end, int generation, CancellationToken ct)
+    private async Task<List<(long Start, CachedLayoutWindow Window)>> FetchWindowsAsync(long offset, long end, int generation, CancellationToken ct)
     {
-        var result = new List<(long, LayoutReply)>();
+        var result = new List<(long, CachedLayoutWindow)>();
         for (var w = offset / LayoutWindow; w * LayoutWindow < end; w++)
         {
-            LayoutReply? reply;
+            CachedLayoutWindow? window;
             lock (_sync)
-                _layout.TryGetValue(w, out reply);
-            if (reply is null)
+                _layout.TryGetValue(w, out window);
+            if (window is null)
             {
+                LayoutReply reply;
                 try
                 {
                     reply = await _client.Namespace.GetLayoutAsync(new GetLayoutRequest { Ino = Ino, Offset = (ulong)(w * LayoutWindow), Length = LayoutWindow },
@@ -709,13 +696,14 @@ public sealed class BigFsFile : IAsyncDisposable
                 }
                 if (reply.Errno != 0)
                     throw new BigFsException(reply.Errno, $"GetLayout of inode {Ino} failed: errno {reply.Errno}");
+                window = new CachedLayoutWindow(w * LayoutWindow, LayoutWindow, reply);
                 lock (_sync)
                 {
                     if (generation == _layoutGeneration)
-                        _layout[w] = reply;
+                        _layout[w] = window;
                 }
             }
-            result.Add((w * LayoutWindow, reply));
+            result.Add((w * LayoutWindow, window));
         }
         return result;
     }
