@@ -36,6 +36,7 @@ public sealed class BigFsFile : IAsyncDisposable
     private readonly List<Task> _readAheads = [];
     private readonly RegionMergePolicy _mergePolicy;
     private readonly CompactionPolicy _compactionPolicy;
+    private readonly RegionChunkBounds _regionChunks;
 
     internal BigFsFile(BigFsClient client, ulong ino, long knownSize, ILogger logger)
     {
@@ -48,6 +49,9 @@ public sealed class BigFsFile : IAsyncDisposable
             page => ArrayPool<byte>.Shared.Return(page));
         _mergePolicy = new RegionMergePolicy(client.ChunkSize);
         _compactionPolicy = new CompactionPolicy(client.ChunkSize);
+        _regionChunks = new RegionChunkBounds(client.ChunkSize);
+        if (knownSize == 0)
+            _regionChunks.ResetEmpty();
     }
 
     public ulong Ino { get; }
@@ -123,7 +127,7 @@ public sealed class BigFsFile : IAsyncDisposable
         try
         {
             if (await FlushCoreAsync(ct) is { } written)
-                await CompactAsync(written.Start, written.End, ct);
+                await CompactAsync(written, ct);
         }
         finally
         {
@@ -162,6 +166,8 @@ public sealed class BigFsFile : IAsyncDisposable
                     p.Length = (int)Math.Clamp(size - p.FileOffset, 0, p.Length);
                 _pending.RemoveAll(p => p.Length == 0 && p.ChunkId is not null);
                 InvalidateLayoutLocked();
+                if (size == 0 && _pending.Count == 0)
+                    _regionChunks.ResetEmpty();
             }
             _client.Budget.Release(freed);
         }
@@ -174,7 +180,10 @@ public sealed class BigFsFile : IAsyncDisposable
     public void InvalidateCache()
     {
         lock (_sync)
+        {
             InvalidateLayoutLocked();
+            ForgetRegionChunksLocked();
+        }
     }
 
     /// <summary>Drops the layout cache and adopts the committed size the metadata server just reported (open, getattr).</summary>
@@ -184,7 +193,17 @@ public sealed class BigFsFile : IAsyncDisposable
         {
             _committedSize = committedSize;
             InvalidateLayoutLocked();
+            ForgetRegionChunksLocked();
         }
+    }
+
+    /// <summary>Others may have committed: only an empty file's chunk counts are still known.</summary>
+    private void ForgetRegionChunksLocked()
+    {
+        if (_committedSize == 0 && _pending.Count == 0)
+            _regionChunks.ResetEmpty();
+        else
+            _regionChunks.Forget();
     }
 
     /// <summary>
@@ -423,8 +442,8 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
-    /// <returns>The file range the commit wrote, or null when nothing was committed.</returns>
-    private async Task<(long Start, long End)?> FlushCoreAsync(CancellationToken ct)
+    /// <returns>The extents committed, or null when nothing was.</returns>
+    private async Task<List<FileExtent>?> FlushCoreAsync(CancellationToken ct)
     {
         List<PendingChunk> batch;
         lock (_sync)
@@ -464,8 +483,9 @@ public sealed class BigFsFile : IAsyncDisposable
             foreach (var p in batch)
                 _pending.Remove(p);
             InvalidateLayoutLocked();
+            _regionChunks.AddCommitted(extents);
         }
-        return extents.Count == 0 ? null : (extents.Min(e => e.FileOffset), extents.Max(e => e.End));
+        return extents.Count == 0 ? null : extents;
     }
 
     private async Task CommitAsync(List<FileExtent> extents, CancellationToken ct)
@@ -494,23 +514,34 @@ public sealed class BigFsFile : IAsyncDisposable
     /// chunks they replace become garbage on the metadata server. The data is already durable,
     /// so a failure here is logged, not reported.
     /// </summary>
-    private async Task CompactAsync(long start, long end, CancellationToken ct)
+    private async Task CompactAsync(List<FileExtent> committedExtents, CancellationToken ct)
     {
         var regionSize = _client.ChunkSize;
         var rewrites = new List<PendingChunk>();
+        long start = 0, end = 0;
         try
         {
+            HashSet<long> candidates;
             long committed;
             int generation;
             lock (_sync)
+            {
                 (committed, generation) = (_committedSize, _layoutGeneration);
-            var from = start / regionSize * regionSize;
-            var to = Math.Min(committed, (end + regionSize - 1) / regionSize * regionSize);
-            if (to <= from)
+                // Only regions this commit touched that may be over the bound: usually none, and then no layout fetch.
+                candidates = committedExtents
+                    .SelectMany(e => Enumerable.Range(0, (int)((e.End - 1) / regionSize - e.FileOffset / regionSize + 1)).Select(k => e.FileOffset / regionSize + k))
+                    .Where(r => _regionChunks.MayExceed(r, _compactionPolicy.MaxChunksPerRegion))
+                    .ToHashSet();
+            }
+            if (candidates.Count == 0)
                 return;
-            var windows = await FetchWindowsAsync(from, to, generation, ct);
+            start = candidates.Min() * regionSize;
+            end = Math.Min(committed, (candidates.Max() + 1) * regionSize);
+            if (end <= start)
+                return;
+            var windows = await FetchWindowsAsync(start, end, generation, ct);
             var extents = windows.SelectMany(w => w.Window.Extents);
-            var regions = _compactionPolicy.RegionsToCompact(extents, from, to);
+            var regions = _compactionPolicy.RegionsToCompact(extents, start, end).Where(r => candidates.Contains(r / regionSize)).ToList();
             if (regions.Count == 0)
                 return;
             lock (_sync)
@@ -536,7 +567,14 @@ public sealed class BigFsFile : IAsyncDisposable
             lock (_sync)
                 replaced = rewrites.SelectMany(p => p.UploadedExtents()).ToList();
             if (replaced.Count > 0)
+            {
                 await CommitAsync(replaced, ct);
+                lock (_sync)
+                {
+                    foreach (var p in rewrites.Where(p => p.ChunkId is not null))
+                        _regionChunks.Set(p.FileOffset / regionSize, 1);
+                }
+            }
             _logger.LogDebug("Inode {Ino}: {Regions} fragmented regions rewritten", Ino, rewrites.Count);
         }
         catch (Exception ex) when (ex is BigFsException or RpcException or OperationCanceledException)
@@ -700,7 +738,10 @@ public sealed class BigFsFile : IAsyncDisposable
                 lock (_sync)
                 {
                     if (generation == _layoutGeneration)
+                    {
                         _layout[w] = window;
+                        _regionChunks.Observe(w * LayoutWindow, LayoutWindow, window.Extents);
+                    }
                 }
             }
             result.Add((w * LayoutWindow, window));

@@ -119,3 +119,41 @@ public class MergeAndCompactionPolicyTests
         Assert.Equal([(long)Region], policy.RegionsToCompact(extents, 0, 2L * Region));
     }
 }
+
+public class RegionChunkBoundsTests
+{
+    private const int Region = 1000;
+
+    [Fact]
+    public void AnEmptyFile_CountsItsOwnCommits_AndNeedsNoLayoutUntilTheBound()
+    {
+        var bounds = new RegionChunkBounds(Region);
+        bounds.ResetEmpty();
+
+        for (var i = 0; i < 3; i++)
+            bounds.AddCommitted([new FileExtent(10 + i, 1, $"c{i}", 0)]);
+
+        Assert.False(bounds.MayExceed(0, 3));
+        bounds.AddCommitted([new FileExtent(500, 1000, "d", 0)]); // spans regions 0 and 1
+        Assert.True(bounds.MayExceed(0, 3));
+        Assert.False(bounds.MayExceed(1, 3));
+    }
+
+    [Fact]
+    public void UnknownRegions_MayExceed_UntilAWindowIsObserved()
+    {
+        var bounds = new RegionChunkBounds(Region);
+        Assert.True(bounds.MayExceed(5, 8));
+        bounds.AddCommitted([new FileExtent(5000, 10, "x", 0)]);
+        Assert.True(bounds.MayExceed(5, 8));
+
+        bounds.Observe(4000, 3000, [new FileExtent(5000, 10, "x", 0), new FileExtent(5100, 10, "y", 0)]);
+
+        Assert.False(bounds.MayExceed(5, 2));
+        Assert.True(bounds.MayExceed(5, 1));
+        Assert.False(bounds.MayExceed(4, 0));
+        Assert.True(bounds.MayExceed(7, 8)); // outside the observed window
+        bounds.Forget();
+        Assert.True(bounds.MayExceed(5, 8));
+    }
+}
