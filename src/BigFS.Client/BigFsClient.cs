@@ -34,6 +34,8 @@ public sealed class BigFsClient : IAsyncDisposable
         Uploader = new ChunkUploader(ns, channels, options, loggerFactory.CreateLogger<ChunkUploader>());
         Cache = new BlockCache(options.ChunkCacheBytes);
         MergeSlots = new SemaphoreSlim(Math.Max(1, options.MaxInFlightChunkUploads));
+        // Merged-chunk assembly (at most MaxInFlightChunkUploads at once) and read-ahead pieces share it.
+        AssemblyBuffers = new AssemblyBufferPool(chunkSize, Math.Max(1, options.MaxInFlightChunkUploads) + 4);
         Reader = new ChunkReader(channels, ns, Cache, loggerFactory.CreateLogger<ChunkReader>());
     }
 
@@ -50,6 +52,8 @@ public sealed class BigFsClient : IAsyncDisposable
     internal BlockCache Cache { get; }
     /// <summary>Merged chunks being assembled and uploaded at once (each holds up to a chunk of memory beyond the write budget).</summary>
     internal SemaphoreSlim MergeSlots { get; }
+    internal AssemblyBufferPool AssemblyBuffers { get; }
+    internal DirtyPagePool Pages { get; } = new(8L * 1024 * 1024);
 
     public static async Task<BigFsClient> ConnectAsync(string metadataAddress, BigFsClientOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
     {

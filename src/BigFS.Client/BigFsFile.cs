@@ -45,8 +45,8 @@ public sealed class BigFsFile : IAsyncDisposable
         Ino = ino;
         _committedSize = knownSize;
         _dirty = new DirtyRangeSet(client.ChunkSize,
-            size => ArrayPool<byte>.Shared.Rent(size),
-            page => ArrayPool<byte>.Shared.Return(page));
+            size => _client.Pages.Rent(size),
+            page => _client.Pages.Return(page));
         _mergePolicy = new RegionMergePolicy(client.ChunkSize);
         _compactionPolicy = new CompactionPolicy(client.ChunkSize);
         _regionChunks = new RegionChunkBounds(client.ChunkSize);
@@ -327,7 +327,7 @@ public sealed class BigFsFile : IAsyncDisposable
             finally
             {
                 foreach (var page in pages)
-                    ArrayPool<byte>.Shared.Return(page);
+                    _client.Pages.Return(page);
             }
             List<DirtySegment>? pieces;
             lock (_sync)
@@ -356,14 +356,14 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
-    private static long ReturnPieces(List<DirtySegment> pieces)
+    private long ReturnPieces(List<DirtySegment> pieces)
     {
         long bytes = 0;
         foreach (var s in pieces)
         {
             bytes += s.MemoryBytes;
             foreach (var page in s.Pages)
-                ArrayPool<byte>.Shared.Return(page);
+                _client.Pages.Return(page);
             s.Pages.Clear();
         }
         return bytes;
@@ -373,7 +373,7 @@ public sealed class BigFsFile : IAsyncDisposable
     private async Task<(List<byte[]> Pages, List<FileExtent> Runs, int Length)> AssembleAsync(List<RegionMergePolicy.Cluster> clusters)
     {
         var total = (int)clusters.Sum(c => c.Length);
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, total));
+        var buffer = _client.AssemblyBuffers.Rent(total);
         try
         {
             // The buffer holds the clusters back to back (read in parallel); a run's ChunkOffset is its place in it.
@@ -397,7 +397,7 @@ public sealed class BigFsFile : IAsyncDisposable
                 packed += (int)c.Length;
             var pages = new List<byte[]>((packed + DirtySegment.PageSize - 1) / DirtySegment.PageSize);
             for (var pageStart = 0; pageStart < packed; pageStart += DirtySegment.PageSize)
-                pages.Add(ArrayPool<byte>.Shared.Rent(DirtySegment.PageFor(Math.Min(DirtySegment.PageSize, packed - pageStart))));
+                pages.Add(_client.Pages.Rent(DirtySegment.PageFor(Math.Min(DirtySegment.PageSize, packed - pageStart))));
             var runs = new List<FileExtent>(coverage.Count);
             var chunkOffset = 0;
             foreach (var c in coverage)
@@ -410,7 +410,7 @@ public sealed class BigFsFile : IAsyncDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            _client.AssemblyBuffers.Return(buffer);
         }
     }
 
@@ -431,7 +431,7 @@ public sealed class BigFsFile : IAsyncDisposable
                     _pending.Remove(pending);
             }
             foreach (var page in pages)
-                ArrayPool<byte>.Shared.Return(page);
+                _client.Pages.Return(page);
             _client.Budget.Release(DirtySegment.BytesOf(pages));
         }
         catch (Exception ex)
@@ -788,7 +788,7 @@ public sealed class BigFsFile : IAsyncDisposable
 
     private async Task PrefetchAsync(long from, int length)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        var buffer = _client.AssemblyBuffers.Rent(length); // chunk-size: kept out of ArrayPool.Shared's per-thread caches
         try
         {
             await ReadRangeAsync(from, buffer.AsMemory(0, length), CancellationToken.None);
@@ -799,7 +799,7 @@ public sealed class BigFsFile : IAsyncDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            _client.AssemblyBuffers.Return(buffer);
         }
     }
 
@@ -832,7 +832,7 @@ public sealed class BigFsFile : IAsyncDisposable
             if (p.Pages is { } pages)
             {
                 freed += DirtySegment.BytesOf(pages);
-                pages.ForEach(page => ArrayPool<byte>.Shared.Return(page));
+                pages.ForEach(page => _client.Pages.Return(page));
                 p.Pages = null;
             }
             if (p.Pieces is { } pieces)
