@@ -40,6 +40,9 @@ public sealed class BigFsClient : IAsyncDisposable
         _bulk = new BulkClient();
         Uploader = new ChunkUploader(ns, channels, _bulk, options, loggerFactory.CreateLogger<ChunkUploader>());
         Cache = new BlockCache(options.ChunkCacheBytes);
+        MergeSlots = new SemaphoreSlim(Math.Max(1, options.MaxInFlightChunkUploads));
+        // Merged-chunk assembly (at most MaxInFlightChunkUploads at once) and read-ahead pieces share it.
+        AssemblyBuffers = new AssemblyBufferPool(chunkSize, Math.Max(1, options.MaxInFlightChunkUploads) + 4);
         Reader = new ChunkReader(channels, _bulk, ns, Cache, loggerFactory.CreateLogger<ChunkReader>());
     }
 
@@ -58,6 +61,10 @@ public sealed class BigFsClient : IAsyncDisposable
     internal ChunkUploader Uploader { get; }
     internal ChunkReader Reader { get; }
     internal BlockCache Cache { get; }
+    /// <summary>Merged chunks being assembled and uploaded at once (each holds up to a chunk of memory beyond the write budget).</summary>
+    internal SemaphoreSlim MergeSlots { get; }
+    internal AssemblyBufferPool AssemblyBuffers { get; }
+    internal DirtyPagePool Pages { get; } = new(8L * 1024 * 1024);
 
     public static async Task<BigFsClient> ConnectAsync(string metadataAddress, BigFsClientOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
     {
@@ -134,7 +141,7 @@ public sealed class BigFsClient : IAsyncDisposable
 
     /// <summary>
     /// Takes write-buffer memory. When the budget is exhausted and the uploads already running
-    /// will not free enough, buffered data is sealed everywhere so its upload frees it.
+    /// will not free enough, part of the buffered data is sealed so its upload frees it.
     /// </summary>
     internal async ValueTask AcquireBufferAsync(long bytes, CancellationToken ct)
     {
@@ -143,10 +150,16 @@ public sealed class BigFsClient : IAsyncDisposable
         {
             if (Interlocked.Read(ref _uploadingBytes) < bytes)
             {
+                // Seal about a quarter of the budget, cheapest uploads first (dense regions, whole
+                // segments); sparse regions stay buffered and keep gathering writes.
+                var target = Math.Max(bytes, Budget.Capacity / 4);
+                long sealedBytes = 0;
                 foreach (var file in _dirtyFiles.Keys)
                 {
-                    _dirtyFiles.TryRemove(file, out _);
-                    file.SealAll();
+                    if (sealedBytes >= target)
+                        break;
+                    sealedBytes += file.SealCheapest(target - sealedBytes);
+                    UntrackIfClean(file);
                 }
                 // Nothing buffered, nothing uploading, still no room, for several rounds: the
                 // memory is held by chunks whose upload failed (kept for the next flush).

@@ -26,7 +26,7 @@ public sealed class BigFsFile : IAsyncDisposable
     private readonly object _sync = new();
     private readonly DirtyRangeSet _dirty;
     private readonly List<PendingChunk> _pending = [];
-    private readonly Dictionary<long, LayoutReply> _layout = [];
+    private readonly Dictionary<long, CachedLayoutWindow> _layout = [];
     private readonly SemaphoreSlim _flushLock = new(1, 1);
     private long _committedSize;
     private long _sequence;
@@ -34,6 +34,9 @@ public sealed class BigFsFile : IAsyncDisposable
     private long _lastReadEnd = -1;
     private long _readAheadEnd;
     private readonly List<Task> _readAheads = [];
+    private readonly RegionMergePolicy _mergePolicy;
+    private readonly CompactionPolicy _compactionPolicy;
+    private readonly RegionChunkBounds _regionChunks;
 
     internal BigFsFile(BigFsClient client, ulong ino, long knownSize, ILogger logger)
     {
@@ -42,8 +45,13 @@ public sealed class BigFsFile : IAsyncDisposable
         Ino = ino;
         _committedSize = knownSize;
         _dirty = new DirtyRangeSet(client.ChunkSize,
-            () => ArrayPool<byte>.Shared.Rent(DirtySegment.PageSize),
-            page => ArrayPool<byte>.Shared.Return(page));
+            size => _client.Pages.Rent(size),
+            page => _client.Pages.Return(page));
+        _mergePolicy = new RegionMergePolicy(client.ChunkSize);
+        _compactionPolicy = new CompactionPolicy(client.ChunkSize);
+        _regionChunks = new RegionChunkBounds(client.ChunkSize);
+        if (knownSize == 0)
+            _regionChunks.ResetEmpty();
     }
 
     public ulong Ino { get; }
@@ -72,7 +80,7 @@ public sealed class BigFsFile : IAsyncDisposable
         while (!data.IsEmpty)
         {
             // First without new memory: overwrites and the spare room of the last page.
-            var none = 0;
+            long none = 0;
             int written;
             lock (_sync)
             {
@@ -82,15 +90,16 @@ public sealed class BigFsFile : IAsyncDisposable
             if (written == 0)
             {
                 var piece = Math.Min(data.Length, MaxPiece);
-                var pages = piece / DirtySegment.PageSize + 2;
-                await _client.AcquireBufferAsync((long)pages * DirtySegment.PageSize, ct);
-                var allowance = pages;
+                // The data plus one short page doubling on the way: pages are sized to what is written.
+                var bytes = (long)piece + DirtySegment.PageSize;
+                await _client.AcquireBufferAsync(bytes, ct);
+                var allowance = bytes;
                 lock (_sync)
                 {
                     written = _dirty.Write(offset, data.Span[..piece], ref allowance);
                     SealFullLocked();
                 }
-                _client.Budget.Release((long)allowance * DirtySegment.PageSize);
+                _client.Budget.Release(allowance);
             }
             if (written > 0)
                 _client.TrackDirty(this);
@@ -118,7 +127,10 @@ public sealed class BigFsFile : IAsyncDisposable
         await _flushLock.WaitAsync(ct);
         try
         {
-            return await FlushCoreAsync(ct);
+            var written = await FlushCoreAsync(ct);
+            if (written is not null)
+                await CompactAsync(written, ct);
+            return written is not null;
         }
         finally
         {
@@ -138,7 +150,7 @@ public sealed class BigFsFile : IAsyncDisposable
         await _flushLock.WaitAsync(ct);
         try
         {
-            committed = await FlushCoreAsync(ct);
+            committed = await FlushCoreAsync(ct) is not null;
         }
         finally
         {
@@ -170,7 +182,7 @@ public sealed class BigFsFile : IAsyncDisposable
             }
             if (reply.Errno != 0)
                 throw new BigFsException(reply.Errno, $"truncate of inode {Ino} failed: errno {reply.Errno}");
-            int freed;
+            long freed;
             lock (_sync)
             {
                 _committedSize = size;
@@ -178,10 +190,12 @@ public sealed class BigFsFile : IAsyncDisposable
                 freed = _dirty.Truncate(size);
                 foreach (var p in _pending)
                     p.Length = (int)Math.Clamp(size - p.FileOffset, 0, p.Length);
-                _pending.RemoveAll(p => p.Length == 0 && p.Pages is null);
+                _pending.RemoveAll(p => p.Length == 0 && p.ChunkId is not null);
                 InvalidateLayoutLocked();
+                if (size == 0 && _pending.Count == 0)
+                    _regionChunks.ResetEmpty();
             }
-            _client.Budget.Release((long)freed * DirtySegment.PageSize);
+            _client.Budget.Release(freed);
         }
         finally
         {
@@ -192,7 +206,10 @@ public sealed class BigFsFile : IAsyncDisposable
     public void InvalidateCache()
     {
         lock (_sync)
+        {
             InvalidateLayoutLocked();
+            ForgetRegionChunksLocked();
+        }
     }
 
     /// <summary>Drops the layout cache and adopts the committed size the metadata server just reported (open, getattr).</summary>
@@ -202,42 +219,225 @@ public sealed class BigFsFile : IAsyncDisposable
         {
             _committedSize = committedSize;
             InvalidateLayoutLocked();
+            ForgetRegionChunksLocked();
         }
     }
 
-    /// <summary>Seals every buffered segment into an upload (memory pressure, flush).</summary>
-    internal void SealAll()
+    /// <summary>Others may have committed: only an empty file's chunk counts are still known.</summary>
+    private void ForgetRegionChunksLocked()
+    {
+        if (_committedSize == 0 && _pending.Count == 0)
+            _regionChunks.ResetEmpty();
+        else
+            _regionChunks.Forget();
+    }
+
+    /// <summary>
+    /// Memory pressure: seals buffered data worth at least <paramref name="target"/> bytes of
+    /// budget, cheapest to upload first (see <see cref="RegionMergePolicy.CheapestFirst"/>);
+    /// returns the budget bytes sealed. What stays buffered keeps gathering writes, so regions
+    /// are sealed denser and upload less for the same writes.
+    /// </summary>
+    internal long SealCheapest(long target)
     {
         lock (_sync)
-            SealLocked(_dirty.TakeAll());
+        {
+            if (_dirty.IsEmpty)
+                return 0;
+            var segments = _dirty.Segments.ToList();
+            var pieces = segments.Select(s => new RegionMergePolicy.Piece(s.Offset, s.Length)).ToList();
+            var chosen = new List<RegionMergePolicy.Group>();
+            long sealedBytes = 0;
+            foreach (var group in RegionMergePolicy.CheapestFirst(pieces, _mergePolicy.Plan(pieces, SizeLocked())))
+            {
+                if (sealedBytes >= target)
+                    break;
+                chosen.Add(group);
+                for (var k = group.First; k < group.First + group.Count; k++)
+                    sealedBytes += segments[k].MemoryBytes;
+            }
+            _dirty.RemoveRanges(chosen.Select(g => (g.First, g.Count)));
+            foreach (var group in chosen)
+                SealGroupLocked(segments, group);
+            return sealedBytes;
+        }
+    }
+
+    private void SealAllLocked()
+    {
+        var size = SizeLocked();
+        SealLocked(_dirty.TakeAll(), size);
     }
 
     private void SealFullLocked()
     {
         var full = _dirty.TakeFull();
         if (full.Count > 0)
-            SealLocked(full);
+            SealLocked(full, SizeLocked());
     }
 
-    private void SealLocked(List<DirtySegment> segments)
+    /// <summary>
+    /// Turns sorted segments into uploads: one chunk per segment, except where the merge policy
+    /// combines the many small pieces of one region into one chunk read-and-merged at upload.
+    /// </summary>
+    private void SealLocked(List<DirtySegment> segments, long fileSize)
     {
-        foreach (var segment in segments)
+        if (segments.Count == 0)
+            return;
+        var pieces = new List<RegionMergePolicy.Piece>(segments.Count);
+        foreach (var s in segments)
+            pieces.Add(new RegionMergePolicy.Piece(s.Offset, s.Length));
+        foreach (var group in _mergePolicy.Plan(pieces, fileSize))
+            SealGroupLocked(segments, group);
+    }
+
+    private void SealGroupLocked(List<DirtySegment> segments, RegionMergePolicy.Group group)
+    {
+        PendingChunk pending;
+        if (group.Merge)
         {
-            var pending = new PendingChunk(_sequence++, segment.Offset, segment.Length, segment.Pages);
-            _pending.Add(pending);
-            StartUploadLocked(pending);
+            pending = new PendingChunk(_sequence++, group.SpanStart, (int)(group.SpanEnd - group.SpanStart), null)
+            {
+                IsMerged = true,
+                Pieces = segments.GetRange(group.First, group.Count),
+                Clusters = group.Clusters,
+            };
         }
+        else
+        {
+            var segment = segments[group.First];
+            pending = new PendingChunk(_sequence++, segment.Offset, segment.Length, segment.Pages);
+        }
+        _pending.Add(pending);
+        StartUploadLocked(pending);
     }
 
     private void StartUploadLocked(PendingChunk pending)
     {
-        var bytes = (long)pending.Pages!.Count * DirtySegment.PageSize;
+        var bytes = pending.BudgetBytes;
         _client.AddUploading(bytes);
         pending.Upload = Task.Run(async () =>
         {
-            try { await UploadAsync(pending); }
+            try { await (pending.IsMerged ? UploadMergedAsync(pending) : UploadAsync(pending)); }
             finally { _client.AddUploading(-bytes); }
         });
+    }
+
+    /// <summary>
+    /// Uploads a merged chunk or a rewrite: reads its span through the file (committed data,
+    /// older uploads, its own pieces; holes stay holes), packs what is not a hole into one
+    /// chunk, uploads it, then releases the pieces. At most MaxInFlightChunkUploads assemble at
+    /// once, which bounds the memory this takes beyond the write budget.
+    /// </summary>
+    private async Task UploadMergedAsync(PendingChunk pending)
+    {
+        await _client.MergeSlots.WaitAsync();
+        try
+        {
+            List<RegionMergePolicy.Cluster> clusters;
+            lock (_sync)
+            {
+                // A truncate may have shortened the span since it was sealed.
+                clusters = pending.Clusters
+                    .Select(c => new RegionMergePolicy.Cluster(c.Start, Math.Min(c.End, pending.End)))
+                    .Where(c => c.Length > 0).ToList();
+            }
+            var (pages, runs, chunkLength) = await AssembleAsync(clusters);
+            var id = "";
+            IReadOnlyList<ChunkCopy> copies = [];
+            try
+            {
+                if (chunkLength > 0)
+                    (id, copies) = await _client.Uploader.UploadAsync(pages, chunkLength, Ino, CancellationToken.None);
+            }
+            finally
+            {
+                foreach (var page in pages)
+                    _client.Pages.Return(page);
+            }
+            List<DirtySegment>? pieces;
+            lock (_sync)
+            {
+                pending.ChunkId = id;
+                pending.Copies = copies;
+                pending.Runs = runs;
+                pending.Error = null;
+                pieces = pending.Pieces;
+                pending.Pieces = null;
+                if (pending.Length == 0)
+                    _pending.Remove(pending);
+            }
+            if (pieces is not null)
+                _client.Budget.Release(ReturnPieces(pieces));
+        }
+        catch (Exception ex)
+        {
+            lock (_sync)
+                pending.Error = ex;
+            _logger.LogError(ex, "Merged upload of [{Offset}, +{Length}) of inode {Ino} failed; the next flush reports it", pending.FileOffset, pending.UploadLength, Ino);
+        }
+        finally
+        {
+            _client.MergeSlots.Release();
+        }
+    }
+
+    private long ReturnPieces(List<DirtySegment> pieces)
+    {
+        long bytes = 0;
+        foreach (var s in pieces)
+        {
+            bytes += s.MemoryBytes;
+            foreach (var page in s.Pages)
+                _client.Pages.Return(page);
+            s.Pages.Clear();
+        }
+        return bytes;
+    }
+
+    /// <summary>Reads the clusters through the file and packs their non-hole runs into pooled pages.</summary>
+    private async Task<(List<byte[]> Pages, List<FileExtent> Runs, int Length)> AssembleAsync(List<RegionMergePolicy.Cluster> clusters)
+    {
+        var total = (int)clusters.Sum(c => c.Length);
+        var buffer = _client.AssemblyBuffers.Rent(total);
+        try
+        {
+            // The buffer holds the clusters back to back (read in parallel); a run's ChunkOffset is its place in it.
+            var reads = new List<(int At, RegionMergePolicy.Cluster Cluster, List<FileExtent> Runs, Task Read)>();
+            var at = 0;
+            foreach (var c in clusters)
+            {
+                var clusterRuns = new List<FileExtent>();
+                reads.Add((at, c, clusterRuns, ReadRangeAsync(c.Start, buffer.AsMemory(at, (int)c.Length), CancellationToken.None, clusterRuns)));
+                at += (int)c.Length;
+            }
+            await Task.WhenAll(reads.Select(r => r.Read));
+            var coverage = new List<FileExtent>();
+            foreach (var (clusterAt, c, clusterRuns, _) in reads)
+            {
+                foreach (var r in clusterRuns)
+                    coverage.Add(r with { ChunkOffset = clusterAt + (r.FileOffset - c.Start) });
+            }
+            var packed = 0;
+            foreach (var c in coverage)
+                packed += (int)c.Length;
+            var pages = new List<byte[]>((packed + DirtySegment.PageSize - 1) / DirtySegment.PageSize);
+            for (var pageStart = 0; pageStart < packed; pageStart += DirtySegment.PageSize)
+                pages.Add(_client.Pages.Rent(DirtySegment.PageFor(Math.Min(DirtySegment.PageSize, packed - pageStart))));
+            var runs = new List<FileExtent>(coverage.Count);
+            var chunkOffset = 0;
+            foreach (var c in coverage)
+            {
+                DirtySegment.CopyIn(pages, chunkOffset, buffer.AsSpan((int)c.ChunkOffset, (int)c.Length));
+                runs.Add(new FileExtent(c.FileOffset, c.Length, "", chunkOffset));
+                chunkOffset += (int)c.Length;
+            }
+            return (pages, runs, packed);
+        }
+        finally
+        {
+            _client.AssemblyBuffers.Return(buffer);
+        }
     }
 
     private async Task UploadAsync(PendingChunk pending)
@@ -257,8 +457,8 @@ public sealed class BigFsFile : IAsyncDisposable
                     _pending.Remove(pending);
             }
             foreach (var page in pages)
-                ArrayPool<byte>.Shared.Return(page);
-            _client.Budget.Release((long)pages.Count * DirtySegment.PageSize);
+                _client.Pages.Return(page);
+            _client.Budget.Release(DirtySegment.BytesOf(pages));
         }
         catch (Exception ex)
         {
@@ -268,18 +468,18 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
-    /// <summary>Uploads and commits what is buffered; true if a commit was made.</summary>
-    private async Task<bool> FlushCoreAsync(CancellationToken ct)
+    /// <returns>The extents committed, or null when nothing was.</returns>
+    private async Task<List<FileExtent>?> FlushCoreAsync(CancellationToken ct)
     {
         List<PendingChunk> batch;
         lock (_sync)
         {
-            SealLocked(_dirty.TakeAll());
+            SealAllLocked();
             batch = [.. _pending];
         }
         _client.UntrackIfClean(this);
         if (batch.Count == 0)
-            return false;
+            return null;
         await Task.WhenAll(batch.Select(p => p.Upload)).WaitAsync(ct);
 
         List<PendingChunk> failed;
@@ -299,35 +499,126 @@ public sealed class BigFsFile : IAsyncDisposable
             }
         }
 
-        var request = new CommitWriteRequest { Ino = Ino, SessionId = _client.SessionId ?? "" };
+        List<FileExtent> extents;
         lock (_sync)
-        {
-            foreach (var p in batch.Where(p => p.Length > 0).OrderBy(p => p.Sequence))
-                request.Extents.Add(new Extent { FileOffset = (ulong)p.FileOffset, Length = (ulong)p.Length, ChunkId = p.ChunkId, ChunkOffset = 0 });
-        }
-        if (request.Extents.Count > 0)
-        {
-            AttrReply reply;
-            try
-            {
-                reply = await _client.Namespace.CommitWriteAsync(request, deadline: DateTime.UtcNow.AddSeconds(60), cancellationToken: ct);
-            }
-            catch (RpcException ex)
-            {
-                throw BigFsException.Io("commit failed: " + ex.Status.Detail, ex);
-            }
-            if (reply.Errno != 0)
-                throw new BigFsException(reply.Errno, $"commit of inode {Ino} failed: errno {reply.Errno}");
-            lock (_sync)
-                _committedSize = (long)reply.Attr.Size;
-        }
+            extents = batch.OrderBy(p => p.Sequence).SelectMany(p => p.UploadedExtents()).ToList();
+        if (extents.Count > 0)
+            await CommitAsync(extents, ct);
         lock (_sync)
         {
             foreach (var p in batch)
                 _pending.Remove(p);
             InvalidateLayoutLocked();
+            _regionChunks.AddCommitted(extents);
         }
-        return request.Extents.Count > 0;
+        return extents.Count == 0 ? null : extents;
+    }
+
+    private async Task CommitAsync(List<FileExtent> extents, CancellationToken ct)
+    {
+        var request = new CommitWriteRequest { Ino = Ino, SessionId = _client.SessionId ?? "" };
+        foreach (var e in extents)
+            request.Extents.Add(new Extent { FileOffset = (ulong)e.FileOffset, Length = (ulong)e.Length, ChunkId = e.ChunkId, ChunkOffset = (ulong)e.ChunkOffset });
+        AttrReply reply;
+        try
+        {
+            reply = await _client.Namespace.CommitWriteAsync(request, deadline: DateTime.UtcNow.AddSeconds(60), cancellationToken: ct);
+        }
+        catch (RpcException ex)
+        {
+            throw BigFsException.Io("commit failed: " + ex.Status.Detail, ex);
+        }
+        if (reply.Errno != 0)
+            throw new BigFsException(reply.Errno, $"commit of inode {Ino} failed: errno {reply.Errno}");
+        lock (_sync)
+            _committedSize = (long)reply.Attr.Size;
+    }
+
+    /// <summary>
+    /// After a commit: regions of [start, end) whose committed layout draws on too many chunks
+    /// (see <see cref="CompactionPolicy"/>) are rewritten as one chunk each and committed; the
+    /// chunks they replace become garbage on the metadata server. The data is already durable,
+    /// so a failure here is logged, not reported.
+    /// </summary>
+    private async Task CompactAsync(List<FileExtent> committedExtents, CancellationToken ct)
+    {
+        var regionSize = _client.ChunkSize;
+        var rewrites = new List<PendingChunk>();
+        long start = 0, end = 0;
+        try
+        {
+            HashSet<long> candidates;
+            long committed;
+            int generation;
+            lock (_sync)
+            {
+                (committed, generation) = (_committedSize, _layoutGeneration);
+                // Only regions this commit touched that may be over the bound: usually none, and then no layout fetch.
+                candidates = committedExtents
+                    .SelectMany(e => Enumerable.Range(0, (int)((e.End - 1) / regionSize - e.FileOffset / regionSize + 1)).Select(k => e.FileOffset / regionSize + k))
+                    .Where(r => _regionChunks.MayExceed(r, _compactionPolicy.MaxChunksPerRegion))
+                    .ToHashSet();
+            }
+            if (candidates.Count == 0)
+                return;
+            start = candidates.Min() * regionSize;
+            end = Math.Min(committed, (candidates.Max() + 1) * regionSize);
+            if (end <= start)
+                return;
+            var windows = await FetchWindowsAsync(start, end, generation, ct);
+            var extents = windows.SelectMany(w => w.Window.Extents);
+            var regions = _compactionPolicy.RegionsToCompact(extents, start, end).Where(r => candidates.Contains(r / regionSize)).ToList();
+            if (regions.Count == 0)
+                return;
+            lock (_sync)
+            {
+                foreach (var region in regions)
+                {
+                    // Only committed bytes: buffered writes beyond them are not this rewrite's to publish.
+                    var length = (int)Math.Min(regionSize, _committedSize - region);
+                    if (length <= 0)
+                        continue;
+                    var rewrite = new PendingChunk(_sequence++, region, length, null)
+                    {
+                        IsMerged = true,
+                        Clusters = [new RegionMergePolicy.Cluster(region, region + length)],
+                    };
+                    _pending.Add(rewrite);
+                    rewrites.Add(rewrite);
+                    StartUploadLocked(rewrite);
+                }
+            }
+            await Task.WhenAll(rewrites.Select(p => p.Upload)).WaitAsync(ct);
+            List<FileExtent> replaced;
+            lock (_sync)
+                replaced = rewrites.SelectMany(p => p.UploadedExtents()).ToList();
+            if (replaced.Count > 0)
+            {
+                await CommitAsync(replaced, ct);
+                lock (_sync)
+                {
+                    foreach (var p in rewrites.Where(p => p.ChunkId is not null))
+                        _regionChunks.Set(p.FileOffset / regionSize, 1);
+                }
+            }
+            _logger.LogDebug("Inode {Ino}: {Regions} fragmented regions rewritten", Ino, rewrites.Count);
+        }
+        catch (Exception ex) when (ex is BigFsException or RpcException or OperationCanceledException)
+        {
+            _logger.LogWarning("Inode {Ino}: compaction of [{Start}, {End}) failed: {Reason}", Ino, start, end, ex.Message);
+        }
+        finally
+        {
+            if (rewrites.Count > 0)
+            {
+                lock (_sync)
+                {
+                    foreach (var p in rewrites)
+                        _pending.Remove(p);
+                    InvalidateLayoutLocked();
+                }
+            }
+        }
     }
 
     private void InvalidateLayoutLocked()
@@ -337,7 +628,8 @@ public sealed class BigFsFile : IAsyncDisposable
         _readAheadEnd = 0;
     }
 
-    private async Task ReadRangeAsync(long offset, Memory<byte> destination, CancellationToken ct)
+    /// <param name="coverage">When given, receives the non-hole runs of the range (chunk ids left empty), merged where adjacent.</param>
+    private async Task ReadRangeAsync(long offset, Memory<byte> destination, CancellationToken ct, List<FileExtent>? coverage = null)
     {
         var end = offset + destination.Length;
         var map = new ExtentMap();
@@ -345,7 +637,7 @@ public sealed class BigFsFile : IAsyncDisposable
         while (true)
         {
             int generation;
-            List<(long Start, LayoutReply Reply)>? windows;
+            List<(long Start, CachedLayoutWindow Window)>? windows;
             lock (_sync)
             {
                 generation = _layoutGeneration;
@@ -356,49 +648,68 @@ public sealed class BigFsFile : IAsyncDisposable
             {
                 if (generation != _layoutGeneration)
                     continue; // a commit or truncate happened meanwhile: its data is in the layout now
-                foreach (var (start, reply) in windows)
+                foreach (var (start, window) in windows)
                 {
-                    foreach (var e in reply.Extents)
+                    foreach (var e in window.Overlapping(Math.Max(start, offset), Math.Min(start + LayoutWindow, end)))
                     {
-                        var clipped = new FileExtent((long)e.FileOffset, (long)e.Length, e.ChunkId, (long)e.ChunkOffset)
-                            .Clip(Math.Max(start, offset), Math.Min(start + LayoutWindow, end));
-                        if (clipped is { } c)
-                            map.Write(c);
+                        map.Write(e);
+                        if (window.CopiesOf(e.ChunkId) is { } chunkCopies)
+                            copies[e.ChunkId] = chunkCopies;
                     }
-                    foreach (var location in reply.Chunks)
-                        copies[location.ChunkId] = location.Copies;
                 }
                 foreach (var p in _pending)
                 {
-                    if (new FileExtent(p.FileOffset, p.Length, LocalData, 0).Clip(offset, end) is not { } part)
+                    if (p.Length == 0 || p.End <= offset || p.FileOffset >= end)
                         continue;
-                    if (p.ChunkId is { } id)
+                    if (p.ChunkId is not null)
                     {
-                        map.Write(new FileExtent(part.FileOffset, part.Length, id, part.FileOffset - p.FileOffset));
-                        copies[id] = p.Copies;
+                        foreach (var uploaded in p.UploadedExtents())
+                        {
+                            if (uploaded.Clip(offset, end) is not { } part)
+                                continue;
+                            map.Write(part);
+                            copies[part.ChunkId] = p.Copies;
+                        }
                     }
-                    else
+                    else if (p.Pages is { } pages)
                     {
-                        DirtySegment.CopyOut(p.Pages!, (int)(part.FileOffset - p.FileOffset),
+                        var part = new FileExtent(p.FileOffset, p.Length, LocalData, 0).Clip(offset, end)!.Value;
+                        DirtySegment.CopyOut(pages, (int)(part.FileOffset - p.FileOffset),
                             destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
                         map.Write(part);
                     }
+                    else if (p.Pieces is { } pieces)
+                    {
+                        // A merged chunk still being assembled: its own buffered data (a rewrite has none).
+                        foreach (var s in pieces)
+                            OverlayLocal(s, Math.Max(offset, p.FileOffset), Math.Min(end, p.End));
+                    }
                 }
-                foreach (var s in _dirty.Segments)
-                {
-                    if (new FileExtent(s.Offset, s.Length, LocalData, 0).Clip(offset, end) is not { } part)
-                        continue;
-                    s.CopyOut((int)(part.FileOffset - s.Offset), destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
-                    map.Write(part);
-                }
+                foreach (var s in _dirty.Overlapping(offset, end))
+                    OverlayLocal(s, offset, end);
             }
             break;
+
+            void OverlayLocal(DirtySegment s, long from, long to)
+            {
+                if (new FileExtent(s.Offset, s.Length, LocalData, 0).Clip(from, to) is not { } part)
+                    return;
+                s.CopyOut((int)(part.FileOffset - s.Offset), destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
+                map.Write(part);
+            }
         }
 
         var reads = new List<Task>();
         var position = offset;
         foreach (var e in map.Find(offset, end))
         {
+            if (coverage is not null)
+            {
+                if (coverage.Count > 0 && coverage[^1].End == e.FileOffset)
+                    coverage[^1] = coverage[^1] with { Length = coverage[^1].Length + e.Length };
+                else
+                    coverage.Add(new FileExtent(e.FileOffset, e.Length, LocalData, 0));
+            }
             if (e.FileOffset > position)
                 destination.Span.Slice((int)(position - offset), (int)(e.FileOffset - position)).Clear(); // hole
             if (e.ChunkId.Length > 0)
@@ -415,9 +726,9 @@ public sealed class BigFsFile : IAsyncDisposable
         await Task.WhenAll(reads);
     }
 
-    private List<(long, LayoutReply)>? CachedWindowsLocked(long offset, long end)
+    private List<(long Start, CachedLayoutWindow Window)>? CachedWindowsLocked(long offset, long end)
     {
-        var result = new List<(long, LayoutReply)>();
+        var result = new List<(long, CachedLayoutWindow)>();
         for (var w = offset / LayoutWindow; w * LayoutWindow < end; w++)
         {
             if (!_layout.TryGetValue(w, out var reply))
@@ -427,16 +738,17 @@ public sealed class BigFsFile : IAsyncDisposable
         return result;
     }
 
-    private async Task<List<(long, LayoutReply)>> FetchWindowsAsync(long offset, long end, int generation, CancellationToken ct)
+    private async Task<List<(long Start, CachedLayoutWindow Window)>> FetchWindowsAsync(long offset, long end, int generation, CancellationToken ct)
     {
-        var result = new List<(long, LayoutReply)>();
+        var result = new List<(long, CachedLayoutWindow)>();
         for (var w = offset / LayoutWindow; w * LayoutWindow < end; w++)
         {
-            LayoutReply? reply;
+            CachedLayoutWindow? window;
             lock (_sync)
-                _layout.TryGetValue(w, out reply);
-            if (reply is null)
+                _layout.TryGetValue(w, out window);
+            if (window is null)
             {
+                LayoutReply reply;
                 try
                 {
                     reply = await _client.Namespace.GetLayoutAsync(new GetLayoutRequest { Ino = Ino, Offset = (ulong)(w * LayoutWindow), Length = LayoutWindow },
@@ -448,13 +760,17 @@ public sealed class BigFsFile : IAsyncDisposable
                 }
                 if (reply.Errno != 0)
                     throw new BigFsException(reply.Errno, $"GetLayout of inode {Ino} failed: errno {reply.Errno}");
+                window = new CachedLayoutWindow(w * LayoutWindow, LayoutWindow, reply);
                 lock (_sync)
                 {
                     if (generation == _layoutGeneration)
-                        _layout[w] = reply;
+                    {
+                        _layout[w] = window;
+                        _regionChunks.Observe(w * LayoutWindow, LayoutWindow, window.Extents);
+                    }
                 }
             }
-            result.Add((w * LayoutWindow, reply));
+            result.Add((w * LayoutWindow, window));
         }
         return result;
     }
@@ -498,7 +814,7 @@ public sealed class BigFsFile : IAsyncDisposable
 
     private async Task PrefetchAsync(long from, int length)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        var buffer = _client.AssemblyBuffers.Rent(length); // chunk-size: kept out of ArrayPool.Shared's per-thread caches
         try
         {
             await ReadRangeAsync(from, buffer.AsMemory(0, length), CancellationToken.None);
@@ -509,7 +825,7 @@ public sealed class BigFsFile : IAsyncDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            _client.AssemblyBuffers.Return(buffer);
         }
     }
 
@@ -529,7 +845,7 @@ public sealed class BigFsFile : IAsyncDisposable
             readAheads = [.. _readAheads];
         await Task.WhenAll(readAheads); // never faults: failures are logged inside
         List<PendingChunk> pending;
-        int freed;
+        long freed;
         lock (_sync)
         {
             freed = _dirty.Truncate(0);
@@ -537,13 +853,21 @@ public sealed class BigFsFile : IAsyncDisposable
             _pending.Clear();
         }
         await Task.WhenAll(pending.Select(p => p.Upload));
-        foreach (var p in pending.Where(p => p.Pages is not null))
+        foreach (var p in pending)
         {
-            freed += p.Pages!.Count;
-            p.Pages.ForEach(page => ArrayPool<byte>.Shared.Return(page));
-            p.Pages = null;
+            if (p.Pages is { } pages)
+            {
+                freed += DirtySegment.BytesOf(pages);
+                pages.ForEach(page => _client.Pages.Return(page));
+                p.Pages = null;
+            }
+            if (p.Pieces is { } pieces)
+            {
+                freed += ReturnPieces(pieces);
+                p.Pieces = null;
+            }
         }
-        _client.Budget.Release((long)freed * DirtySegment.PageSize);
+        _client.Budget.Release(freed);
         _client.UntrackIfClean(this);
     }
 }

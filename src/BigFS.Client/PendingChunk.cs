@@ -1,13 +1,21 @@
+using BigFS.Core;
 using BigFS.Protocol;
 
 namespace BigFS.Client;
 
 /// <summary>
-/// A sealed run of written data on its way to becoming a committed extent: first uploading
-/// (data still in <see cref="Pages"/>), then uploaded (<see cref="ChunkId"/> set, pages
-/// released, reads go to the nodes), then committed and forgotten. Guarded by the file's lock.
+/// A sealed run of written data on its way to becoming committed extents: first uploading
+/// (data still local), then uploaded (<see cref="ChunkId"/> set, local data released, reads go
+/// to the nodes), then committed and forgotten. Guarded by the file's lock.
 /// </summary>
-internal sealed class PendingChunk(long sequence, long fileOffset, int length, List<byte[]> pages)
+/// <remarks>
+/// Three kinds. A plain one is one buffered segment uploaded as it is (<see cref="Pages"/>).
+/// A merged one covers a span of a region and holds several buffered <see cref="Pieces"/>: its
+/// upload first reads its <see cref="Clusters"/> through the file (committed bytes, older
+/// uploads, the pieces) and uploads what is not a hole as one packed chunk. A rewrite (compaction) is a merged one
+/// without pieces. Merged chunks map the file through <see cref="Runs"/>, set once assembled.
+/// </remarks>
+internal sealed class PendingChunk(long sequence, long fileOffset, int length, List<byte[]>? pages)
 {
     public long Sequence { get; } = sequence;
     public long FileOffset { get; } = fileOffset;
@@ -15,9 +23,37 @@ internal sealed class PendingChunk(long sequence, long fileOffset, int length, L
     public int Length { get; set; } = length;
     public int UploadLength { get; } = length;
     public long End => FileOffset + Length;
+    /// <summary>A plain chunk's data until it is uploaded.</summary>
     public List<byte[]>? Pages { get; set; } = pages;
+    /// <summary>A merged chunk's buffered data until it is uploaded (sorted, inside the span).</summary>
+    public List<DirtySegment>? Pieces { get; set; }
+    public bool IsMerged { get; init; }
+    /// <summary>Merged chunks: the file ranges (inside the span) assembled into the chunk.</summary>
+    public IReadOnlyList<RegionMergePolicy.Cluster> Clusters { get; init; } = [];
+    /// <summary>Merged chunks, once uploaded: [file offset, length) at chunk offset (chunk id left empty). Holes are not in it.</summary>
+    public List<FileExtent>? Runs { get; set; }
     public string? ChunkId { get; set; }
     public IReadOnlyList<ChunkCopy> Copies { get; set; } = [];
     public Task Upload { get; set; } = Task.CompletedTask;
     public Exception? Error { get; set; }
+
+    /// <summary>Buffer memory charged to the write budget until the upload succeeds.</summary>
+    public long BudgetBytes =>
+        Pages is { } pages ? DirtySegment.BytesOf(pages) : Pieces?.Sum(p => p.MemoryBytes) ?? 0;
+
+    /// <summary>What this chunk contributes to the file once uploaded, clipped to its current length.</summary>
+    public IEnumerable<FileExtent> UploadedExtents()
+    {
+        if (ChunkId is not { Length: > 0 } id)
+            yield break;
+        if (!IsMerged)
+        {
+            if (Length > 0)
+                yield return new FileExtent(FileOffset, Length, id, 0);
+            yield break;
+        }
+        foreach (var run in Runs!)
+            if (run.Clip(FileOffset, End) is { } part)
+                yield return part with { ChunkId = id };
+    }
 }

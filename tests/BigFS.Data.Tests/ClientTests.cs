@@ -327,10 +327,13 @@ public class ClientTests
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    public async Task RandomWritesFlushesAndTruncates_MatchAModel(int seed)
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(3, false)]
+    [InlineData(4, true)]
+    [InlineData(5, true)]
+    [InlineData(6, true)]
+    public async Task RandomWritesFlushesAndTruncates_MatchAModel(int seed, bool smallWrites)
     {
         await using var cluster = await TestCluster.StartAsync(3);
         cluster.Meta.ChunkSize = 256 * 1024; // many chunk boundaries in a small file
@@ -343,13 +346,16 @@ public class ClientTests
         long modelSize = 0;
         var random = new Random(seed);
 
-        for (var step = 0; step < 150; step++)
+        for (var step = 0; step < (smallWrites ? 1500 : 150); step++)
         {
             var action = random.Next(100);
+            if (smallWrites && action >= 70)
+                action = random.Next(10) == 0 ? random.Next(70, 100) : random.Next(70); // far fewer flushes, truncates and reads
             if (action < 70)
             {
-                var offset = random.Next(6 * MiB);
-                var length = random.Next(1, random.Next(2) == 0 ? 5000 : 700_000);
+                // Small writes: mostly scattered pieces of a few KiB, so regions get merged and compacted.
+                var offset = smallWrites && random.Next(2) == 0 ? random.Next(MiB) : random.Next(6 * MiB);
+                var length = random.Next(1, smallWrites || random.Next(2) == 0 ? 5000 : 700_000);
                 var bytes = ChunkUploads.Random(length, random.Next());
                 await file.WriteAsync(offset, bytes);
                 bytes.CopyTo(model, offset);
@@ -381,6 +387,60 @@ public class ClientTests
         await file.FlushAsync();
         Assert.Equal(0, client.Budget.Used);
         Assert.Equal(model.AsSpan(0, (int)modelSize).ToArray(), await ReadAllAsync(client.OpenFile(ino, modelSize), MiB));
+        AssertNoRegionDrawsOnTooManyChunks(cluster, ino, client.ChunkSize);
+    }
+
+    /// <summary>Compaction after each flush keeps every region at or below the policy's bound.</summary>
+    private static void AssertNoRegionDrawsOnTooManyChunks(TestCluster cluster, ulong ino, int regionSize)
+    {
+        lock (cluster.Meta.Sync)
+        {
+            var perRegion = cluster.Meta.Inodes[ino].Layout.Extents
+                .SelectMany(e => Enumerable.Range(0, (int)((e.End - 1) / regionSize - e.FileOffset / regionSize + 1)).Select(k => (Region: e.FileOffset / regionSize + k, e.ChunkId)))
+                .Distinct()
+                .GroupBy(x => x.Region)
+                .Select(g => (g.Key, Count: g.Count()))
+                .ToList();
+            Assert.All(perRegion, r => Assert.True(r.Count <= CompactionPolicy.DefaultMaxChunksPerRegion, $"region {r.Key} draws on {r.Count} chunks"));
+        }
+    }
+
+    [Fact]
+    public async Task ThousandsOfScatteredSmallWrites_WithFsyncs_EndInFewChunks_AndReadBackIdentical()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address,
+            new BigFsClientOptions { WriteBufferBytes = 4 * MiB, ChunkCacheBytes = 8 * MiB });
+        var ino = cluster.Meta.CreateFile("scattered");
+        var file = client.OpenFile(ino, 0);
+        const int size = 16 * MiB;
+        var model = new byte[size];
+        var random = new Random(42);
+        var writes = 0;
+        for (var round = 0; round < 5; round++)
+        {
+            for (var i = 0; i < 1000; i++, writes++)
+            {
+                var length = random.Next(1, 4097);
+                var offset = random.Next(size - length);
+                var bytes = ChunkUploads.Random(length, random.Next());
+                await file.WriteAsync(offset, bytes);
+                bytes.CopyTo(model, offset);
+            }
+            await file.FlushAsync();
+        }
+
+        Assert.Equal(5000, writes);
+        var length0 = file.Size;
+        Assert.Equal(model.AsSpan(0, (int)length0).ToArray(), await ReadAllAsync(client.OpenFile(ino, length0), MiB));
+        lock (cluster.Meta.Sync)
+        {
+            var live = cluster.Meta.Inodes[ino].Layout.ChunkIds();
+            // Four regions, at most one packed chunk per region per fsync, compacted beyond the bound
+            // (without merging, 5,000 scattered writes would leave thousands).
+            Assert.True(live.Count <= 4 * CompactionPolicy.DefaultMaxChunksPerRegion, $"{live.Count} chunks referenced");
+        }
+        AssertNoRegionDrawsOnTooManyChunks(cluster, ino, client.ChunkSize);
     }
 
     [Fact]
