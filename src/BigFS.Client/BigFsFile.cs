@@ -31,6 +31,8 @@ public sealed class BigFsFile : IAsyncDisposable
     private long _committedSize;
     private long _sequence;
     private int _layoutGeneration;
+    /// <summary>The lowest inode version among the cached layout windows (0: none cached).</summary>
+    private long _layoutVersion;
     private long _lastReadEnd = -1;
     private long _readAheadEnd;
     private readonly List<Task> _readAheads = [];
@@ -335,14 +337,19 @@ public sealed class BigFsFile : IAsyncDisposable
         try
         {
             List<RegionMergePolicy.Cluster> clusters;
+            int generation;
             lock (_sync)
             {
                 // A truncate may have shortened the span since it was sealed.
                 clusters = pending.Clusters
                     .Select(c => new RegionMergePolicy.Cluster(c.Start, Math.Min(c.End, pending.End)))
                     .Where(c => c.Length > 0).ToList();
+                pending.PieceRanges = pending.Pieces?.Select(p => (p.Offset, p.End)).ToList() ?? [];
+                generation = _layoutGeneration;
             }
             var (pages, runs, chunkLength) = await AssembleAsync(clusters);
+            lock (_sync)
+                pending.ReadVersion = generation != _layoutGeneration ? -1 : _layoutVersion;
             var id = "";
             IReadOnlyList<ChunkCopy> copies = [];
             try
@@ -500,10 +507,21 @@ public sealed class BigFsFile : IAsyncDisposable
         }
 
         List<FileExtent> extents;
+        long ifVersion;
         lock (_sync)
+        {
             extents = batch.OrderBy(p => p.Sequence).SelectMany(p => p.UploadedExtents()).ToList();
-        if (extents.Count > 0)
-            await CommitAsync(extents, ct);
+            ifVersion = FilledFromVersion(batch);
+        }
+        if (extents.Count > 0 && (ifVersion < 0 || !await CommitAsync(extents, ifVersion, ct)))
+        {
+            // Gaps were filled from a layout another commit has replaced since: commit only what
+            // was written here, never older bytes over someone else's.
+            lock (_sync)
+                extents = batch.OrderBy(p => p.Sequence).SelectMany(p => p.UploadedExtents(piecesOnly: true)).ToList();
+            if (extents.Count > 0)
+                await CommitAsync(extents, 0, ct);
+        }
         lock (_sync)
         {
             foreach (var p in batch)
@@ -514,9 +532,28 @@ public sealed class BigFsFile : IAsyncDisposable
         return extents.Count == 0 ? null : extents;
     }
 
-    private async Task CommitAsync(List<FileExtent> extents, CancellationToken ct)
+    /// <summary>
+    /// The version the merged chunks of a batch read committed bytes at: 0 when none did (the
+    /// commit needs no condition), -1 when they disagree or the layout changed while reading.
+    /// </summary>
+    private static long FilledFromVersion(IEnumerable<PendingChunk> chunks)
     {
-        var request = new CommitWriteRequest { Ino = Ino, SessionId = _client.SessionId ?? "" };
+        long version = 0;
+        foreach (var p in chunks)
+        {
+            if (!p.IsMerged || p.ReadVersion == 0)
+                continue;
+            if (p.ReadVersion < 0 || version != 0 && version != p.ReadVersion)
+                return -1;
+            version = p.ReadVersion;
+        }
+        return version;
+    }
+
+    /// <summary>Commits extents; with <paramref name="ifVersion"/> non-zero only if the inode is still at that version (false if not).</summary>
+    private async Task<bool> CommitAsync(List<FileExtent> extents, long ifVersion, CancellationToken ct)
+    {
+        var request = new CommitWriteRequest { Ino = Ino, SessionId = _client.SessionId ?? "", IfVersion = (ulong)ifVersion };
         foreach (var e in extents)
             request.Extents.Add(new Extent { FileOffset = (ulong)e.FileOffset, Length = (ulong)e.Length, ChunkId = e.ChunkId, ChunkOffset = (ulong)e.ChunkOffset });
         AttrReply reply;
@@ -528,10 +565,13 @@ public sealed class BigFsFile : IAsyncDisposable
         {
             throw BigFsException.Io("commit failed: " + ex.Status.Detail, ex);
         }
+        if (reply.Errno == Errno.ESTALE && ifVersion != 0)
+            return false;
         if (reply.Errno != 0)
             throw new BigFsException(reply.Errno, $"commit of inode {Ino} failed: errno {reply.Errno}");
         lock (_sync)
             _committedSize = (long)reply.Attr.Size;
+        return true;
     }
 
     /// <summary>
@@ -590,11 +630,20 @@ public sealed class BigFsFile : IAsyncDisposable
             }
             await Task.WhenAll(rewrites.Select(p => p.Upload)).WaitAsync(ct);
             List<FileExtent> replaced;
+            long readVersion;
             lock (_sync)
+            {
                 replaced = rewrites.SelectMany(p => p.UploadedExtents()).ToList();
+                readVersion = FilledFromVersion(rewrites);
+            }
+            // A rewrite is all read-back bytes: if anyone committed since they were read, drop it.
+            if (replaced.Count > 0 && (readVersion <= 0 || !await CommitAsync(replaced, readVersion, ct)))
+            {
+                _logger.LogDebug("Inode {Ino}: compaction skipped, the file changed while it was read", Ino);
+                replaced.Clear();
+            }
             if (replaced.Count > 0)
             {
-                await CommitAsync(replaced, ct);
                 lock (_sync)
                 {
                     foreach (var p in rewrites.Where(p => p.ChunkId is not null))
@@ -624,6 +673,7 @@ public sealed class BigFsFile : IAsyncDisposable
     private void InvalidateLayoutLocked()
     {
         _layout.Clear();
+        _layoutVersion = 0;
         _layoutGeneration++;
         _readAheadEnd = 0;
     }
@@ -765,6 +815,8 @@ public sealed class BigFsFile : IAsyncDisposable
                 {
                     if (generation == _layoutGeneration)
                     {
+                        var version = (long)reply.Attr.Version;
+                        _layoutVersion = _layoutVersion == 0 ? version : Math.Min(_layoutVersion, version);
                         _layout[w] = window;
                         _regionChunks.Observe(w * LayoutWindow, LayoutWindow, window.Extents);
                     }

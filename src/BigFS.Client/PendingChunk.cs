@@ -32,6 +32,13 @@ internal sealed class PendingChunk(long sequence, long fileOffset, int length, L
     public IReadOnlyList<RegionMergePolicy.Cluster> Clusters { get; init; } = [];
     /// <summary>Merged chunks, once uploaded: [file offset, length) at chunk offset (chunk id left empty). Holes are not in it.</summary>
     public List<FileExtent>? Runs { get; set; }
+    /// <summary>
+    /// Merged chunks, once assembled: the inode version of the committed layout their gaps were
+    /// filled from (0: nothing committed was read; -1: the layout changed while reading), and
+    /// the file ranges of their own pieces — all that may be committed if that version is stale.
+    /// </summary>
+    public long ReadVersion { get; set; }
+    public List<(long Start, long End)> PieceRanges { get; set; } = [];
     public string? ChunkId { get; set; }
     public IReadOnlyList<ChunkCopy> Copies { get; set; } = [];
     public Task Upload { get; set; } = Task.CompletedTask;
@@ -41,8 +48,12 @@ internal sealed class PendingChunk(long sequence, long fileOffset, int length, L
     public long BudgetBytes =>
         Pages is { } pages ? DirtySegment.BytesOf(pages) : Pieces?.Sum(p => p.MemoryBytes) ?? 0;
 
-    /// <summary>What this chunk contributes to the file once uploaded, clipped to its current length.</summary>
-    public IEnumerable<FileExtent> UploadedExtents()
+    /// <summary>
+    /// What this chunk contributes to the file once uploaded, clipped to its current length;
+    /// with <paramref name="piecesOnly"/>, a merged chunk contributes only its own pieces (the
+    /// bytes it filled gaps with are left out: they may be older than another writer's).
+    /// </summary>
+    public IEnumerable<FileExtent> UploadedExtents(bool piecesOnly = false)
     {
         if (ChunkId is not { Length: > 0 } id)
             yield break;
@@ -53,7 +64,17 @@ internal sealed class PendingChunk(long sequence, long fileOffset, int length, L
             yield break;
         }
         foreach (var run in Runs!)
-            if (run.Clip(FileOffset, End) is { } part)
+        {
+            if (run.Clip(FileOffset, End) is not { } part)
+                continue;
+            if (!piecesOnly)
+            {
                 yield return part with { ChunkId = id };
+                continue;
+            }
+            foreach (var (start, end) in PieceRanges)
+                if (part.Clip(start, end) is { } own)
+                    yield return own with { ChunkId = id };
+        }
     }
 }

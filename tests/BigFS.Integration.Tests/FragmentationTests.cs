@@ -76,4 +76,37 @@ public class FragmentationTests
         // The untouched second region still has its original chunk.
         Assert.Single(layout.Extents.Where(e => e.FileOffset >= 4 * MiB).Select(e => e.ChunkId).Distinct());
     }
+
+    [Fact]
+    public async Task GapsFilledFromAStaleLayoutNeverOverwriteAnotherWritersCommit()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var a = await cluster.ClientAsync();
+        var b = await cluster.ClientAsync();
+        var model = RandomBytes(1 * MiB, seed: 30);
+        var file = await CreateFileAsync(a, "shared.bin");
+        await WriteAsync(a, file.Ino, 0, model);
+
+        await using var handle = a.OpenFile(file.Ino, model.Length);
+        var read = new byte[64 * 1024];
+        await handle.ReadAsync(0, read);                // A caches the committed layout
+
+        var middle = RandomBytes(4096, seed: 31);      // B commits into the gap A is about to fill
+        await using (var other = b.OpenFile(file.Ino, model.Length))
+        {
+            await other.WriteAsync(8192, middle);
+            await other.FlushAsync();
+        }
+        middle.CopyTo(model, 8192);
+
+        var left = RandomBytes(4096, seed: 32);        // two pieces of one region, 8 KiB apart: merged, gap filled
+        var right = RandomBytes(4096, seed: 33);
+        await handle.WriteAsync(4096, left);
+        await handle.WriteAsync(16384, right);
+        left.CopyTo(model, 4096);
+        right.CopyTo(model, 16384);
+        await handle.FlushAsync();
+
+        Assert.Equal(Sha256(model), Sha256(await ReadAllAsync(await cluster.ClientAsync(), file.Ino)));
+    }
 }

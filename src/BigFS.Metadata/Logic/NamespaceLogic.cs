@@ -529,6 +529,7 @@ public sealed class NamespaceLogic(MetadataState state)
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new AttrReply { Errno = E.ENOENT };
         if (inode.Type == (int)InodeType.Directory) return new AttrReply { Errno = E.EISDIR };
         if (inode.Type != (int)InodeType.File) return new AttrReply { Errno = E.EINVAL };
+        if (r.IfVersion != 0 && (ulong)inode.Version != r.IfVersion) return new AttrReply { Errno = E.ESTALE, Attr = Attrs.Of(inode) };
         if (r.SetSize && r.Size > MaxFileSize) return new AttrReply { Errno = E.EFBIG };
         foreach (var e in r.Extents)
         {
