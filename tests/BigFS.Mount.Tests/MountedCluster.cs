@@ -149,6 +149,12 @@ public sealed class MountProcess : IAsyncDisposable
         }
         if (IsMounted(MountPoint))
             await Shell.TryRunAsync($"umount -l {Shell.Quote(MountPoint)}");
+        // The daemon's log, for a failure to be explained after the cluster folder is gone.
+        if (Environment.GetEnvironmentVariable("BIGFS_TEST_LOGS") is { Length: > 0 } dir)
+        {
+            Directory.CreateDirectory(dir);
+            await File.WriteAllTextAsync(Path.Combine(dir, $"mount-{Path.GetFileName(Path.GetDirectoryName(MountPoint))}-{Path.GetFileName(MountPoint)}.log"), Log);
+        }
     }
 }
 

@@ -45,7 +45,7 @@ public static class MountCommand
             Listen = _ => null,
             Start = (o, logs, token) =>
             {
-                LimitManagedHeap(o);
+                s_heapGovernor ??= new ManagedHeapGovernor(HeapSoftLimitFor(o));
                 return BigFsMount.StartAsync(o, logs, token);
             },
             Describe = (mount, log) => $"mounted at {mount.MountPoint}",
@@ -56,20 +56,15 @@ public static class MountCommand
     }
 
     private const long HeapHeadroom = 128L << 20;
+    /// <summary>Held for the life of the process (a timer nobody references may be collected).</summary>
+    private static ManagedHeapGovernor? s_heapGovernor;
 
     /// <summary>
-    /// The daemon's data is bounded by its write buffer and chunk cache, but the GC let the heap
-    /// grow far past them between collections (peaks of 650–840 MiB measured under fio against a
-    /// 512 MiB target). A hard limit of both budgets plus headroom for everything else (FUSE
-    /// request buffers, chunk assembly, read-ahead, RPC buffers) makes it collect instead.
+    /// The heap size past which the mount daemon collects in full (<see cref="ManagedHeapGovernor"/>):
+    /// both data budgets plus headroom for everything else (FUSE request buffers, chunk
+    /// assembly, read-ahead, RPC buffers).
     /// </summary>
-    internal static long HeapLimitFor(BigFsMountOptions o) => o.WriteBufferBytes + o.ChunkCacheBytes + HeapHeadroom;
-
-    private static void LimitManagedHeap(BigFsMountOptions o)
-    {
-        AppContext.SetData("GCHeapHardLimit", (ulong)HeapLimitFor(o));
-        GC.RefreshMemoryLimit();
-    }
+    internal static long HeapSoftLimitFor(BigFsMountOptions o) => o.WriteBufferBytes + o.ChunkCacheBytes + HeapHeadroom;
 
     /// <summary>Positional META_ADDR MOUNTPOINT and `-o a,b=c` become configuration keys.</summary>
     internal static string[] Normalize(string[] args)
