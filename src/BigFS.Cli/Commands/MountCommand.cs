@@ -55,7 +55,7 @@ public static class MountCommand
         }.RunAsync(normalized, ct);
     }
 
-    private const long HeapHeadroom = 128L << 20;
+    private const long HeapHeadroom = 64L << 20;
     /// <summary>Held for the life of the process (a timer nobody references may be collected).</summary>
     private static ManagedHeapGovernor? s_heapGovernor;
 
