@@ -183,17 +183,9 @@ public sealed class BulkConnectionHandler(
     /// <summary>Reply: checksums of the covered blocks as meta, then the blocks read from the file straight into the pipe's buffers.</summary>
     private async Task ServeReadAsync(PipeWriter output, ulong requestId, ReadChunkRequest request, CancellationToken ct)
     {
-        var chunk = store.GetServable(LocalChunkStore.ParseId(request.ChunkId));
-        var size = (ulong)chunk.Size;
-        if (request.Offset >= size)
-            throw new ChunkRejectedException(StatusCode.OutOfRange, $"offset {request.Offset} is beyond chunk size {size}");
-        var end = request.Length == 0 ? size : request.Offset + request.Length;
-        if (end > size || end < request.Offset)
-            throw new ChunkRejectedException(StatusCode.OutOfRange, $"range [{request.Offset}, +{request.Length}) exceeds chunk size {size}");
-        var first = (int)(request.Offset / ChunkChecksum.BlockSize);
-        var last = (int)((end - 1) / ChunkChecksum.BlockSize);
-        var dataStart = (long)first * ChunkChecksum.BlockSize;
-        var dataEnd = Math.Min((long)(last + 1) * ChunkChecksum.BlockSize, chunk.Size);
+        var range = ServableRange.Resolve(store, request);
+        var (chunk, first, last) = range;
+        var (dataStart, dataEnd) = (range.DataStart, range.DataEnd);
         using var handle = LocalChunkStore.OpenForRead(chunk);
 
         var blocks = last - first + 1;

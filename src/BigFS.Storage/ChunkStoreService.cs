@@ -41,15 +41,7 @@ public sealed class ChunkStoreService(
         await Guard(async () =>
         {
             traffic.GrpcRead();
-            var chunk = store.GetServable(LocalChunkStore.ParseId(request.ChunkId));
-            var size = (ulong)chunk.Size;
-            if (request.Offset >= size)
-                throw new ChunkRejectedException(StatusCode.OutOfRange, $"offset {request.Offset} is beyond chunk size {size}");
-            var end = request.Length == 0 ? size : request.Offset + request.Length;
-            if (end > size || end < request.Offset)
-                throw new ChunkRejectedException(StatusCode.OutOfRange, $"range [{request.Offset}, +{request.Length}) exceeds chunk size {size}");
-            var first = (int)(request.Offset / ChunkChecksum.BlockSize);
-            var last = (int)((end - 1) / ChunkChecksum.BlockSize);
+            var (chunk, first, last) = ServableRange.Resolve(store, request);
             // Read a span of whole blocks per syscall; send it as one message per block.
             var span = (int)Math.Min(LocalChunkStore.ReadSpanBytes, (long)(last - first + 1) * ChunkChecksum.BlockSize);
             var buffer = ArrayPool<byte>.Shared.Rent(span);
