@@ -9,7 +9,7 @@ public static class CliApp
     private static readonly Dictionary<string, (string Summary, Func<string[], CancellationToken, Task<int>> Run)> Commands = new()
     {
         ["meta"] = ("run the metadata server", MetaCommand.RunAsync),
-        ["node"] = ("run a storage node", NodeCommand.RunAsync),
+        ["node"] = ("run a storage node; `node remove ID` forgets one gone for good", NodeCommand.RunAsync),
         ["mount"] = ("mount a BigFS cluster with FUSE", MountCommand.RunAsync),
         ["up"] = ("run a local cluster: a metadata server and three storage nodes (and a mount)", UpCommand.RunAsync),
         ["status"] = ("show nodes, capacity and chunk copy states", StatusCommand.RunAsync),

@@ -4,10 +4,16 @@ using Microsoft.Extensions.Logging;
 
 namespace BigFS.Cli.Commands;
 
-/// <summary>`bigfs node --meta ADDR --data DIR --listen HOST:PORT`: a storage node, until SIGINT/SIGTERM.</summary>
+/// <summary>
+/// `bigfs node --meta ADDR --data DIR --listen HOST:PORT`: a storage node, until SIGINT/SIGTERM.
+/// `bigfs node remove ID`: see <see cref="NodeRemoveCommand"/>.
+/// </summary>
 public static class NodeCommand
 {
-    public static Task<int> RunAsync(string[] args, CancellationToken ct) => new DaemonRunner<StorageNodeOptions, StorageNode>
+    public static Task<int> RunAsync(string[] args, CancellationToken ct) =>
+        args is ["remove", .. var rest] ? NodeRemoveCommand.RunAsync(rest, ct) : RunDaemonAsync(args, ct);
+
+    private static Task<int> RunDaemonAsync(string[] args, CancellationToken ct) => new DaemonRunner<StorageNodeOptions, StorageNode>
     {
         Name = "node",
         ConfigFile = "node.json",

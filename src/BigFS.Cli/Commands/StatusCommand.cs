@@ -41,6 +41,8 @@ public static class StatusCommand
         Console.WriteLine($"inodes {status.Inodes}   chunks {status.ChunksTotal} (live {status.LiveChunks}, uncommitted {status.ChunksUncommitted}, garbage {status.ChunksGarbage})");
         Console.WriteLine($"copies: available {status.CopiesAvailable}, pending {status.CopiesPending}, deleting {status.CopiesDeleting}");
         Console.WriteLine($"chunks below goal: {status.ChunksBelowGoal}");
+        if (status.ChunksUnavailable > 0)
+            Console.WriteLine($"chunks with no available copy on a live node: {status.ChunksUnavailable} (their data cannot be read)");
         return 0;
     }
 }

@@ -210,6 +210,50 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
         return delete;
     }
 
+    /// <summary>
+    /// Forgets a node that is gone for good (design §5 leaves a dead node's copies in the map
+    /// forever otherwise: re-replication works around them, but GC can never finish a garbage
+    /// chunk whose copy sits there). Refused without <paramref name="force"/> while the node is
+    /// not Dead, or when it holds the last AVAILABLE copy of a live chunk. A primary copy that
+    /// goes is handed to another AVAILABLE copy. Durable before the reply: the change lets GC
+    /// delete records and re-replication copy data.
+    /// </summary>
+    public Task<RemoveNodeReply> RemoveNodeAsync(string nodeId, bool force) => _s.MutateAsync(() =>
+    {
+        if (!_s.Nodes.TryGetValue(nodeId, out var node))
+            return new RemoveNodeReply { Errno = E.ENOENT, Message = $"no storage node '{nodeId}'" };
+        var liveness = _s.LivenessOf(node);
+        if (liveness != NodeLiveness.Dead && !force)
+            return new RemoveNodeReply
+            {
+                Errno = E.EBUSY,
+                Message = $"node {nodeId} is {liveness.ToString().ToLowerInvariant()} (last heartbeat {(_s.NowMs - node.LastHeartbeatMs) / 1000}s ago); " +
+                          $"stop it and wait until it is dead ({_s.Options.DeadTimeout.TotalSeconds:0}s without a heartbeat), or force",
+            };
+        var holding = _s.Chunks.Values.Where(c => c.CopyOn(nodeId) is not null).ToList();
+        var lost = holding.Count(c => c.State == ChunkState.Live
+            && !c.Copies.Exists(x => x.NodeId != nodeId && x.Status == CopyState.Available));
+        if (lost > 0 && !force)
+            return new RemoveNodeReply
+            {
+                Errno = E.EBUSY,
+                Message = $"node {nodeId} holds the only available copy of {lost} live chunk(s); bring it back so they can be re-replicated, or force (they are lost)",
+            };
+        foreach (var chunk in holding)
+        {
+            var copy = chunk.CopyOn(nodeId)!;
+            chunk.Copies.Remove(copy);
+            if (copy.Primary && chunk.Copies.Find(x => x.Status == CopyState.Available) is { } heir)
+                heir.Primary = true;
+            _s.MarkChunk(chunk.Id);
+        }
+        _s.Nodes.Remove(nodeId);
+        _s.MarkNode(nodeId);
+        logger.LogWarning("Storage node {NodeId} removed ({Liveness}): {Copies} copies dropped, {Lost} live chunks lost",
+            nodeId, liveness, holding.Count, lost);
+        return new RemoveNodeReply { CopiesDropped = (ulong)holding.Count, ChunksLost = (ulong)lost };
+    }, Storage.Durability.Durable);
+
     public ListWritableNodesReply ListWritableNodes()
     {
         lock (_s.Sync)
@@ -248,12 +292,17 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
             foreach (var c in _s.Chunks.Values)
             {
                 var available = 0;
+                var readable = false;
                 foreach (var copy in c.Copies)
                 {
                     switch (copy.Status)
                     {
                         case CopyState.Pending: reply.CopiesPending++; break;
-                        case CopyState.Available: reply.CopiesAvailable++; available++; break;
+                        case CopyState.Available:
+                            reply.CopiesAvailable++;
+                            available++;
+                            readable |= _s.Nodes.TryGetValue(copy.NodeId, out var holder) && _s.LivenessOf(holder) != NodeLiveness.Dead;
+                            break;
                         case CopyState.Deleting: reply.CopiesDeleting++; break;
                     }
                 }
@@ -264,6 +313,7 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
                     case ChunkState.Live:
                         reply.LiveChunks++;
                         if (available < c.Goal) reply.ChunksBelowGoal++;
+                        if (!readable) reply.ChunksUnavailable++;
                         break;
                 }
             }

@@ -57,6 +57,9 @@ public sealed class ClusterService(ClusterLogic cluster) : Cluster.ClusterBase
         return new ReportCorruptChunkReply();
     }
 
+    public override Task<RemoveNodeReply> RemoveNode(RemoveNodeRequest request, ServerCallContext context) =>
+        cluster.RemoveNodeAsync(request.NodeId, request.Force);
+
     public override Task<ClusterStatusReply> GetClusterStatus(ClusterStatusRequest request, ServerCallContext context) =>
         Task.FromResult(cluster.Status());
 }
