@@ -100,7 +100,7 @@ internal sealed class ReaderHandoff
     private bool TryLeaveLeaders()
     {
         int l = Volatile.Read(ref _leaders);
-        while (l > 1 + Volatile.Read(ref _slow))
+        while (l > 1 && l > 1 + Volatile.Read(ref _slow))
         {
             int seen = Interlocked.CompareExchange(ref _leaders, l - 1, l);
             if (seen == l) return true;
@@ -162,11 +162,17 @@ internal sealed class ReaderHandoff
                 reader.LastSeen = state;
                 busy = true;
             }
-            else if (Interlocked.CompareExchange(ref reader.State, state - Dispatching + TakenOver, state) == state)
+            else
             {
-                Interlocked.Increment(ref _takeovers);
-                LeaderTurnsSlow();
-                tookOver = true;
+                // Counted slow before the reader can see TakenOver: its later decrement never goes below zero.
+                Interlocked.Increment(ref _slow);
+                if (Interlocked.CompareExchange(ref reader.State, state - Dispatching + TakenOver, state) == state)
+                {
+                    Interlocked.Increment(ref _takeovers);
+                    if (Interlocked.Decrement(ref _leaders) == 0) WakeSuccessor();
+                    tookOver = true;
+                }
+                else Interlocked.Decrement(ref _slow); // it finished just now
             }
         }
         bool idle = !busy && !tookOver && dispatches == _lastDispatches;
