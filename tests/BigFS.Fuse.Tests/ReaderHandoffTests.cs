@@ -122,7 +122,7 @@ public class ReaderHandoffTests
 
         var next = h.Leader();
         Assert.False(stuck.EndDispatch()); // it lost the lead while stuck
-        Assert.True(stuck.AwaitLeadership()); // but finishing a slow handler lets it lead alongside
+        Assert.True(stuck.AwaitLeadership()); // finishing a slow handler, it goes straight back to read()
         Assert.Equal(2, h.Handoff.Leaders);
         Assert.Equal(0, h.Handoff.SlowHandlers);
         Assert.True(next.BeginDispatch(expectSlow: false));

@@ -11,11 +11,11 @@ namespace BigFS.Fuse.Session;
 /// <para>A reader is released from the followers only when the readers in read() will not be back
 /// promptly: a leader about to run a handler expected to be slow (<see cref="Reader.BeginDispatch"/>
 /// with <c>expectSlow</c>) stops counting as a leader; so does one the watchdog finds in the same
-/// synchronous dispatch for over a tick. While slow handlers run, up to one leader per slow handler
-/// plus one may read (a reader finishing a slow handler goes straight back to read(), like a plain
-/// thread pool), so parallel READs still get parallel threads; once requests are fast again, extra
-/// leaders drop back to followers after one request each. With no follower idle, a reader is
-/// started, up to the maximum; at the maximum the next reader to finish a slow handler leads.</para>
+/// synchronous dispatch for over a tick; if it was the last leader, a follower is woken. A reader
+/// finishing a slow handler goes straight back to read() (like a plain thread pool), so parallel
+/// READs still find readers waiting; once requests are fast again, extra leaders drop back to
+/// followers after one request each. With no follower idle, a reader is started, up to the
+/// maximum; at the maximum the next reader to finish a slow handler leads.</para>
 /// <para>Counts (<c>leaders</c>: readers in or heading to read(), or in a synchronous dispatch they
 /// will return from; <c>slow</c>: readers in a slow handler) are kept with interlocked operations;
 /// only the follower stack takes a lock. No I/O: the session supplies the thread start, so this is
@@ -83,11 +83,11 @@ internal sealed class ReaderHandoff
         return reader;
     }
 
-    /// <summary>Joins the leaders if fewer than <paramref name="limitAboveSlow"/> + slow handlers lead.</summary>
-    private bool TryJoinLeaders(int limitAboveSlow)
+    /// <summary>Joins the leaders if fewer than one per slow handler plus one lead.</summary>
+    private bool TryJoinLeaders()
     {
         int l = Volatile.Read(ref _leaders);
-        while (l < limitAboveSlow + Volatile.Read(ref _slow))
+        while (l < 1 + Volatile.Read(ref _slow))
         {
             int seen = Interlocked.CompareExchange(ref _leaders, l + 1, l);
             if (seen == l) return true;
@@ -233,22 +233,24 @@ internal sealed class ReaderHandoff
         internal long LastSeen = -1;      // watchdog thread only
         private bool _slow;
 
-        /// <summary>Waits as a follower until this reader may lead (read the next request). After a
-        /// slow handler it may lead alongside one more reader, so parallel slow requests keep a
-        /// reader in read(). False when the session is stopping: end the thread.</summary>
+        /// <summary>Waits as a follower until this reader may lead (read the next request); after a
+        /// slow handler it leads at once. False when the session is stopping: end the thread.</summary>
         public bool AwaitLeadership()
         {
-            int limit = 1;
             if (_slow)
             {
                 _slow = false;
                 Interlocked.Decrement(ref handoff._slow);
-                limit = 2;
+                if (handoff._stopping) return false;
+                // Back from a slow handler: straight back to read(), like a plain thread pool, so
+                // parallel slow requests (READs of several readers) find readers already waiting.
+                Interlocked.Increment(ref handoff._leaders);
+                return true;
             }
             while (true)
             {
                 if (handoff._stopping) return false;
-                if (handoff.TryJoinLeaders(limit)) return true;
+                if (handoff.TryJoinLeaders()) return true;
                 lock (handoff._followers)
                 {
                     if (handoff._stopping) return false;
@@ -257,7 +259,7 @@ internal sealed class ReaderHandoff
                 }
                 // Re-check after becoming visible: a leader that left just before found no one to wake.
                 Interlocked.MemoryBarrier();
-                if (handoff.TryJoinLeaders(1))
+                if (handoff.TryJoinLeaders())
                 {
                     bool removed;
                     lock (handoff._followers) removed = RemoveFromFollowers();
@@ -265,7 +267,6 @@ internal sealed class ReaderHandoff
                     return true;
                 }
                 _wake.Wait();
-                limit = 1;
             }
         }
 
