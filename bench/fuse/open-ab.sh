@@ -15,8 +15,9 @@ trap 'for m in "$work"/mnt-*; do umount -l "$m" 2>/dev/null || true; done; rm -r
 
 gcc -O2 -Wall /usr/share/doc/libfuse3-dev/examples/null.c $(pkg-config fuse3 --cflags --libs) -o "$work/null_c"
 gcc -O2 -Wall bench/fuse/openlat.c -o "$work/openlat"
-dotnet build samples/BigFS.Fuse.MemoryFs -c Release -v q -nologo >/dev/null
-dll=samples/BigFS.Fuse.MemoryFs/bin/Release/net10.0/BigFS.Fuse.MemoryFs.dll
+# BIGFS_FUSE_DLL: measure another build of the sample (e.g. a copy of the previous commit's) instead.
+dll=${BIGFS_FUSE_DLL:-samples/BigFS.Fuse.MemoryFs/bin/Release/net10.0/BigFS.Fuse.MemoryFs.dll}
+[ -n "${BIGFS_FUSE_DLL:-}" ] || dotnet build samples/BigFS.Fuse.MemoryFs -c Release -v q -nologo >/dev/null
 
 a="$work/mnt-bigfs"; b="$work/mnt-libfuse"; : > "$a"; : > "$b"
 dotnet "$dll" "$a" --null "$@" >>"$work/bigfs.log" 2>&1 & pa=$!
