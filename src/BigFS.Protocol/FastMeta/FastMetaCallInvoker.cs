@@ -96,7 +96,15 @@ public sealed class FastMetaCallInvoker(
     private async Task<TResponse> ConnectThenCallAsync<TRequest, TResponse>(ushort id, Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
         where TRequest : class where TResponse : class
     {
-        var connection = await ConnectAsync(options.CancellationToken).ConfigureAwait(false);
+        MetaConnection? connection;
+        try
+        {
+            connection = await ConnectAsync(options.CancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (options.CancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, "call cancelled"));
+        }
         if (connection is null)
             return await Fallback(method, host, options, request);
         Interlocked.Increment(ref _fastCalls);

@@ -20,8 +20,8 @@ public readonly record struct MetaFrameHeader(ushort Method, StatusCode Status, 
 {
     public const int Size = 24;
     public const uint Magic = 0x4D534642; // "BFSM" read as little endian
-    /// <summary>Largest payload either side accepts (directory pages and layouts stay far below it).</summary>
-    public const int MaxPayloadBytes = 16 * 1024 * 1024;
+    /// <summary>Largest payload either side accepts: gRPC's limit here, so no call fits one transport and not the other.</summary>
+    public const int MaxPayloadBytes = GrpcServerHost.MaxMessageBytes;
     public const int MaxSessionBytes = 128;
 
     public void Encode(Span<byte> destination)
