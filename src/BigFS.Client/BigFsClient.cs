@@ -4,6 +4,7 @@ using System.Text;
 using BigFS.Core;
 using BigFS.Protocol;
 using BigFS.Protocol.Bulk;
+using BigFS.Protocol.FastMeta;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Logging;
@@ -22,16 +23,19 @@ public sealed class BigFsClient : IAsyncDisposable
     private const ulong RootIno = 1;
 
     private readonly GrpcChannels _channels;
+    private readonly FastMetaCallInvoker? _fastMeta;
     private readonly BulkClient _bulk;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ConcurrentDictionary<BigFsFile, byte> _dirtyFiles = new();
     private long _uploadingBytes;
     private readonly StrongBox<string?> _session;
 
-    private BigFsClient(GrpcChannels channels, Namespace.NamespaceClient ns, StrongBox<string?> session, int chunkSize, BigFsClientOptions options, ILoggerFactory loggerFactory)
+    private BigFsClient(GrpcChannels channels, FastMetaCallInvoker? fastMeta, Namespace.NamespaceClient ns, StrongBox<string?> session, int chunkSize,
+        BigFsClientOptions options, ILoggerFactory loggerFactory)
     {
         _session = session;
         _channels = channels;
+        _fastMeta = fastMeta;
         _loggerFactory = loggerFactory;
         Namespace = ns;
         ChunkSize = chunkSize;
@@ -72,20 +76,30 @@ public sealed class BigFsClient : IAsyncDisposable
         loggerFactory ??= NullLoggerFactory.Instance;
         var channels = new GrpcChannels();
         var session = new StrongBox<string?>();
-        var ns = new Namespace.NamespaceClient(channels.Get(metadataAddress).Intercept(headers =>
+        var grpc = channels.Get(metadataAddress).Intercept(headers =>
         {
             if (session.Value is { } id)
                 (headers ??= []).Add(SessionHeader.Name, id);
             return headers;
-        }));
+        });
+        var grpcNamespace = new Namespace.NamespaceClient(grpc);
+        // Unary namespace calls go over the server's fast listener when it has one (gRPC otherwise).
+        var fastMeta = options.FastMetadataTransport
+            ? new FastMetaCallInvoker(grpc, async token =>
+                (await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: token)).MetadataFastAddress,
+                () => session.Value, loggerFactory.CreateLogger<FastMetaCallInvoker>(), options.InlineMetadataCompletions)
+            : null;
         try
         {
-            var reply = await ns.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+            var reply = await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
             var chunkSize = reply.ChunkSize is > 0 and <= 64 * 1024 * 1024 ? (int)reply.ChunkSize : DefaultChunkSize;
-            return new BigFsClient(channels, ns, session, chunkSize, options, loggerFactory);
+            fastMeta?.UseAddress(reply.MetadataFastAddress);
+            var ns = fastMeta is null ? grpcNamespace : new Namespace.NamespaceClient(fastMeta);
+            return new BigFsClient(channels, fastMeta, ns, session, chunkSize, options, loggerFactory);
         }
         catch (RpcException ex)
         {
+            fastMeta?.Dispose();
             channels.Dispose();
             throw BigFsException.Io($"cannot reach the metadata server at {metadataAddress}: {ex.Status.Detail}", ex);
         }
@@ -193,8 +207,12 @@ public sealed class BigFsClient : IAsyncDisposable
             _dirtyFiles.TryRemove(file, out _);
     }
 
+    /// <summary>Unary namespace calls made over the fast metadata transport so far (diagnostics, tests).</summary>
+    public long FastMetadataCalls => _fastMeta?.FastCalls ?? 0;
+
     public ValueTask DisposeAsync()
     {
+        _fastMeta?.Dispose();
         _channels.Dispose();
         _bulk.Dispose();
         return ValueTask.CompletedTask;

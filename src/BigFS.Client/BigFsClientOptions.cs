@@ -7,4 +7,13 @@ public sealed class BigFsClientOptions
     public int UploadRetries { get; set; } = 3;                         // then EIO
     public long ChunkCacheBytes { get; set; } = 256L * 1024 * 1024;
     public long ReadAheadBytes { get; set; } = 16L * 1024 * 1024;          // sequential reads; capped at half the cache
+
+    /// <summary>Unary namespace calls over the metadata server's fast listener when it advertises one (false = gRPC only).</summary>
+    public bool FastMetadataTransport { get; set; } = true;
+
+    /// <summary>
+    /// Fast transport replies complete their callers on the receiving thread (no thread hop).
+    /// Only for callers whose continuations never block (the mount's FUSE handlers).
+    /// </summary>
+    public bool InlineMetadataCompletions { get; set; }
 }

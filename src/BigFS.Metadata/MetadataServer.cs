@@ -2,6 +2,7 @@ using BigFS.Metadata.Logic;
 using BigFS.Metadata.Services;
 using BigFS.Metadata.Storage;
 using BigFS.Protocol;
+using BigFS.Protocol.FastMeta;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -27,6 +28,7 @@ public sealed class MetadataServer : IAsyncDisposable
     private NamespaceLogic _namespace = null!;
     private ChunkMaintenance _maintenance = null!;
     private WebApplication? _app;
+    private FastMetaListener? _fast;
     private Task _maintenanceLoop = Task.CompletedTask;
     private Task? _stopped;
 
@@ -41,6 +43,11 @@ public sealed class MetadataServer : IAsyncDisposable
 
     /// <summary>"http://127.0.0.1:PORT" once started.</summary>
     public string Address { get; private set; } = "";
+
+    /// <summary>The fast metadata listener as host:port once started; empty when it is turned off.</summary>
+    public string FastAddress => _endpoints.FastAddress;
+
+    private readonly MetadataEndpoints _endpoints = new();
 
     internal MetadataState State { get; private set; } = null!;
 
@@ -102,6 +109,7 @@ public sealed class MetadataServer : IAsyncDisposable
             {
                 services.AddSingleton(_namespace);
                 services.AddSingleton(cluster);
+                services.AddSingleton(_endpoints);
                 services.AddGrpc().AddServiceOptions<NamespaceService>(o => o.Interceptors.Add<ChangeOriginInterceptor>());
             },
             endpoints =>
@@ -111,12 +119,31 @@ public sealed class MetadataServer : IAsyncDisposable
             });
         await _app.StartAsync(ct).ConfigureAwait(false);
         Address = _app.BoundAddress();
+        if (_options.EffectiveFastListen() is { } fastListen)
+        {
+            // The same service class (and so the same handlers) as the gRPC endpoint.
+            var dispatcher = new FastMetaDispatcher { OnSession = session => ChangeOrigin.Session = session };
+            Namespace.BindService(dispatcher, new NamespaceService(_namespace, cluster, _endpoints));
+            _fast = FastMetaListener.Start(fastListen, dispatcher, loggerFactory.CreateLogger<FastMetaListener>());
+            _endpoints.FastAddress = AdvertisedFastAddress(Address, fastListen, _fast.LocalEndPoint.Port);
+        }
         _maintenanceLoop = Task.Run(() => MaintenanceLoopAsync(_stopping.Token), CancellationToken.None);
         if (_options.HeartbeatTimeout <= _options.HeartbeatInterval)
             _logger.LogWarning("HeartbeatTimeout {Timeout} is not longer than HeartbeatInterval {Interval}: healthy nodes will turn Suspect",
                 _options.HeartbeatTimeout, _options.HeartbeatInterval);
-        _logger.LogInformation("Metadata server listening on {Address} (data {DataDirectory}, {Inodes} inodes, {Chunks} chunks)",
-            Address, _options.DataDirectory, snapshot.Inodes.Count, snapshot.Chunks.Count);
+        _logger.LogInformation("Metadata server listening on {Address}, fast metadata transport on {FastAddress} (data {DataDirectory}, {Inodes} inodes, {Chunks} chunks)",
+            Address, _fast is null ? "none" : FastAddress, _options.DataDirectory, snapshot.Inodes.Count, snapshot.Chunks.Count);
+    }
+
+    /// <summary>host:port clients dial: a wildcard listen is advertised with the host of the advertised gRPC address.</summary>
+    internal static string AdvertisedFastAddress(string grpcAddress, string fastListen, int boundPort)
+    {
+        var (host, _) = GrpcServerHost.ParseListen(fastListen);
+        if (host is "*" or "0.0.0.0" or "" or "[::]")
+            host = new Uri(grpcAddress).Host;
+        else if (host == "localhost")
+            host = "127.0.0.1";
+        return $"{host}:{boundPort}";
     }
 
     private async Task MaintenanceLoopAsync(CancellationToken ct)
@@ -169,6 +196,8 @@ public sealed class MetadataServer : IAsyncDisposable
         _stopping.Cancel();
         try { await _maintenanceLoop.ConfigureAwait(false); }
         catch (Exception ex) { _logger.LogWarning(ex, "Maintenance loop ended with an error"); }
+        if (_fast is not null)
+            await _fast.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         if (_app is not null)
         {
             await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);

@@ -5,6 +5,30 @@ public sealed class MetadataServerOptions
 {
     public string DataDirectory { get; set; } = "";
     public string Listen { get; set; } = "127.0.0.1:9000";     // port 0 = any free port
+
+    /// <summary>
+    /// The fast metadata listener (docs/metadata-transport.md), host:port. Default: the gRPC
+    /// host, port = gRPC port + <see cref="DefaultFastPortOffset"/> (0 when the gRPC port is 0).
+    /// <see cref="NoFastListener"/> turns it off: clients then make every call over gRPC.
+    /// </summary>
+    public string? FastListen { get; set; }
+
+    public const int DefaultFastPortOffset = 1000;
+    public const string NoFastListener = "none";
+
+    /// <summary>The fast listen address in effect, or null when turned off.</summary>
+    public string? EffectiveFastListen()
+    {
+        if (string.Equals(FastListen, NoFastListener, StringComparison.OrdinalIgnoreCase))
+            return null;
+        if (!string.IsNullOrWhiteSpace(FastListen))
+            return FastListen;
+        var (host, port) = BigFS.Protocol.GrpcServerHost.ParseListen(Listen);
+        var fastPort = port == 0 ? 0 : port + DefaultFastPortOffset;
+        if (fastPort > 65535)
+            throw new ArgumentException($"no default fast metadata port for listen port {port}; set FastListen");
+        return $"{host}:{fastPort}";
+    }
     public int ChunkSize { get; set; } = 4 * 1024 * 1024;
     public int DefaultGoal { get; set; } = 3;
     public int MinCopiesBeforeAck { get; set; } = 2;
@@ -29,6 +53,12 @@ public sealed class MetadataServerOptions
             throw new ArgumentException("MetadataServerOptions.Listen must be host:port", nameof(Listen));
         try { BigFS.Protocol.GrpcServerHost.ParseListen(Listen); }
         catch (FormatException ex) { throw new ArgumentException($"MetadataServerOptions.Listen: {ex.Message}", nameof(Listen), ex); }
+        try
+        {
+            if (EffectiveFastListen() is { } fast)
+                BigFS.Protocol.GrpcServerHost.ParseListen(fast);
+        }
+        catch (FormatException ex) { throw new ArgumentException($"MetadataServerOptions.FastListen: {ex.Message}", nameof(FastListen), ex); }
         if (ChunkSize < BigFS.Core.ChunkChecksum.BlockSize || ChunkSize % BigFS.Core.ChunkChecksum.BlockSize != 0 || ChunkSize > 64 * 1024 * 1024)
             throw new ArgumentException($"MetadataServerOptions.ChunkSize must be a multiple of 64 KiB between 64 KiB and 64 MiB (was {ChunkSize})", nameof(ChunkSize));
         if (DefaultGoal is < 1 or > MaxGoal)

@@ -37,6 +37,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     /// <summary>Runs a cluster call, turning transport and client failures into errno values.</summary>
     private async ValueTask<FuseResult<T>> Call<T>(Func<ValueTask<FuseResult<T>>> body, string op)
     {
+        var start = MetaTrace.Enabled ? MetaTrace.Now() : 0;
         try
         {
             return await body();
@@ -57,6 +58,11 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         catch (OperationCanceledException)
         {
             return new FuseError(LinuxErrno.EINTR);
+        }
+        finally
+        {
+            if (MetaTrace.Enabled)
+                MetaTrace.Record("mount." + op, start);
         }
     }
 

@@ -23,11 +23,17 @@ public sealed class BigFsMountOptions
     public long WriteBufferBytes { get; set; } = 128L * 1024 * 1024;
     public long ChunkCacheBytes { get; set; } = 128L * 1024 * 1024;
     public int MaxInFlightChunkUploads { get; set; } = 4;
+    /// <summary>
+    /// Metadata replies complete the FUSE handlers on the thread that received them, sparing a
+    /// thread-pool hop per namespace syscall (the handlers never block, so this is safe here).
+    /// </summary>
+    public bool InlineMetadataCompletions { get; set; } = true;
 
     internal BigFsClientOptions ToClientOptions() => new()
     {
         WriteBufferBytes = WriteBufferBytes,
         ChunkCacheBytes = ChunkCacheBytes,
         MaxInFlightChunkUploads = MaxInFlightChunkUploads,
+        InlineMetadataCompletions = InlineMetadataCompletions,
     };
 }

@@ -17,6 +17,7 @@ public static class DaemonSettings
     {
         ["--data"] = "data_dir",
         ["--listen"] = "listen",
+        ["--fast-listen"] = "meta_fast_listen",
     };
 
     public static readonly Dictionary<string, string> NodeShortOptions = new()
@@ -36,6 +37,7 @@ public static class DaemonSettings
         {
             DataDirectory = s.RequireString("data_dir", "--data DIR"),
             Listen = ReadAddress(s, "listen", "127.0.0.1:9000"),
+            FastListen = ReadOptionalListen(s, "meta_fast_listen", MetadataServerOptions.NoFastListener),
             ChunkSize = (int)Math.Min(int.MaxValue, s.GetSize("chunk_size", 4 * 1024 * 1024)),
             DefaultGoal = s.GetInt("goal", 3, 1, 16),
             MinCopiesBeforeAck = s.GetInt("min_copies_before_ack", 2, 1, 16),
@@ -87,12 +89,15 @@ public static class DaemonSettings
     }
 
     /// <summary>The bulk data listener: host:port, "none", or unset (gRPC port + 1000 on the same host).</summary>
-    private static string? ReadDataListen(SettingsReader s)
+    private static string? ReadDataListen(SettingsReader s) => ReadOptionalListen(s, "data_listen", StorageNodeOptions.NoDataListener);
+
+    /// <summary>A second listener beside gRPC: host:port, the word for none, or unset (the component's default).</summary>
+    private static string? ReadOptionalListen(SettingsReader s, string key, string none)
     {
-        var text = s.GetString("data_listen");
-        if (text is null || string.Equals(text, StorageNodeOptions.NoDataListener, StringComparison.OrdinalIgnoreCase))
+        var text = s.GetString(key);
+        if (text is null || string.Equals(text, none, StringComparison.OrdinalIgnoreCase))
             return text;
-        return ReadAddress(s, "data_listen", text);
+        return ReadAddress(s, key, text);
     }
 
     /// <summary>

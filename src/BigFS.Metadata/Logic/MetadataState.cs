@@ -232,12 +232,20 @@ public sealed class MetadataState
     {
         T reply;
         Task stored;
+        var start = BigFS.Protocol.MetaTrace.Enabled ? BigFS.Protocol.MetaTrace.Now() : 0;
         lock (Sync)
         {
             reply = op();
             stored = CommitAsync(durability);
         }
+        if (BigFS.Protocol.MetaTrace.Enabled)
+        {
+            BigFS.Protocol.MetaTrace.Record("server.mutate.locked", start);
+            start = BigFS.Protocol.MetaTrace.Now();
+        }
         await stored.ConfigureAwait(false);
+        if (BigFS.Protocol.MetaTrace.Enabled)
+            BigFS.Protocol.MetaTrace.Record($"server.mutate.stored.{durability}", start);
         return reply;
     }
 

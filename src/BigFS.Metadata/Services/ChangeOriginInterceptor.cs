@@ -11,6 +11,12 @@ public sealed class ChangeOriginInterceptor : Interceptor
         UnaryServerMethod<TRequest, TResponse> continuation)
     {
         ChangeOrigin.Session = context.RequestHeaders.GetValue(ChangeOrigin.HeaderName);
-        return continuation(request, context);
+        if (!BigFS.Protocol.MetaTrace.Enabled)
+            return continuation(request, context);
+        var start = BigFS.Protocol.MetaTrace.Now();
+        var reply = continuation(request, context);
+        var stage = "server.grpc." + context.Method[(context.Method.LastIndexOf('/') + 1)..];
+        reply.ContinueWith(_ => BigFS.Protocol.MetaTrace.Record(stage, start), TaskContinuationOptions.ExecuteSynchronously);
+        return reply;
     }
 }

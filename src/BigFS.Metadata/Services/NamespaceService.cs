@@ -4,8 +4,11 @@ using Grpc.Core;
 
 namespace BigFS.Metadata.Services;
 
-/// <summary>The Namespace gRPC service: a thin adapter over <see cref="NamespaceLogic"/>.</summary>
-public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster) : Namespace.NamespaceBase
+/// <summary>
+/// The Namespace gRPC service: a thin adapter over <see cref="NamespaceLogic"/>. The fast
+/// metadata listener dispatches to these same handlers (<c>FastMetaDispatcher</c>).
+/// </summary>
+public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster, MetadataEndpoints endpoints) : Namespace.NamespaceBase
 {
     public override Task<EntryReply> Lookup(LookupRequest request, ServerCallContext context) => Task.FromResult(ns.Lookup(request));
     public override Task<AttrReply> GetAttr(InodeRequest request, ServerCallContext context) => Task.FromResult(ns.GetAttr(request));
@@ -40,7 +43,12 @@ public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster) : 
             await responseStream.WriteAsync(await watcher.NextAsync(context.CancellationToken));
     }
 
-    public override Task<ListWritableNodesReply> ListWritableNodes(ListWritableNodesRequest request, ServerCallContext context) => Task.FromResult(cluster.ListWritableNodes());
+    public override Task<ListWritableNodesReply> ListWritableNodes(ListWritableNodesRequest request, ServerCallContext context)
+    {
+        var reply = cluster.ListWritableNodes();
+        reply.MetadataFastAddress = endpoints.FastAddress;
+        return Task.FromResult(reply);
+    }
 
     public override async Task<StatusReply> ReportBadCopy(ReportBadCopyRequest request, ServerCallContext context) =>
         new() { Errno = await cluster.ReportBadCopyAsync(request.ChunkId, request.NodeId, request.Reason) };

@@ -1,0 +1,8 @@
+namespace BigFS.Metadata.Services;
+
+/// <summary>Where this server's listeners can be reached, known once they are bound; told to clients.</summary>
+public sealed class MetadataEndpoints
+{
+    /// <summary>The fast listener as host:port, or empty when there is none.</summary>
+    public string FastAddress { get; set; } = "";
+}

@@ -1,0 +1,171 @@
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace BigFS.Protocol.FastMeta;
+
+/// <summary>
+/// A gRPC <see cref="CallInvoker"/> that sends the unary Namespace calls over the metadata
+/// server's fast listener (one persistent connection, many calls in flight) and everything else
+/// — streaming calls, or every call while the fast listener is unknown or unreachable — through
+/// the gRPC invoker it wraps. Callers keep using the generated <c>Namespace.NamespaceClient</c>
+/// and see the same replies and the same <see cref="RpcException"/> status codes either way.
+/// <para>
+/// The fast address comes from <paramref name="discover"/> (asked again after a failed
+/// connect, so a restarted server on a new port is found); after a failed connect the calls of
+/// the next second go through gRPC, then the fast path is tried again.
+/// </para>
+/// </summary>
+public sealed class FastMetaCallInvoker(
+    CallInvoker fallback,
+    Func<CancellationToken, Task<string?>> discover,
+    Func<string?> session,
+    ILogger? logger = null,
+    bool inlineCompletions = false) : CallInvoker, IDisposable
+{
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromSeconds(1);
+    private static readonly Task<Metadata> NoHeaders = Task.FromResult(Metadata.Empty);
+
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
+    private readonly SemaphoreSlim _connecting = new(1, 1);
+    private volatile MetaConnection? _connection;
+    private string? _address;
+    private bool _addressKnown;
+    private long _retryAtTicks;
+    private bool _disposed;
+
+    /// <summary>Calls that went over the fast transport, and over gRPC (for tests and diagnostics).</summary>
+    public long FastCalls => Interlocked.Read(ref _fastCalls);
+    public long FallbackCalls => Interlocked.Read(ref _fallbackCalls);
+    private long _fastCalls, _fallbackCalls;
+
+    /// <summary>Sets the fast address up front (e.g. from the reply that also told the chunk size); null or empty = none.</summary>
+    public void UseAddress(string? address)
+    {
+        _address = string.IsNullOrEmpty(address) ? null : address;
+        _addressKnown = true;
+    }
+
+    public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+    {
+        if (MetaTrace.Enabled)
+            return Traced(method, AsyncUnaryCallCore(method, host, options, request));
+        return AsyncUnaryCallCore(method, host, options, request);
+    }
+
+    private AsyncUnaryCall<TResponse> AsyncUnaryCallCore<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+        where TRequest : class where TResponse : class
+    {
+        if (!MetaMethodIds.TryGetId(method.FullName, out var id))
+            return Fallback(method, host, options, request);
+        var connection = _connection;
+        if (connection is null || !connection.IsAlive)
+        {
+            if (Environment.TickCount64 < Volatile.Read(ref _retryAtTicks) || _disposed)
+                return Fallback(method, host, options, request);
+            return Wrap(ConnectThenCallAsync(id, method, host, options, request));
+        }
+        Interlocked.Increment(ref _fastCalls);
+        return Wrap(connection.CallAsync(id, session(), ProtobufPayload.AsMessage(request), method.ResponseMarshaller,
+            options.Deadline, options.CancellationToken));
+    }
+
+    private AsyncUnaryCall<TResponse> Fallback<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+        where TRequest : class where TResponse : class
+    {
+        Interlocked.Increment(ref _fallbackCalls);
+        return fallback.AsyncUnaryCall(method, host, options, request);
+    }
+
+    private AsyncUnaryCall<TResponse> Traced<TRequest, TResponse>(Method<TRequest, TResponse> method, AsyncUnaryCall<TResponse> call)
+        where TRequest : class where TResponse : class
+    {
+        var start = MetaTrace.Now();
+        var stage = $"client.{method.Name}.{(_connection is { IsAlive: true } ? "fast" : "grpc")}";
+        call.ResponseAsync.ContinueWith(_ => MetaTrace.Record(stage, start), TaskContinuationOptions.ExecuteSynchronously);
+        return call;
+    }
+
+    private static AsyncUnaryCall<TResponse> Wrap<TResponse>(Task<TResponse> reply) =>
+        new(reply, NoHeaders, () => StatusOf(reply), () => Metadata.Empty, static () => { });
+
+    private static Status StatusOf(Task task) => task.Exception?.InnerException is RpcException rpc ? rpc.Status
+        : task.IsCompletedSuccessfully ? Status.DefaultSuccess : new Status(StatusCode.Unknown, "call not complete");
+
+    private async Task<TResponse> ConnectThenCallAsync<TRequest, TResponse>(ushort id, Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+        where TRequest : class where TResponse : class
+    {
+        MetaConnection? connection;
+        try
+        {
+            connection = await ConnectAsync(options.CancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (options.CancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, "call cancelled"));
+        }
+        if (connection is null)
+            return await Fallback(method, host, options, request);
+        Interlocked.Increment(ref _fastCalls);
+        return await connection.CallAsync(id, session(), ProtobufPayload.AsMessage(request), method.ResponseMarshaller,
+            options.Deadline, options.CancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The live connection, a new one, or null (no fast listener, or it cannot be reached now: use gRPC).</summary>
+    private async Task<MetaConnection?> ConnectAsync(CancellationToken ct)
+    {
+        await _connecting.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_connection is { IsAlive: true } live)
+                return live;
+            if (_disposed || Environment.TickCount64 < Volatile.Read(ref _retryAtTicks))
+                return null;
+            for (var attempt = 0; attempt < 2; attempt++)
+            {
+                try
+                {
+                    if (!_addressKnown)
+                        UseAddress(await discover(ct).ConfigureAwait(false));
+                    if (_address is null)
+                        break;
+                    var connection = await MetaConnection.ConnectAsync(_address, ConnectTimeout, inlineCompletions).ConfigureAwait(false);
+                    _connection?.Dispose();
+                    _connection = connection;
+                    return connection;
+                }
+                catch (Exception ex) when (ex is System.Net.Sockets.SocketException or RpcException or IOException)
+                {
+                    // The address may be stale (a restarted server on another port): ask again once.
+                    _logger.LogDebug("Fast metadata connection to {Address} failed: {Error}", _address, ex.Message);
+                    _addressKnown = false;
+                }
+            }
+            Volatile.Write(ref _retryAtTicks, Environment.TickCount64 + (long)RetryAfterFailure.TotalMilliseconds);
+            return null;
+        }
+        finally
+        {
+            _connecting.Release();
+        }
+    }
+
+    public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+        fallback.BlockingUnaryCall(method, host, options, request);
+
+    public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+        fallback.AsyncServerStreamingCall(method, host, options, request);
+
+    public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+        fallback.AsyncClientStreamingCall(method, host, options);
+
+    public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+        fallback.AsyncDuplexStreamingCall(method, host, options);
+
+    public void Dispose()
+    {
+        _disposed = true;
+        _connection?.Dispose();
+    }
+}

@@ -1,0 +1,143 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Protocol.FastMeta;
+
+/// <summary>
+/// The metadata server's fast listener: plain TCP, framed requests (<see cref="MetaFrameHeader"/>)
+/// dispatched to the gRPC service's own handlers (<see cref="FastMetaDispatcher"/>). Each
+/// connection has a thread that receives with blocking reads and runs the handlers' synchronous
+/// part itself, so a request that completes synchronously (lookups, getattr) is answered by
+/// the receiving thread with no thread hop; the others reply from whichever thread completes
+/// them. Replies are single sends under a per-connection lock, in any order.
+/// <para>
+/// Bad input: an unknown method or an undecodable request gets an error reply and the
+/// connection stays usable; a frame header that does not decode (magic, reserved bits, lengths
+/// over the limits) gets an error reply and the connection is closed.
+/// </para>
+/// </summary>
+public sealed partial class FastMetaListener : IAsyncDisposable
+{
+    /// <summary>Requests in flight per connection before its receiving thread waits (back-pressure).</summary>
+    public const int MaxInFlightPerConnection = 1024;
+    public const int MaxConnections = 1024;
+
+    private readonly Socket _listener;
+    private readonly FastMetaDispatcher _dispatcher;
+    private readonly ILogger _logger;
+    private readonly Lock _sync = new();
+    private readonly HashSet<ServerConnection> _connections = [];
+    private readonly Thread _acceptThread;
+    private readonly TaskCompletionSource _acceptEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _stopping;
+
+    private FastMetaListener(Socket listener, FastMetaDispatcher dispatcher, ILogger logger)
+    {
+        _listener = listener;
+        _dispatcher = dispatcher;
+        _logger = logger;
+        _acceptThread = new Thread(AcceptLoop) { IsBackground = true, Name = "bigfs-meta-fast-accept" };
+        _acceptThread.Start();
+    }
+
+    /// <summary>The bound endpoint (port 0 in the listen address picks a free port).</summary>
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_listener.LocalEndPoint!;
+
+    public static FastMetaListener Start(string listen, FastMetaDispatcher dispatcher, ILogger logger)
+    {
+        var (host, port) = GrpcServerHost.ParseListen(listen);
+        var address = host is "*" or "0.0.0.0" or "" ? IPAddress.Any
+            : IPAddress.Parse(host == "localhost" ? "127.0.0.1" : host.Trim('[', ']'));
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(new IPEndPoint(address, port));
+            socket.Listen(128);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new FastMetaListener(socket, dispatcher, logger);
+    }
+
+    private void AcceptLoop()
+    {
+        try
+        {
+            AcceptConnections();
+        }
+        finally
+        {
+            _acceptEnded.TrySetResult();
+        }
+    }
+
+    private void AcceptConnections()
+    {
+        while (!_stopping)
+        {
+            Socket client;
+            try
+            {
+                client = _listener.Accept();   // blocking: accepted sockets stay in blocking mode
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                if (!_stopping)
+                    _logger.LogError("Fast metadata listener stopped accepting: {Error}", ex.Message);
+                return;
+            }
+            client.NoDelay = true;
+            lock (_sync)
+            {
+                if (_stopping || _connections.Count >= MaxConnections)
+                {
+                    _logger.LogWarning("Fast metadata connection from {Peer} refused: {Count} connections open", client.RemoteEndPoint, _connections.Count);
+                    client.Dispose();
+                    continue;
+                }
+                var connection = new ServerConnection(this, client);
+                _connections.Add(connection);
+                connection.Start();
+            }
+        }
+    }
+
+    private void Forget(ServerConnection connection)
+    {
+        lock (_sync)
+            _connections.Remove(connection);
+    }
+
+    /// <summary>Stops accepting, stops reading requests, lets replies in flight go out (up to <paramref name="grace"/>), then closes every connection.</summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        ServerConnection[] open;
+        lock (_sync)
+        {
+            _stopping = true;
+            open = [.. _connections];
+        }
+        _listener.Dispose();
+        foreach (var c in open)
+            c.StopReceiving();
+        var deadline = Environment.TickCount64 + (long)grace.TotalMilliseconds;
+        while (open.Any(c => c.InFlight > 0) && Environment.TickCount64 < deadline)
+            await Task.Delay(5).ConfigureAwait(false);
+        foreach (var c in open)
+            c.Close();
+        try
+        {
+            await _acceptEnded.Task.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _logger.LogWarning("Fast metadata listener: the accepting thread did not end");
+        }
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync(TimeSpan.FromSeconds(5)));
+}

@@ -1,0 +1,260 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace BigFS.Protocol.FastMeta;
+
+/// <summary>
+/// One client connection to a metadata server's fast listener: any number of requests in
+/// flight, replies matched by request id. Requests are sent by the calling thread (one send per
+/// frame); a dedicated thread receives replies with blocking reads, parses them and completes
+/// the callers. When the connection breaks, every call in flight fails with Unavailable (it
+/// may or may not have been applied, as with gRPC) and the connection is dead for good.
+/// </summary>
+public sealed class MetaConnection : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly Lock _sendLock = new();
+    private readonly Lock _pendingLock = new();
+    private readonly Dictionary<ulong, PendingCall> _pending = [];
+    private readonly bool _inlineCompletions;
+    private ulong _nextRequestId;
+    private volatile bool _closed;
+    private string _closeReason = "";
+
+    private MetaConnection(Socket socket, string address, bool inlineCompletions)
+    {
+        _socket = socket;
+        Address = address;
+        _inlineCompletions = inlineCompletions;
+        new Thread(ReceiveLoop) { IsBackground = true, Name = "bigfs-meta-client" }.Start();
+    }
+
+    public string Address { get; }
+
+    public bool IsAlive => !_closed;
+
+    /// <summary>
+    /// Connects with a blocking connect on a pool thread (an asynchronous connect would put the
+    /// socket in non-blocking mode, and every later blocking receive would then wait through
+    /// the runtime's event loop: one more thread hop per reply).
+    /// </summary>
+    /// <param name="inlineCompletions">Run callers' continuations on the receiving thread (no hop; they must never block).</param>
+    public static async Task<MetaConnection> ConnectAsync(string address, TimeSpan timeout, bool inlineCompletions = false)
+    {
+        var (host, port) = GrpcServerHost.ParseListen(address);
+        var endpoint = IPAddress.TryParse(host.Trim('[', ']'), out var ip)
+            ? new IPEndPoint(ip, port)
+            : new IPEndPoint((await Dns.GetHostAddressesAsync(host)).First(), port);
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var connect = Task.Run(() => socket.Connect(endpoint));
+        if (await Task.WhenAny(connect, Task.Delay(timeout)) != connect)
+        {
+            socket.Dispose();   // ends the connect attempt
+            _ = connect.ContinueWith(t => t.Exception, TaskScheduler.Default);
+            throw new SocketException((int)SocketError.TimedOut);
+        }
+        try
+        {
+            await connect;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new MetaConnection(socket, address, inlineCompletions);
+    }
+
+    /// <summary>Sends one request; the task completes with the reply or faults with an <see cref="RpcException"/>.</summary>
+    public Task<TResponse> CallAsync<TResponse>(ushort method, string? session, IMessage request, Marshaller<TResponse> replies,
+        DateTime? deadline, CancellationToken ct)
+    {
+        var sessionLength = session is null ? 0 : Encoding.ASCII.GetByteCount(session);
+        if (sessionLength > MetaFrameHeader.MaxSessionBytes)
+            return Task.FromException<TResponse>(new RpcException(new Status(StatusCode.InvalidArgument, "session id too long")));
+        var payloadLength = request.CalculateSize();
+        if (payloadLength > MetaFrameHeader.MaxPayloadBytes)
+            return Task.FromException<TResponse>(new RpcException(new Status(StatusCode.ResourceExhausted,
+                $"request of {payloadLength} bytes exceeds the fast transport's {MetaFrameHeader.MaxPayloadBytes}")));
+
+        var call = new PendingCall<TResponse>(replies, _inlineCompletions);
+        ulong id;
+        lock (_pendingLock)
+        {
+            if (_closed)
+                return Task.FromException<TResponse>(Unavailable());
+            id = ++_nextRequestId;
+            _pending.Add(id, call);
+        }
+
+        var frameLength = MetaFrameHeader.Size + sessionLength + payloadLength;
+        var frame = ArrayPool<byte>.Shared.Rent(frameLength);
+        try
+        {
+            new MetaFrameHeader(method, StatusCode.OK, sessionLength, id, payloadLength).Encode(frame);
+            if (session is not null)
+                Encoding.ASCII.GetBytes(session, frame.AsSpan(MetaFrameHeader.Size, sessionLength));
+            request.WriteTo(frame.AsSpan(MetaFrameHeader.Size + sessionLength, payloadLength));
+            lock (_sendLock)
+                SendAll(frame.AsSpan(0, frameLength));
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            Close("send failed: " + ex.Message);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+        }
+
+        if (ct.CanBeCanceled || deadline is not null)
+            call.Watch(this, id, deadline, ct);
+        return call.Task;
+    }
+
+    private void SendAll(ReadOnlySpan<byte> data)
+    {
+        while (data.Length > 0)
+            data = data[_socket.Send(data)..];
+    }
+
+    internal void Abandon(ulong id, PendingCall call, Status status)
+    {
+        lock (_pendingLock)
+        {
+            if (!_pending.Remove(id))
+                return;
+        }
+        call.Fail(new RpcException(status));
+    }
+
+    private void ReceiveLoop()
+    {
+        var reader = new SocketFrameReader(_socket);
+        var raw = new byte[MetaFrameHeader.Size];
+        var reason = "closed by the server";
+        try
+        {
+            while (reader.TryReadExactly(raw))
+            {
+                if (!MetaFrameHeader.TryDecode(raw, out var header, out var error) || header.SessionLength != 0)
+                {
+                    reason = "bad reply frame: " + (error ?? "a reply carries no session");
+                    break;
+                }
+                var payload = ArrayPool<byte>.Shared.Rent(header.PayloadLength);
+                try
+                {
+                    if (!reader.TryReadExactly(payload.AsSpan(0, header.PayloadLength)))
+                        break;
+                    PendingCall? call;
+                    lock (_pendingLock)
+                        _pending.Remove(header.RequestId, out call);
+                    // Unknown ids are calls given up on (cancelled, timed out): their reply is dropped.
+                    call?.Complete(header.Status, payload.AsMemory(0, header.PayloadLength));
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(payload);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            reason = ex.Message;
+        }
+        Close(reason);
+    }
+
+    private RpcException Unavailable() =>
+        new(new Status(StatusCode.Unavailable, $"metadata connection to {Address} lost: {_closeReason}"));
+
+    private void Close(string reason)
+    {
+        List<PendingCall> failed;
+        lock (_pendingLock)
+        {
+            if (_closed)
+                return;
+            _closeReason = reason;
+            _closed = true;
+            failed = [.. _pending.Values];
+            _pending.Clear();
+        }
+        try { _socket.Shutdown(SocketShutdown.Both); }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { }
+        _socket.Dispose();
+        var error = Unavailable();
+        foreach (var call in failed)
+            call.Fail(error);
+    }
+
+    public void Dispose() => Close("closed by the client");
+
+    /// <summary>A request waiting for its reply.</summary>
+    internal abstract class PendingCall
+    {
+        public abstract void Complete(StatusCode status, ReadOnlyMemory<byte> payload);
+        public abstract void Fail(Exception error);
+    }
+
+    private sealed class PendingCall<T>(Marshaller<T> replies, bool inline) : PendingCall
+    {
+        private readonly TaskCompletionSource<T> _done = new(inline ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
+        private CancellationTokenRegistration _cancel;
+        private CancellationTokenSource? _timer;
+
+        public Task<T> Task => _done.Task;
+
+        public void Watch(MetaConnection connection, ulong id, DateTime? deadline, CancellationToken ct)
+        {
+            if (deadline is { } at)
+            {
+                var left = at.ToUniversalTime() - DateTime.UtcNow;
+                _timer = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+                _timer.Token.Register(() => connection.Abandon(id, this, new Status(StatusCode.DeadlineExceeded, "deadline exceeded")));
+            }
+            if (ct.CanBeCanceled)
+                _cancel = ct.Register(() => connection.Abandon(id, this, new Status(StatusCode.Cancelled, "call cancelled")));
+            if (_done.Task.IsCompleted)
+                Release();
+        }
+
+        public override void Complete(StatusCode status, ReadOnlyMemory<byte> payload)
+        {
+            Release();
+            if (status != StatusCode.OK)
+            {
+                _done.TrySetException(new RpcException(new Status(status, Encoding.UTF8.GetString(payload.Span))));
+                return;
+            }
+            T reply;
+            try
+            {
+                reply = ProtobufPayload.Parse(replies, payload);
+            }
+            catch (Exception ex)
+            {
+                _done.TrySetException(new RpcException(new Status(StatusCode.Internal, "undecodable reply: " + ex.Message)));
+                return;
+            }
+            _done.TrySetResult(reply);
+        }
+
+        public override void Fail(Exception error)
+        {
+            Release();
+            _done.TrySetException(error);
+        }
+
+        private void Release()
+        {
+            _cancel.Dispose();
+            _timer?.Dispose();
+        }
+    }
+}

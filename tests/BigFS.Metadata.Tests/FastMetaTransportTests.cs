@@ -1,0 +1,308 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Text;
+using BigFS.Protocol;
+using BigFS.Protocol.FastMeta;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace BigFS.Metadata.Tests;
+
+/// <summary>The fast metadata transport on its own: framing, dispatch to a service's handlers, errors, bad input.</summary>
+public sealed class FastMetaTransportTests : IAsyncLifetime
+{
+    /// <summary>A Namespace service whose handlers show what reached them.</summary>
+    private sealed class FakeNamespace : Namespace.NamespaceBase
+    {
+        public readonly TaskCompletionSource<StatusReply> NeverSynced = new();
+
+        public override Task<AttrReply> GetAttr(InodeRequest request, ServerCallContext context) =>
+            Task.FromResult(new AttrReply { Attr = new InodeAttr { Ino = request.Ino, Size = request.Ino * 2 } });
+
+        // Replies later, from another thread, like a journaled change.
+        public override async Task<StatusReply> Unlink(RemoveRequest request, ServerCallContext context)
+        {
+            await Task.Delay(1).ConfigureAwait(false);
+            return new StatusReply { Errno = request.Name.Length };
+        }
+
+        public override Task<EntryReply> Lookup(LookupRequest request, ServerCallContext context) =>
+            throw new RpcException(new Status(StatusCode.NotFound, "no such thing"));
+
+        public override Task<StatFsReply> StatFs(StatFsRequest request, ServerCallContext context) =>
+            throw new InvalidOperationException("broken on purpose");
+
+        public override Task<StatusReply> Sync(SyncRequest request, ServerCallContext context) => NeverSynced.Task;
+    }
+
+    private readonly FakeNamespace _service = new();
+    private readonly List<string?> _sessions = [];
+    private FastMetaListener _listener = null!;
+    private string _address = "";
+
+    public Task InitializeAsync()
+    {
+        var dispatcher = new FastMetaDispatcher { OnSession = s => { lock (_sessions) _sessions.Add(s); } };
+        Namespace.BindService(dispatcher, _service);
+        _listener = FastMetaListener.Start("127.0.0.1:0", dispatcher, NullLogger.Instance);
+        _address = $"127.0.0.1:{_listener.LocalEndPoint.Port}";
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        _service.NeverSynced.TrySetResult(new StatusReply());
+        await _listener.DisposeAsync();
+    }
+
+    private (Namespace.NamespaceClient Client, FastMetaCallInvoker Invoker) Client(string? session = "session-1")
+    {
+        var invoker = new FastMetaCallInvoker(new UnreachableInvoker(), _ => Task.FromResult<string?>(_address), () => session);
+        invoker.UseAddress(_address);
+        return (new Namespace.NamespaceClient(invoker), invoker);
+    }
+
+    /// <summary>The gRPC fallback of these tests: any call reaching it is a failure of the fast path.</summary>
+    private sealed class UnreachableInvoker : CallInvoker
+    {
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+            throw new InvalidOperationException($"{method.Name} fell back to gRPC");
+        public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+        public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) => throw new NotSupportedException();
+        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) => throw new NotSupportedException();
+    }
+
+    // ---- the frame header ----
+
+    [Fact]
+    public void A_header_round_trips()
+    {
+        var header = new MetaFrameHeader(9, StatusCode.NotFound, 32, 0x0102030405060708, 1234);
+        var raw = new byte[MetaFrameHeader.Size];
+        header.Encode(raw);
+        Assert.Equal("BFSM"u8.ToArray(), raw[..4]);
+        Assert.True(MetaFrameHeader.TryDecode(raw, out var decoded, out var error), error);
+        Assert.Equal(header, decoded);
+    }
+
+    [Theory]
+    [InlineData(0, "bad magic")]
+    [InlineData(6, "unknown status")]
+    [InlineData(7, "session length")]
+    [InlineData(20, "reserved")]
+    public void A_corrupt_header_is_refused_with_the_reason(int offset, string reason)
+    {
+        var raw = new byte[MetaFrameHeader.Size];
+        new MetaFrameHeader(1, StatusCode.OK, 0, 1, 0).Encode(raw);
+        raw[offset] = 0xEE;
+        Assert.False(MetaFrameHeader.TryDecode(raw, out _, out var error));
+        Assert.Contains(reason, error);
+    }
+
+    [Fact]
+    public void Oversized_and_truncated_headers_are_refused()
+    {
+        var raw = new byte[MetaFrameHeader.Size];
+        new MetaFrameHeader(1, StatusCode.OK, 0, 1, 0).Encode(raw);
+        BinaryPrimitives.WriteUInt32LittleEndian(raw.AsSpan(16), MetaFrameHeader.MaxPayloadBytes + 1);
+        Assert.False(MetaFrameHeader.TryDecode(raw, out _, out var error));
+        Assert.Contains("exceeds", error);
+        Assert.False(MetaFrameHeader.TryDecode(raw.AsSpan(0, 10), out _, out error));
+        Assert.Contains("24 bytes", error);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MetaFrameHeader(1, StatusCode.OK, 0, 1, MetaFrameHeader.MaxPayloadBytes + 1).Encode(raw));
+    }
+
+    [Fact]
+    public void Every_unary_namespace_method_has_a_distinct_id_and_streaming_has_none()
+    {
+        var all = MetaMethodIds.All.ToList();
+        Assert.Equal(all.Count, all.Select(m => m.Id).Distinct().Count());
+        Assert.True(MetaMethodIds.TryGetId("/bigfs.v1.Namespace/Rename", out _));
+        Assert.False(MetaMethodIds.TryGetId("/bigfs.v1.Namespace/WatchChanges", out _));
+        var dispatcher = new FastMetaDispatcher();
+        Namespace.BindService(dispatcher, _service);
+        Assert.Equal(all.Count, dispatcher.MethodCount);
+    }
+
+    // ---- calls through the generated client ----
+
+    [Fact]
+    public async Task Calls_reach_the_handlers_with_their_session_and_replies_match_their_requests()
+    {
+        var (ns, invoker) = Client();
+        using var _ = invoker;
+        var replies = await Task.WhenAll(Enumerable.Range(1, 300).Select(async i =>
+            i % 2 == 0
+                ? (await ns.GetAttrAsync(new InodeRequest { Ino = (ulong)i })).Attr.Size
+                : (ulong)(await ns.UnlinkAsync(new RemoveRequest { Name = ByteString.CopyFrom(new byte[i]) })).Errno * 2));
+        Assert.Equal(Enumerable.Range(1, 300).Select(i => (ulong)i * 2), replies);
+        Assert.Equal(300, invoker.FastCalls);
+        lock (_sessions)
+            Assert.All(_sessions, s => Assert.Equal("session-1", s));
+    }
+
+    [Fact]
+    public async Task A_call_without_a_session_reaches_the_handler_without_one()
+    {
+        var (ns, invoker) = Client(session: null);
+        using var _ = invoker;
+        await ns.GetAttrAsync(new InodeRequest { Ino = 1 });
+        lock (_sessions)
+            Assert.Equal([null], _sessions);
+    }
+
+    [Fact]
+    public async Task Handler_failures_arrive_as_the_status_grpc_would_give()
+    {
+        var (ns, invoker) = Client();
+        using var _ = invoker;
+        var notFound = await Assert.ThrowsAsync<RpcException>(async () => await ns.LookupAsync(new LookupRequest()));
+        Assert.Equal(StatusCode.NotFound, notFound.StatusCode);
+        Assert.Equal("no such thing", notFound.Status.Detail);
+        var broken = await Assert.ThrowsAsync<RpcException>(async () => await ns.StatFsAsync(new StatFsRequest()));
+        Assert.Equal(StatusCode.Unknown, broken.StatusCode);
+        Assert.Contains("broken on purpose", broken.Status.Detail);
+        // The connection is still good.
+        Assert.Equal(14ul, (await ns.GetAttrAsync(new InodeRequest { Ino = 7 })).Attr.Size);
+    }
+
+    [Fact]
+    public async Task Cancelled_and_timed_out_calls_fail_as_in_grpc_and_the_connection_goes_on()
+    {
+        var (ns, invoker) = Client();
+        using var _ = invoker;
+        using var cancel = new CancellationTokenSource();
+        var pending = ns.SyncAsync(new SyncRequest(), cancellationToken: cancel.Token).ResponseAsync;
+        cancel.Cancel();
+        Assert.Equal(StatusCode.Cancelled, (await Assert.ThrowsAsync<RpcException>(() => pending)).StatusCode);
+        var late = await Assert.ThrowsAsync<RpcException>(async () => await ns.SyncAsync(new SyncRequest(), deadline: DateTime.UtcNow.AddMilliseconds(50)));
+        Assert.Equal(StatusCode.DeadlineExceeded, late.StatusCode);
+        Assert.Equal(6ul, (await ns.GetAttrAsync(new InodeRequest { Ino = 3 })).Attr.Size);
+    }
+
+    [Fact]
+    public async Task Calls_in_flight_fail_unavailable_when_the_server_stops()
+    {
+        var (ns, invoker) = Client();
+        using var _ = invoker;
+        await ns.GetAttrAsync(new InodeRequest { Ino = 1 });   // connected
+        var pending = ns.SyncAsync(new SyncRequest()).ResponseAsync;
+        await _listener.StopAsync(TimeSpan.FromMilliseconds(100));
+        Assert.Equal(StatusCode.Unavailable, (await Assert.ThrowsAsync<RpcException>(() => pending)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_stopped_listener_frees_its_port_at_once()
+    {
+        var port = _listener.LocalEndPoint.Port;
+        var (ns, invoker) = Client();
+        using var _ = invoker;
+        await ns.GetAttrAsync(new InodeRequest { Ino = 1 });
+        var stopping = System.Diagnostics.Stopwatch.StartNew();
+        await _listener.StopAsync(TimeSpan.FromSeconds(1));
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(4), $"stop took {stopping.Elapsed}");   // not the accept thread's join timeout
+        var dispatcher = new FastMetaDispatcher();
+        Namespace.BindService(dispatcher, _service);
+        _listener = FastMetaListener.Start($"127.0.0.1:{port}", dispatcher, NullLogger.Instance);
+        Assert.Equal(port, _listener.LocalEndPoint.Port);
+    }
+
+    // ---- bad input on a raw connection ----
+
+    private Socket Raw()
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 10_000 };
+        socket.Connect(_listener.LocalEndPoint);
+        return socket;
+    }
+
+    private static byte[] Frame(ushort method, ulong id, byte[] payload, int? declaredLength = null)
+    {
+        var frame = new byte[MetaFrameHeader.Size + payload.Length];
+        new MetaFrameHeader(method, StatusCode.OK, 0, id, payload.Length).Encode(frame);
+        if (declaredLength is { } length)
+            BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(16), (uint)length);
+        payload.CopyTo(frame, MetaFrameHeader.Size);
+        return frame;
+    }
+
+    /// <summary>The next reply frame, or null when the server closed the connection.</summary>
+    private static (MetaFrameHeader Header, byte[] Payload)? Receive(Socket socket)
+    {
+        var raw = new byte[MetaFrameHeader.Size];
+        if (!ReceiveExactly(socket, raw)) return null;
+        Assert.True(MetaFrameHeader.TryDecode(raw, out var header, out var error), error);
+        var payload = new byte[header.PayloadLength];
+        Assert.True(ReceiveExactly(socket, payload));
+        return (header, payload);
+    }
+
+    private static bool ReceiveExactly(Socket socket, Span<byte> into)
+    {
+        while (into.Length > 0)
+        {
+            var n = socket.Receive(into);
+            if (n == 0) return false;
+            into = into[n..];
+        }
+        return true;
+    }
+
+    private static ushort Id(string name) => MetaMethodIds.TryGetId("/bigfs.v1.Namespace/" + name, out var id) ? id : throw new ArgumentException(name);
+
+    [Fact]
+    public void An_unknown_method_or_an_undecodable_request_gets_an_error_and_the_connection_stays_usable()
+    {
+        using var socket = Raw();
+        socket.Send(Frame(999, 1, [1, 2, 3]));
+        var unknown = Receive(socket)!.Value;
+        Assert.Equal((StatusCode.Unimplemented, 1ul), (unknown.Header.Status, unknown.Header.RequestId));
+        Assert.Contains("unknown method 999", Encoding.UTF8.GetString(unknown.Payload));
+
+        socket.Send(Frame(Id("GetAttr"), 2, [0xFF, 0xFF, 0xFF]));
+        var garbage = Receive(socket)!.Value;
+        Assert.Equal((StatusCode.InvalidArgument, 2ul), (garbage.Header.Status, garbage.Header.RequestId));
+
+        socket.Send(Frame(Id("GetAttr"), 3, new InodeRequest { Ino = 21 }.ToByteArray()));
+        var good = Receive(socket)!.Value;
+        Assert.Equal((StatusCode.OK, 3ul), (good.Header.Status, good.Header.RequestId));
+        Assert.Equal(42ul, AttrReply.Parser.ParseFrom(good.Payload).Attr.Size);
+    }
+
+    [Fact]
+    public void An_oversized_or_corrupt_frame_gets_an_error_and_the_connection_is_closed()
+    {
+        using (var socket = Raw())
+        {
+            socket.Send(Frame(Id("GetAttr"), 5, [], declaredLength: MetaFrameHeader.MaxPayloadBytes + 1));
+            var reply = Receive(socket)!.Value;
+            Assert.Equal((StatusCode.InvalidArgument, 5ul), (reply.Header.Status, reply.Header.RequestId));
+            Assert.Contains("exceeds", Encoding.UTF8.GetString(reply.Payload));
+            Assert.Null(Receive(socket));
+        }
+        using (var socket = Raw())
+        {
+            socket.Send(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+            var reply = Receive(socket)!.Value;
+            Assert.Contains("bad magic", Encoding.UTF8.GetString(reply.Payload));
+            Assert.Null(Receive(socket));
+        }
+    }
+
+    [Fact]
+    public async Task A_truncated_frame_ends_only_its_own_connection()
+    {
+        using (var socket = Raw())
+        {
+            var frame = Frame(Id("GetAttr"), 1, new InodeRequest { Ino = 1 }.ToByteArray());
+            socket.Send(frame.AsSpan(0, frame.Length - 1));
+            socket.Shutdown(SocketShutdown.Send);
+            Assert.Null(Receive(socket));
+        }
+        var (ns, invoker) = Client();
+        using var _ = invoker;
+        Assert.Equal(4ul, (await ns.GetAttrAsync(new InodeRequest { Ino = 2 })).Attr.Size);
+    }
+}
