@@ -256,13 +256,30 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     public ValueTask<int> SetXattrAsync(FuseRequestContext ctx, ulong ino, string name, ReadOnlyMemory<byte> value, int flags) => Call(async () =>
     {
         ForgetAttr(ino);   // ctime changes
-        return (await _ns.SetXattrAsync(new SetXattrRequest { Ino = ino, Name = Name(name), Value = ByteString.CopyFrom(value.Span), Flags = (uint)flags },
-            cancellationToken: ctx.CancellationToken)).Errno;
+        cache.ForgetXattrs(ino);
+        try
+        {
+            return (await _ns.SetXattrAsync(new SetXattrRequest { Ino = ino, Name = Name(name), Value = ByteString.CopyFrom(value.Span), Flags = (uint)flags },
+                cancellationToken: ctx.CancellationToken)).Errno;
+        }
+        finally
+        {
+            cache.ForgetXattrs(ino);   // a getxattr the server answered before this change must not stay cached
+        }
     }, "setxattr");
 
+    /// <summary>
+    /// The kernel asks for security.capability before every write, so "no such attribute" is
+    /// answered from the cache (kept coherent by the change feed) instead of a round trip per write.
+    /// </summary>
     public ValueTask<FuseResult<ReadOnlyMemory<byte>>> GetXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call<ReadOnlyMemory<byte>>(async () =>
     {
+        if (cache.IsXattrAbsent(ino, name))
+            return new FuseError(LinuxErrno.ENODATA);
+        var generation = cache.Generation;
         var reply = await _ns.GetXattrAsync(new GetXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
+        if (reply.Errno == LinuxErrno.ENODATA)
+            cache.LearnXattrAbsent(generation, ino, name);
         return reply.Errno != 0 ? new FuseError(reply.Errno) : reply.Value.Memory;
     }, "getxattr");
 
@@ -275,6 +292,14 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     public ValueTask<int> RemoveXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call(async () =>
     {
         ForgetAttr(ino);
-        return (await _ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno;
+        cache.ForgetXattrs(ino);
+        try
+        {
+            return (await _ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno;
+        }
+        finally
+        {
+            cache.ForgetXattrs(ino);
+        }
     }, "removexattr");
 }

@@ -38,6 +38,13 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
     private readonly Lock _sync = new();
     private readonly Dictionary<ulong, Directory> _directories = [];
     private readonly Dictionary<ulong, CachedAttr> _attrs = [];
+    /// <summary>
+    /// Extended attribute names known NOT to exist, per inode. The kernel asks for
+    /// security.capability before every write to a FUSE file (to drop privileges), which
+    /// was one metadata round trip per write.
+    /// </summary>
+    private readonly Dictionary<ulong, Dictionary<string, long>> _absentXattrs = [];
+    private int _absentXattrCount;
     private int _names;
     private long _generation;
     private bool _enabled;
@@ -212,6 +219,51 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
         }
     }
 
+    /// <summary>True when <paramref name="name"/> is known not to be an extended attribute of <paramref name="ino"/>.</summary>
+    public bool IsXattrAbsent(ulong ino, string name)
+    {
+        lock (_sync)
+            return _enabled && _absentXattrs.TryGetValue(ino, out var names) && names.TryGetValue(name, out var learnedAt)
+                && time.GetElapsedTime(learnedAt) <= MaxAge;
+    }
+
+    /// <summary>The server said <paramref name="ino"/> has no attribute <paramref name="name"/>; kept if nothing changed meanwhile.</summary>
+    public void LearnXattrAbsent(long generation, ulong ino, string name)
+    {
+        lock (_sync)
+        {
+            if (!_enabled || generation != _generation)
+                return;
+            if (_absentXattrCount >= maxEntries)
+            {
+                _absentXattrs.Clear();
+                _absentXattrCount = 0;
+            }
+            if (!_absentXattrs.TryGetValue(ino, out var names))
+                _absentXattrs[ino] = names = new Dictionary<string, long>(StringComparer.Ordinal);
+            if (names.TryAdd(name, time.GetTimestamp()))
+                _absentXattrCount++;
+            else
+                names[name] = time.GetTimestamp();
+        }
+    }
+
+    /// <summary>This mount is changing <paramref name="ino"/>'s extended attributes: what is known goes, replies in flight are not kept.</summary>
+    public void ForgetXattrs(ulong ino)
+    {
+        lock (_sync)
+        {
+            _generation++;
+            ForgetXattrsLocked(ino);
+        }
+    }
+
+    private void ForgetXattrsLocked(ulong ino)
+    {
+        if (_absentXattrs.Remove(ino, out var names))
+            _absentXattrCount -= names.Count;
+    }
+
     /// <summary>Another session changed these directories' entries and these inodes.</summary>
     public void Apply(ChangeNotice notice)
     {
@@ -227,7 +279,10 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
                 if (_directories.Remove(d, out var dir))
                     _names -= dir.Names.Count;
             foreach (var i in notice.Inodes)
+            {
                 _attrs.Remove(i);
+                ForgetXattrsLocked(i);
+            }
         }
     }
 
@@ -236,6 +291,8 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
         _generation++;
         _directories.Clear();
         _attrs.Clear();
+        _absentXattrs.Clear();
+        _absentXattrCount = 0;
         _names = 0;
     }
 }

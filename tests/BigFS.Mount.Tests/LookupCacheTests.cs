@@ -125,6 +125,59 @@ public class LookupCacheTests
     }
 
     [Fact]
+    public void A_missing_xattr_is_answered_until_the_inode_changes_anywhere()
+    {
+        _cache.LearnXattrAbsent(_cache.Generation, 10, "security.capability");
+        Assert.True(_cache.IsXattrAbsent(10, "security.capability"));
+        Assert.False(_cache.IsXattrAbsent(10, "user.other"));
+        Assert.False(_cache.IsXattrAbsent(11, "security.capability"));
+
+        _cache.Apply(new ChangeNotice { Inodes = { 10 } });   // another session's setxattr
+        Assert.False(_cache.IsXattrAbsent(10, "security.capability"));
+
+        _cache.LearnXattrAbsent(_cache.Generation, 10, "user.a");
+        _cache.ForgetXattrs(10);                               // our own setxattr/removexattr
+        Assert.False(_cache.IsXattrAbsent(10, "user.a"));
+
+        _cache.LearnXattrAbsent(_cache.Generation, 10, "user.b");
+        _time.Advance(TimeSpan.FromSeconds(61));
+        Assert.False(_cache.IsXattrAbsent(10, "user.b"));     // older than MaxAge
+    }
+
+    [Fact]
+    public void A_missing_xattr_reply_that_raced_with_a_change_is_not_kept()
+    {
+        var g = _cache.Generation;
+        _cache.ForgetXattrs(10);                                // a setxattr here started meanwhile
+        _cache.LearnXattrAbsent(g, 10, "user.a");
+        Assert.False(_cache.IsXattrAbsent(10, "user.a"));
+
+        g = _cache.Generation;
+        _cache.Apply(new ChangeNotice { Inodes = { 99 } });     // any notice
+        _cache.LearnXattrAbsent(g, 10, "user.a");
+        Assert.False(_cache.IsXattrAbsent(10, "user.a"));
+
+        _cache.Disable();
+        _cache.LearnXattrAbsent(_cache.Generation, 10, "user.a");
+        Assert.False(_cache.IsXattrAbsent(10, "user.a"));       // no feed, nothing kept
+    }
+
+    [Fact]
+    public void Missing_xattrs_are_bounded_and_cleared_with_the_cache()
+    {
+        for (ulong i = 0; i < 250; i++)
+            _cache.LearnXattrAbsent(_cache.Generation, i, "security.capability");
+        var kept = 0;
+        for (ulong i = 0; i < 250; i++)
+            if (_cache.IsXattrAbsent(i, "security.capability")) kept++;
+        Assert.InRange(kept, 1, 100);
+        Assert.True(_cache.IsXattrAbsent(249, "security.capability"));
+
+        _cache.Apply(new ChangeNotice { Reset = true });
+        Assert.False(_cache.IsXattrAbsent(249, "security.capability"));
+    }
+
+    [Fact]
     public void A_name_too_long_for_any_directory_is_left_to_the_server()
     {
         _cache.LearnNewEntry(_cache.BeginChange(), 1, "d", Dir(20), isNewDirectory: true);
