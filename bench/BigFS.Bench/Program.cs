@@ -6,12 +6,16 @@ using BigFS.Protocol;
 using BigFS.Storage;
 using Google.Protobuf;
 
-// Usage: dotnet run -c Release --project bench/BigFS.Bench -- [--size-mib 1024] [--files 10000] [--data DIR]
+// Usage: dotnet run -c Release --project bench/BigFS.Bench -- [--size-mib 1024] [--files 10000] [--data DIR] [--write-only] [--warmup-mib N]
 // Starts a local cluster (1 metadata server, 3 storage nodes, goal 3) in this process, like
 // `bigfs up`, and measures through the client library. CPU figures are this process's total
 // CPU time (all components run here), per GiB moved.
 var sizeMiB = ArgInt("--size-mib", 1024);
 var fileCount = ArgInt("--files", 10_000);
+var writeOnly = args.Contains("--write-only");   // for profiling the write path alone
+// Written (and removed) before the measured write: the JIT's tiering of the freshly started
+// components then happens outside the measurement (steady state of long-running daemons).
+var warmupMiB = ArgInt("--warmup-mib", 0);
 var root = Arg("--data") ?? Path.Combine(Path.GetTempPath(), "bigfs-bench-" + Environment.ProcessId);
 Directory.CreateDirectory(root);
 
@@ -30,6 +34,20 @@ Console.WriteLine($"# 1 metadata server + 3 storage nodes + client in one proces
 // Sequential write, then read, of sizeMiB with 1 MiB application writes.
 var data = new byte[1 << 20];
 RandomNumberGenerator.Fill(data);
+if (warmupMiB > 0)
+{
+    var warm = await client.Namespace.CreateNodeAsync(new CreateNodeRequest { Parent = 1, Name = ByteString.CopyFromUtf8("warmup.bin"), Type = InodeType.File, Mode = 0x1a4, Exclusive = true });
+    await using (var f = client.OpenFile(warm.Attr.Ino, 0))
+    {
+        for (long i = 0; i < warmupMiB; i++)
+            await f.WriteAsync(i << 20, data);
+        await f.FlushAsync();
+    }
+    await client.Namespace.UnlinkAsync(new RemoveRequest { Parent = 1, Name = ByteString.CopyFromUtf8("warmup.bin") });
+    while ((await admin.GetClusterStatusAsync(new ClusterStatusRequest())).CopiesPending > 0)
+        await Task.Delay(100);
+    Console.WriteLine($"# warm-up: {warmupMiB} MiB written and removed before the measured write");
+}
 var created = await client.Namespace.CreateNodeAsync(new CreateNodeRequest { Parent = 1, Name = ByteString.CopyFromUtf8("seq.bin"), Type = InodeType.File, Mode = 0x1a4, Exclusive = true });
 var ino = created.Attr.Ino;
 var (wallW, cpuW) = await Measure(async () =>
@@ -40,6 +58,14 @@ var (wallW, cpuW) = await Measure(async () =>
     await f.FlushAsync();
 });
 Report("seq write (3 copies, durable at end)", sizeMiB, wallW, cpuW);
+
+if (writeOnly)
+{
+    foreach (var node in nodes)
+        await node.DisposeAsync();
+    Directory.Delete(root, recursive: true);
+    return;
+}
 
 // Wait for background replication to finish so the read is not competing with it.
 while ((await admin.GetClusterStatusAsync(new ClusterStatusRequest())).CopiesPending > 0)
