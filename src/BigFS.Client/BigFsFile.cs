@@ -679,9 +679,16 @@ public sealed class BigFsFile : IAsyncDisposable
     }
 
     /// <param name="coverage">When given, receives the non-hole runs of the range (chunk ids left empty), merged where adjacent.</param>
-    private async Task ReadRangeAsync(long offset, Memory<byte> destination, CancellationToken ct, List<FileExtent>? coverage = null)
+    private Task ReadRangeAsync(long offset, Memory<byte> destination, CancellationToken ct, List<FileExtent>? coverage = null) =>
+        ReadRangeAsync(offset, destination.Length, destination, warmOnly: false, ct, coverage);
+
+    /// <summary>
+    /// Reads [offset, +length) into <paramref name="destination"/>, or with <paramref name="warmOnly"/>
+    /// only brings the chunk blocks behind it into the block cache (read-ahead: nothing is copied).
+    /// </summary>
+    private async Task ReadRangeAsync(long offset, long length, Memory<byte> destination, bool warmOnly, CancellationToken ct, List<FileExtent>? coverage = null)
     {
-        var end = offset + destination.Length;
+        var end = offset + length;
         var map = new ExtentMap();
         var copies = new Dictionary<string, IReadOnlyList<ChunkCopy>>(StringComparer.Ordinal);
         while (true)
@@ -724,8 +731,9 @@ public sealed class BigFsFile : IAsyncDisposable
                     else if (p.Pages is { } pages)
                     {
                         var part = new FileExtent(p.FileOffset, p.Length, LocalData, 0).Clip(offset, end)!.Value;
-                        DirtySegment.CopyOut(pages, (int)(part.FileOffset - p.FileOffset),
-                            destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
+                        if (!warmOnly)
+                            DirtySegment.CopyOut(pages, (int)(part.FileOffset - p.FileOffset),
+                                destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
                         map.Write(part);
                     }
                     else if (p.Pieces is { } pieces)
@@ -744,7 +752,8 @@ public sealed class BigFsFile : IAsyncDisposable
             {
                 if (new FileExtent(s.Offset, s.Length, LocalData, 0).Clip(from, to) is not { } part)
                     return;
-                s.CopyOut((int)(part.FileOffset - s.Offset), destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
+                if (!warmOnly)
+                    s.CopyOut((int)(part.FileOffset - s.Offset), destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
                 map.Write(part);
             }
         }
@@ -760,18 +769,19 @@ public sealed class BigFsFile : IAsyncDisposable
                 else
                     coverage.Add(new FileExtent(e.FileOffset, e.Length, LocalData, 0));
             }
-            if (e.FileOffset > position)
+            if (e.FileOffset > position && !warmOnly)
                 destination.Span.Slice((int)(position - offset), (int)(e.FileOffset - position)).Clear(); // hole
             if (e.ChunkId.Length > 0)
             {
                 if (!copies.TryGetValue(e.ChunkId, out var chunkCopies))
                     throw BigFsException.Io($"layout names chunk {e.ChunkId} without its copies");
-                reads.Add(_client.Reader.ReadAsync(e.ChunkId, chunkCopies, e.ChunkOffset,
-                    destination.Slice((int)(e.FileOffset - offset), (int)e.Length), ct));
+                reads.Add(warmOnly
+                    ? _client.Reader.WarmAsync(e.ChunkId, chunkCopies, e.ChunkOffset, e.Length, ct)
+                    : _client.Reader.ReadAsync(e.ChunkId, chunkCopies, e.ChunkOffset, destination.Slice((int)(e.FileOffset - offset), (int)e.Length), ct));
             }
             position = e.End;
         }
-        if (position < end)
+        if (position < end && !warmOnly)
             destination.Span[(int)(position - offset)..].Clear();
         await Task.WhenAll(reads);
     }
@@ -864,20 +874,16 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
+    /// <summary>Brings a piece into the block cache; nothing is copied (the reader copies from the cache).</summary>
     private async Task PrefetchAsync(long from, int length)
     {
-        var buffer = _client.AssemblyBuffers.Rent(length); // chunk-size: kept out of ArrayPool.Shared's per-thread caches
         try
         {
-            await ReadRangeAsync(from, buffer.AsMemory(0, length), CancellationToken.None);
+            await ReadRangeAsync(from, length, Memory<byte>.Empty, warmOnly: true, CancellationToken.None);
         }
         catch (Exception ex)
         {
             _logger.LogDebug(ex, "Read-ahead of inode {Ino} at {From} failed", Ino, from);
-        }
-        finally
-        {
-            _client.AssemblyBuffers.Return(buffer);
         }
     }
 
