@@ -34,6 +34,7 @@ public sealed class BigFsFile : IAsyncDisposable
     /// <summary>The lowest inode version among the cached layout windows (0: none cached).</summary>
     private long _layoutVersion;
     private long _lastReadEnd = -1;
+    private long _changeEpoch;
     private long _readAheadEnd;
     private readonly List<Task> _readAheads = [];
     private readonly RegionMergePolicy _mergePolicy;
@@ -65,6 +66,12 @@ public sealed class BigFsFile : IAsyncDisposable
     }
 
     internal bool HasDirtyData { get { lock (_sync) return !_dirty.IsEmpty; } }
+
+    /// <summary>
+    /// Moves whenever this handle's content may change under a reader: a write or truncate begins,
+    /// or the caches are invalidated. Data read while it stayed the same is still this file's data.
+    /// </summary>
+    public long ChangeEpoch => Interlocked.Read(ref _changeEpoch);
     internal int PendingCount { get { lock (_sync) return _pending.Count; } }
 
     private long SizeLocked()
@@ -79,6 +86,7 @@ public sealed class BigFsFile : IAsyncDisposable
     {
         if (offset < 0 || offset + (long)data.Length < offset)
             throw new BigFsException(Errno.EINVAL, $"bad write offset {offset}");
+        Interlocked.Increment(ref _changeEpoch);
         while (!data.IsEmpty)
         {
             // First without new memory: overwrites and the spare room of the last page.
@@ -167,6 +175,7 @@ public sealed class BigFsFile : IAsyncDisposable
     {
         if (size < 0)
             throw new BigFsException(Errno.EINVAL, $"bad size {size}");
+        Interlocked.Increment(ref _changeEpoch);
         await _flushLock.WaitAsync(ct);
         try
         {
@@ -207,6 +216,7 @@ public sealed class BigFsFile : IAsyncDisposable
 
     public void InvalidateCache()
     {
+        Interlocked.Increment(ref _changeEpoch);
         lock (_sync)
         {
             InvalidateLayoutLocked();
@@ -217,6 +227,7 @@ public sealed class BigFsFile : IAsyncDisposable
     /// <summary>Drops the layout cache and adopts the committed size the metadata server just reported (open, getattr).</summary>
     public void InvalidateCache(long committedSize)
     {
+        Interlocked.Increment(ref _changeEpoch);
         lock (_sync)
         {
             _committedSize = committedSize;
@@ -786,6 +797,44 @@ public sealed class BigFsFile : IAsyncDisposable
         await Task.WhenAll(reads);
     }
 
+    /// <summary>
+    /// Copies [offset, +destination.Length) when it can be served from memory alone: committed data
+    /// whose layout and chunk blocks are cached (verified), holes as zeros. False (and nothing
+    /// fetched) when a layout window or a block is missing, the range passes the end of the file,
+    /// or this handle holds uncommitted data there. No side effects on read-ahead.
+    /// </summary>
+    public bool TryReadCached(long offset, Memory<byte> destination)
+    {
+        var end = offset + destination.Length;
+        if (offset < 0 || destination.IsEmpty)
+            return false;
+        var map = new ExtentMap();
+        lock (_sync)
+        {
+            if (end > SizeLocked() || _dirty.Overlapping(offset, end).Any() || _pending.Any(p => p.Length > 0 && p.End > offset && p.FileOffset < end))
+                return false;
+            if (CachedWindowsLocked(offset, end) is not { } windows)
+                return false;
+            foreach (var (start, window) in windows)
+            {
+                foreach (var e in window.Overlapping(Math.Max(start, offset), Math.Min(start + LayoutWindow, end)))
+                    map.Write(e);
+            }
+        }
+        var position = offset;
+        foreach (var e in map.Find(offset, end))
+        {
+            if (e.FileOffset > position)
+                destination.Span.Slice((int)(position - offset), (int)(e.FileOffset - position)).Clear();
+            if (e.ChunkId.Length > 0 && !_client.Reader.TryCopyCached(e.ChunkId, e.ChunkOffset, destination.Slice((int)(e.FileOffset - offset), (int)e.Length)))
+                return false;
+            position = e.End;
+        }
+        if (position < end)
+            destination.Span[(int)(position - offset)..].Clear();
+        return true;
+    }
+
     private List<(long Start, CachedLayoutWindow Window)>? CachedWindowsLocked(long offset, long end)
     {
         var result = new List<(long, CachedLayoutWindow)>();
@@ -890,6 +939,7 @@ public sealed class BigFsFile : IAsyncDisposable
     /// <summary>Flushes what is buffered (errors are logged: call FlushAsync to see them), then frees the buffers.</summary>
     public async ValueTask DisposeAsync()
     {
+        Interlocked.Increment(ref _changeEpoch);
         try
         {
             await FlushAsync();

@@ -100,6 +100,20 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
         }
     }
 
+    /// <summary>Copies chunk bytes only if every block they need is cached; false (destination partly written) otherwise.</summary>
+    public bool TryCopyCached(string chunkId, long chunkOffset, Memory<byte> destination)
+    {
+        if (destination.IsEmpty)
+            return true;
+        var last = (int)((chunkOffset + destination.Length - 1) / BlockSize);
+        for (var block = (int)(chunkOffset / BlockSize); block <= last; block++)
+        {
+            if (!cache.TryCopy(chunkId, block, (block, chunkOffset, destination), static (data, s) => CopyBlock(s.block, data, s.chunkOffset, s.destination)))
+                return false;
+        }
+        return true;
+    }
+
     private void Release(string chunkId, (int Block, TaskCompletionSource Done) claim)
     {
         if (claim.Done.Task.IsCompleted)

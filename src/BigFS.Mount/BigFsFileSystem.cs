@@ -19,8 +19,21 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
 {
     private readonly Namespace.NamespaceClient _ns = client.Namespace;
     private readonly OpenFileTable _open = new();
+    private PageCacheFiller? _pageCacheFiller;
 
     internal OpenFileTable OpenFiles => _open;
+
+    /// <summary>Pushes the neighbours of small reads into the kernel's page cache (null: off).</summary>
+    internal PageCacheFiller? PageCache => _pageCacheFiller;
+
+    public void Init(FuseConnectionInfo connection)
+    {
+        if (options.FillPageCache)
+        {
+            _pageCacheFiller = new PageCacheFiller(_open.Find, logger);
+            _pageCacheFiller.Attach(connection.Notifier);
+        }
+    }
 
     private static ByteString Name(string name) => ByteString.CopyFromUtf8(name);
 

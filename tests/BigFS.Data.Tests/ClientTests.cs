@@ -308,6 +308,36 @@ public class ClientTests
     }
 
     [Fact]
+    public async Task TryReadCached_ServesOnlyVerifiedCachedBlocks_NeverFetchesOrServesBufferedData()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var writer = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var data = ChunkUploads.Random(MiB, 15);
+        var file = writer.OpenFile(ino, 0);
+        await file.WriteAsync(0, data);
+        await file.FlushAsync();
+
+        await using var reader = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var handle = reader.OpenFile(ino, data.Length);
+        var buffer = new byte[60 * 1024];
+        Assert.False(handle.TryReadCached(4096, buffer)); // no layout, no blocks yet
+        Assert.Equal(0, reader.Cache.Bytes);
+
+        await handle.ReadAsync(0, new byte[4096]);      // fetches block 0
+        Assert.True(handle.TryReadCached(4096, buffer));
+        Assert.Equal(data.AsSpan(4096, buffer.Length).ToArray(), buffer);
+        Assert.False(handle.TryReadCached(64 * 1024, new byte[4096]));   // block 1 is not cached
+        Assert.False(handle.TryReadCached(data.Length - 100, new byte[4096])); // past the end
+
+        var epoch = handle.ChangeEpoch;
+        await handle.WriteAsync(100, new byte[10]);
+        Assert.NotEqual(epoch, handle.ChangeEpoch);
+        Assert.False(handle.TryReadCached(0, new byte[4096]));           // buffered data there
+        Assert.True(handle.TryReadCached(8192, new byte[4096]));
+    }
+
+    [Fact]
     public async Task ConcurrentWritersToOneFile_DisjointStripes_ReadBackIdentical()
     {
         await using var cluster = await TestCluster.StartAsync(3);
