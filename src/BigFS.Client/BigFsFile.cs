@@ -835,6 +835,52 @@ public sealed class BigFsFile : IAsyncDisposable
         return true;
     }
 
+    /// <summary>
+    /// A read like <see cref="ReadAsync"/> served without copying: when [offset, +length) (clipped
+    /// to the file's size) is committed data whose layout and blocks are all cached, the cached
+    /// blocks themselves, leased until the result is disposed. Null when anything would need a
+    /// fetch or this handle's uncommitted data — then use <see cref="ReadAsync"/>.
+    /// </summary>
+    public LeasedRead? TryReadLeased(long offset, int length)
+    {
+        if (offset < 0 || length < 0)
+            return null;
+        var read = new LeasedRead(_client.Cache);
+        var map = new ExtentMap();
+        long end;
+        lock (_sync)
+        {
+            end = Math.Min(offset + length, SizeLocked());
+            if (end <= offset)
+                return read; // end of file
+            if (_dirty.Overlapping(offset, end).Any() || _pending.Any(p => p.Length > 0 && p.End > offset && p.FileOffset < end))
+                return null;
+            if (CachedWindowsLocked(offset, end) is not { } windows)
+                return null;
+            foreach (var (start, window) in windows)
+            {
+                foreach (var e in window.Overlapping(Math.Max(start, offset), Math.Min(start + LayoutWindow, end)))
+                    map.Write(e);
+            }
+        }
+        var position = offset;
+        foreach (var e in map.Find(offset, end))
+        {
+            if (e.FileOffset > position)
+                read.AddZeros(e.FileOffset - position);
+            if (e.ChunkId.Length > 0 && !_client.Reader.TryLeaseCached(e.ChunkId, e.ChunkOffset, e.Length, read))
+            {
+                read.Dispose();
+                return null;
+            }
+            position = e.End;
+        }
+        if (position < end)
+            read.AddZeros(end - position);
+        MaybeReadAhead(offset, read.Length);
+        return read;
+    }
+
     private List<(long Start, CachedLayoutWindow Window)>? CachedWindowsLocked(long offset, long end)
     {
         var result = new List<(long, CachedLayoutWindow)>();

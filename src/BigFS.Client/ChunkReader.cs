@@ -114,6 +114,25 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
         return true;
     }
 
+    /// <summary>Adds the cached bytes [chunkOffset, +length) to <paramref name="read"/> as leased segments; false if a block is missing.</summary>
+    public bool TryLeaseCached(string chunkId, long chunkOffset, long length, LeasedRead read)
+    {
+        var end = chunkOffset + length;
+        for (var block = (int)(chunkOffset / BlockSize); (long)block * BlockSize < end; block++)
+        {
+            if (!cache.TryLease(chunkId, block, out var lease))
+                return false;
+            read.Hold(lease);
+            var blockStart = (long)block * BlockSize;
+            var from = Math.Max(chunkOffset, blockStart);
+            var to = Math.Min(end, blockStart + BlockSize);
+            if (blockStart + lease.Data.Length < to)
+                return false; // shorter than the layout says: the copying path reports it
+            read.Add(lease.Data.Slice((int)(from - blockStart), (int)(to - from)));
+        }
+        return true;
+    }
+
     private void Release(string chunkId, (int Block, TaskCompletionSource Done) claim)
     {
         if (claim.Done.Task.IsCompleted)

@@ -71,6 +71,17 @@ internal sealed partial class BigFsFileSystem
         return (ReadOnlyMemory<byte>)buffer[..n];
     }, "read");
 
+    /// <summary>A READ whose blocks are all cached is answered from the cached blocks themselves (one writev, no copy).</summary>
+    public bool TryReadGather(FuseRequestContext ctx, ulong ino, ulong fh, long offset, int size, out FuseGatherData data)
+    {
+        data = default;
+        if (_open.Find(ino) is not { } open || open.File.TryReadLeased(offset, size) is not { } read)
+            return false;
+        _pageCacheFiller?.OfferAfterRead(ino, open, offset, read.Length);
+        data = new FuseGatherData(read.Segments, read);
+        return true;
+    }
+
     public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags) => Call<int>(async () =>
     {
         if (_open.Find(ino) is not { } open) return new FuseError(LinuxErrno.EBADF);

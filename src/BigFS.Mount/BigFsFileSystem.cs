@@ -15,7 +15,7 @@ namespace BigFS.Mount;
 /// the client library's per-inode handles. Permission checks are the
 /// kernel's (default_permissions); locks are the kernel's too (local to this mount).
 /// </summary>
-internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession session, LookupCache cache, BigFsMountOptions options, ILogger logger) : IFuseFileSystem
+internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession session, LookupCache cache, BigFsMountOptions options, ILogger logger) : IFuseFileSystem, IFuseGatherRead
 {
     private readonly Namespace.NamespaceClient _ns = client.Namespace;
     private readonly OpenFileTable _open = new();
