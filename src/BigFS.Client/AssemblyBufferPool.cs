@@ -3,7 +3,7 @@ using System.Collections.Concurrent;
 namespace BigFS.Client;
 
 /// <summary>
-/// Chunk-size buffers for assembling merged chunks and for read-ahead, kept apart from ArrayPool.Shared: the
+/// Chunk-size buffers for assembling merged chunks, kept apart from ArrayPool.Shared: the
 /// shared pool keeps a returned array per thread and several per core, which for chunk-size
 /// arrays rented on many thread-pool threads meant well over 100 MiB of idle memory. This
 /// pool keeps at most <c>retain</c> idle buffers.

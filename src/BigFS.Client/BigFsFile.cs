@@ -34,6 +34,7 @@ public sealed class BigFsFile : IAsyncDisposable
     /// <summary>The lowest inode version among the cached layout windows (0: none cached).</summary>
     private long _layoutVersion;
     private long _lastReadEnd = -1;
+    private long _changeEpoch;
     private long _readAheadEnd;
     private readonly List<Task> _readAheads = [];
     private readonly RegionMergePolicy _mergePolicy;
@@ -65,6 +66,12 @@ public sealed class BigFsFile : IAsyncDisposable
     }
 
     internal bool HasDirtyData { get { lock (_sync) return !_dirty.IsEmpty; } }
+
+    /// <summary>
+    /// Moves whenever this handle's content may change under a reader: a write or truncate begins,
+    /// or the caches are invalidated. Data read while it stayed the same is still this file's data.
+    /// </summary>
+    public long ChangeEpoch => Interlocked.Read(ref _changeEpoch);
     internal int PendingCount { get { lock (_sync) return _pending.Count; } }
 
     private long SizeLocked()
@@ -79,6 +86,7 @@ public sealed class BigFsFile : IAsyncDisposable
     {
         if (offset < 0 || offset + (long)data.Length < offset)
             throw new BigFsException(Errno.EINVAL, $"bad write offset {offset}");
+        Interlocked.Increment(ref _changeEpoch);
         while (!data.IsEmpty)
         {
             // First without new memory: overwrites and the spare room of the last page.
@@ -167,6 +175,7 @@ public sealed class BigFsFile : IAsyncDisposable
     {
         if (size < 0)
             throw new BigFsException(Errno.EINVAL, $"bad size {size}");
+        Interlocked.Increment(ref _changeEpoch);
         await _flushLock.WaitAsync(ct);
         try
         {
@@ -207,6 +216,7 @@ public sealed class BigFsFile : IAsyncDisposable
 
     public void InvalidateCache()
     {
+        Interlocked.Increment(ref _changeEpoch);
         lock (_sync)
         {
             InvalidateLayoutLocked();
@@ -217,6 +227,7 @@ public sealed class BigFsFile : IAsyncDisposable
     /// <summary>Drops the layout cache and adopts the committed size the metadata server just reported (open, getattr).</summary>
     public void InvalidateCache(long committedSize)
     {
+        Interlocked.Increment(ref _changeEpoch);
         lock (_sync)
         {
             _committedSize = committedSize;
@@ -679,9 +690,16 @@ public sealed class BigFsFile : IAsyncDisposable
     }
 
     /// <param name="coverage">When given, receives the non-hole runs of the range (chunk ids left empty), merged where adjacent.</param>
-    private async Task ReadRangeAsync(long offset, Memory<byte> destination, CancellationToken ct, List<FileExtent>? coverage = null)
+    private Task ReadRangeAsync(long offset, Memory<byte> destination, CancellationToken ct, List<FileExtent>? coverage = null) =>
+        ReadRangeAsync(offset, destination.Length, destination, warmOnly: false, ct, coverage);
+
+    /// <summary>
+    /// Reads [offset, +length) into <paramref name="destination"/>, or with <paramref name="warmOnly"/>
+    /// only brings the chunk blocks behind it into the block cache (read-ahead: nothing is copied).
+    /// </summary>
+    private async Task ReadRangeAsync(long offset, long length, Memory<byte> destination, bool warmOnly, CancellationToken ct, List<FileExtent>? coverage = null)
     {
-        var end = offset + destination.Length;
+        var end = offset + length;
         var map = new ExtentMap();
         var copies = new Dictionary<string, IReadOnlyList<ChunkCopy>>(StringComparer.Ordinal);
         while (true)
@@ -724,8 +742,9 @@ public sealed class BigFsFile : IAsyncDisposable
                     else if (p.Pages is { } pages)
                     {
                         var part = new FileExtent(p.FileOffset, p.Length, LocalData, 0).Clip(offset, end)!.Value;
-                        DirtySegment.CopyOut(pages, (int)(part.FileOffset - p.FileOffset),
-                            destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
+                        if (!warmOnly)
+                            DirtySegment.CopyOut(pages, (int)(part.FileOffset - p.FileOffset),
+                                destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
                         map.Write(part);
                     }
                     else if (p.Pieces is { } pieces)
@@ -744,7 +763,8 @@ public sealed class BigFsFile : IAsyncDisposable
             {
                 if (new FileExtent(s.Offset, s.Length, LocalData, 0).Clip(from, to) is not { } part)
                     return;
-                s.CopyOut((int)(part.FileOffset - s.Offset), destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
+                if (!warmOnly)
+                    s.CopyOut((int)(part.FileOffset - s.Offset), destination.Span.Slice((int)(part.FileOffset - offset), (int)part.Length));
                 map.Write(part);
             }
         }
@@ -760,20 +780,105 @@ public sealed class BigFsFile : IAsyncDisposable
                 else
                     coverage.Add(new FileExtent(e.FileOffset, e.Length, LocalData, 0));
             }
-            if (e.FileOffset > position)
+            if (e.FileOffset > position && !warmOnly)
                 destination.Span.Slice((int)(position - offset), (int)(e.FileOffset - position)).Clear(); // hole
             if (e.ChunkId.Length > 0)
             {
                 if (!copies.TryGetValue(e.ChunkId, out var chunkCopies))
                     throw BigFsException.Io($"layout names chunk {e.ChunkId} without its copies");
-                reads.Add(_client.Reader.ReadAsync(e.ChunkId, chunkCopies, e.ChunkOffset,
-                    destination.Slice((int)(e.FileOffset - offset), (int)e.Length), ct));
+                reads.Add(warmOnly
+                    ? _client.Reader.WarmAsync(e.ChunkId, chunkCopies, e.ChunkOffset, e.Length, ct)
+                    : _client.Reader.ReadAsync(e.ChunkId, chunkCopies, e.ChunkOffset, destination.Slice((int)(e.FileOffset - offset), (int)e.Length), ct));
             }
+            position = e.End;
+        }
+        if (position < end && !warmOnly)
+            destination.Span[(int)(position - offset)..].Clear();
+        await Task.WhenAll(reads);
+    }
+
+    /// <summary>
+    /// Copies [offset, +destination.Length) when it can be served from memory alone: committed data
+    /// whose layout and chunk blocks are cached (verified), holes as zeros. False (and nothing
+    /// fetched) when a layout window or a block is missing, the range passes the end of the file,
+    /// or this handle holds uncommitted data there. No side effects on read-ahead.
+    /// </summary>
+    public bool TryReadCached(long offset, Memory<byte> destination)
+    {
+        var end = offset + destination.Length;
+        if (offset < 0 || destination.IsEmpty)
+            return false;
+        var map = new ExtentMap();
+        lock (_sync)
+        {
+            if (end > SizeLocked() || _dirty.Overlapping(offset, end).Any() || _pending.Any(p => p.Length > 0 && p.End > offset && p.FileOffset < end))
+                return false;
+            if (CachedWindowsLocked(offset, end) is not { } windows)
+                return false;
+            foreach (var (start, window) in windows)
+            {
+                foreach (var e in window.Overlapping(Math.Max(start, offset), Math.Min(start + LayoutWindow, end)))
+                    map.Write(e);
+            }
+        }
+        var position = offset;
+        foreach (var e in map.Find(offset, end))
+        {
+            if (e.FileOffset > position)
+                destination.Span.Slice((int)(position - offset), (int)(e.FileOffset - position)).Clear();
+            if (e.ChunkId.Length > 0 && !_client.Reader.TryCopyCached(e.ChunkId, e.ChunkOffset, destination.Slice((int)(e.FileOffset - offset), (int)e.Length)))
+                return false;
             position = e.End;
         }
         if (position < end)
             destination.Span[(int)(position - offset)..].Clear();
-        await Task.WhenAll(reads);
+        return true;
+    }
+
+    /// <summary>
+    /// A read like <see cref="ReadAsync"/> served without copying: when [offset, +length) (clipped
+    /// to the file's size) is committed data whose layout and blocks are all cached, the cached
+    /// blocks themselves, leased until the result is disposed. Null when anything would need a
+    /// fetch or this handle's uncommitted data — then use <see cref="ReadAsync"/>.
+    /// </summary>
+    public LeasedRead? TryReadLeased(long offset, int length)
+    {
+        if (offset < 0 || length < 0)
+            return null;
+        var read = new LeasedRead(_client.Cache);
+        var map = new ExtentMap();
+        long end;
+        lock (_sync)
+        {
+            end = Math.Min(offset + length, SizeLocked());
+            if (end <= offset)
+                return read; // end of file
+            if (_dirty.Overlapping(offset, end).Any() || _pending.Any(p => p.Length > 0 && p.End > offset && p.FileOffset < end))
+                return null;
+            if (CachedWindowsLocked(offset, end) is not { } windows)
+                return null;
+            foreach (var (start, window) in windows)
+            {
+                foreach (var e in window.Overlapping(Math.Max(start, offset), Math.Min(start + LayoutWindow, end)))
+                    map.Write(e);
+            }
+        }
+        var position = offset;
+        foreach (var e in map.Find(offset, end))
+        {
+            if (e.FileOffset > position)
+                read.AddZeros(e.FileOffset - position);
+            if (e.ChunkId.Length > 0 && !_client.Reader.TryLeaseCached(e.ChunkId, e.ChunkOffset, e.Length, read))
+            {
+                read.Dispose();
+                return null;
+            }
+            position = e.End;
+        }
+        if (position < end)
+            read.AddZeros(end - position);
+        MaybeReadAhead(offset, read.Length);
+        return read;
     }
 
     private List<(long Start, CachedLayoutWindow Window)>? CachedWindowsLocked(long offset, long end)
@@ -864,26 +969,23 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
+    /// <summary>Brings a piece into the block cache; nothing is copied (the reader copies from the cache).</summary>
     private async Task PrefetchAsync(long from, int length)
     {
-        var buffer = _client.AssemblyBuffers.Rent(length); // chunk-size: kept out of ArrayPool.Shared's per-thread caches
         try
         {
-            await ReadRangeAsync(from, buffer.AsMemory(0, length), CancellationToken.None);
+            await ReadRangeAsync(from, length, Memory<byte>.Empty, warmOnly: true, CancellationToken.None);
         }
         catch (Exception ex)
         {
             _logger.LogDebug(ex, "Read-ahead of inode {Ino} at {From} failed", Ino, from);
-        }
-        finally
-        {
-            _client.AssemblyBuffers.Return(buffer);
         }
     }
 
     /// <summary>Flushes what is buffered (errors are logged: call FlushAsync to see them), then frees the buffers.</summary>
     public async ValueTask DisposeAsync()
     {
+        Interlocked.Increment(ref _changeEpoch);
         try
         {
             await FlushAsync();

@@ -7,7 +7,8 @@ namespace BigFS.Client;
 /// stale. Blocks received into pooled arrays (<see cref="RentBlock"/>) go back to the pool when
 /// evicted, so steady-state reads allocate nothing (fresh arrays cost page faults, zeroing and
 /// copies on GC promotion). Because an evicted array is reused, cached data is only read under
-/// the cache's lock (<see cref="TryCopy"/>).
+/// the cache's lock (<see cref="TryCopy"/>), or leased (<see cref="TryLease"/>): a leased block
+/// evicted meanwhile goes back to the pool only when its last lease ends.
 /// </summary>
 internal sealed class BlockCache(long capacityBytes)
 {
@@ -20,7 +21,20 @@ internal sealed class BlockCache(long capacityBytes)
     private readonly ConcurrentQueue<byte[]> _pool = new();
     private long _bytes;
 
-    private sealed record Entry((string Chunk, int Block) Key, ReadOnlyMemory<byte> Data, byte[]? Pooled);
+    internal sealed record Entry((string Chunk, int Block) Key, ReadOnlyMemory<byte> Data, byte[]? Pooled)
+    {
+        public int Leases;
+        public bool Evicted;
+    }
+
+    /// <summary>A cached block's bytes, valid (never recycled) until <see cref="Unlease"/>.</summary>
+    public readonly struct Lease
+    {
+        private readonly Entry _entry;
+        internal Lease(Entry entry) => _entry = entry;
+        public ReadOnlyMemory<byte> Data => _entry.Data;
+        internal Entry Entry => _entry;
+    }
 
     public long Bytes { get { lock (_lock) return _bytes; } }
 
@@ -42,6 +56,36 @@ internal sealed class BlockCache(long capacityBytes)
             use(node.Value.Data, state);
             return true;
         }
+    }
+
+    /// <summary>Leases a cached block (marking it recently used); every lease must be given back through <see cref="Unlease"/>.</summary>
+    public bool TryLease(string chunk, int block, out Lease lease)
+    {
+        lock (_lock)
+        {
+            if (!_map.TryGetValue((chunk, block), out var node))
+            {
+                lease = default;
+                return false;
+            }
+            _lru.Remove(node);
+            _lru.AddFirst(node);
+            node.Value.Leases++;
+            lease = new Lease(node.Value);
+            return true;
+        }
+    }
+
+    public void Unlease(Lease lease)
+    {
+        var entry = lease.Entry;
+        lock (_lock)
+        {
+            if (--entry.Leases > 0 || !entry.Evicted)
+                return;
+        }
+        if (entry.Pooled is not null)
+            ReturnBlock(entry.Pooled);
     }
 
     /// <summary>A 64 KiB array for receiving a block; give it back through <see cref="Add"/> or <see cref="ReturnBlock"/>.</summary>
@@ -81,7 +125,9 @@ internal sealed class BlockCache(long capacityBytes)
                 _lru.RemoveLast();
                 _map.Remove(oldest.Value.Key);
                 _bytes -= oldest.Value.Data.Length;
-                if (oldest.Value.Pooled is not null)
+                if (oldest.Value.Leases > 0)
+                    oldest.Value.Evicted = true; // recycled when the last lease ends
+                else if (oldest.Value.Pooled is not null)
                     ReturnBlock(oldest.Value.Pooled);
             }
         }

@@ -17,62 +17,128 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromMinutes(1);
     private const int BlockSize = ChunkChecksum.BlockSize;
     private readonly ConcurrentDictionary<string, int> _readsInFlight = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<(string Chunk, int Block), Task> _fetching = new();
+    /// <summary>Blocks being fetched; each completes as soon as its own block is cached (or its fetch failed).</summary>
+    private readonly ConcurrentDictionary<(string Chunk, int Block), TaskCompletionSource> _fetching = new();
 
     /// <summary>Fills <paramref name="destination"/> with chunk bytes starting at <paramref name="chunkOffset"/>.</summary>
-    public async Task ReadAsync(string chunkId, IReadOnlyList<ChunkCopy> copies, long chunkOffset, Memory<byte> destination, CancellationToken ct)
+    public Task ReadAsync(string chunkId, IReadOnlyList<ChunkCopy> copies, long chunkOffset, Memory<byte> destination, CancellationToken ct) =>
+        destination.IsEmpty ? Task.CompletedTask : ReadCoreAsync(chunkId, copies, chunkOffset, destination.Length, destination, warmOnly: false, ct);
+
+    /// <summary>
+    /// Read-ahead: brings the blocks of [chunkOffset, +length) into the cache without copying them
+    /// anywhere; blocks already cached or being fetched are skipped.
+    /// </summary>
+    public Task WarmAsync(string chunkId, IReadOnlyList<ChunkCopy> copies, long chunkOffset, long length, CancellationToken ct) =>
+        length <= 0 ? Task.CompletedTask : ReadCoreAsync(chunkId, copies, chunkOffset, length, Memory<byte>.Empty, warmOnly: true, ct);
+
+    private async Task ReadCoreAsync(string chunkId, IReadOnlyList<ChunkCopy> copies, long chunkOffset, long length, Memory<byte> destination, bool warmOnly, CancellationToken ct)
     {
-        if (destination.IsEmpty)
-            return;
-        var end = chunkOffset + destination.Length;
+        var end = chunkOffset + length;
         var first = (int)(chunkOffset / BlockSize);
         var last = (int)((end - 1) / BlockSize);
         var block = first;
         var waited = false;
         while (block <= last)
         {
-            if (cache.TryCopy(chunkId, block, (block, chunkOffset, destination), static (data, s) => CopyBlock(s.block, data, s.chunkOffset, s.destination)))
+            if (warmOnly ? cache.Contains(chunkId, block)
+                : cache.TryCopy(chunkId, block, (block, chunkOffset, destination), static (data, s) => CopyBlock(s.block, data, s.chunkOffset, s.destination)))
             {
                 block++;
                 waited = false;
                 continue;
             }
-            // Another read (often read-ahead) is fetching this block: wait for it once instead of fetching it twice.
-            if (!waited && _fetching.TryGetValue((chunkId, block), out var inFlight))
+            if (_fetching.TryGetValue((chunkId, block), out var inFlight))
             {
-                await inFlight.WaitAsync(ct);
-                waited = true;
-                continue;
+                if (warmOnly)
+                {
+                    block++;
+                    continue;
+                }
+                // Another read (often read-ahead) is fetching this block: wait for it once instead of fetching it twice.
+                if (!waited)
+                {
+                    await inFlight.Task.WaitAsync(ct);
+                    waited = true;
+                    continue;
+                }
             }
             waited = false;
-            var runEnd = block;
-            while (runEnd < last && !cache.Contains(chunkId, runEnd + 1) && !_fetching.ContainsKey((chunkId, runEnd + 1)))
-                runEnd++;
-            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var claimed = new List<int>();
-            for (var b = block; b <= runEnd; b++)
-                if (_fetching.TryAdd((chunkId, b), done.Task))
-                    claimed.Add(b);
+            // Claim the run of blocks from here that nobody has and nobody is fetching.
+            var claimed = new List<(int Block, TaskCompletionSource Done)>();
+            for (var b = block; b <= last; b++)
+            {
+                if (b > block && cache.Contains(chunkId, b))
+                    break;
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (!_fetching.TryAdd((chunkId, b), done))
+                    break;
+                claimed.Add((b, done));
+            }
+            if (claimed.Count == 0)
+                continue; // lost a race for this block: look again
+            var runEnd = claimed[^1].Block;
             try
             {
                 var from = Math.Max(chunkOffset, (long)block * BlockSize);
                 var to = Math.Min(end, (long)(runEnd + 1) * BlockSize);
-                var blocks = await FetchAsync(chunkId, copies, from, to - from, ct);
-                foreach (var (index, data, pooled) in blocks)
+                await FetchAsync(chunkId, copies, from, to - from, (index, data, pooled) =>
                 {
                     // Copied before it is cached: once cached it may be evicted and its array reused.
-                    CopyBlock(index, data, chunkOffset, destination);
+                    if (!warmOnly)
+                        CopyBlock(index, data, chunkOffset, destination);
                     cache.Add(chunkId, index, data, pooled);
-                }
+                    if (index >= block && index <= runEnd)
+                        Release(chunkId, claimed[index - block]);
+                }, ct);
             }
             finally
             {
-                foreach (var b in claimed)
-                    _fetching.TryRemove((chunkId, b), out _);
-                done.TrySetResult();
+                foreach (var claim in claimed)
+                    Release(chunkId, claim);
             }
             block = runEnd + 1;
         }
+    }
+
+    /// <summary>Copies chunk bytes only if every block they need is cached; false (destination partly written) otherwise.</summary>
+    public bool TryCopyCached(string chunkId, long chunkOffset, Memory<byte> destination)
+    {
+        if (destination.IsEmpty)
+            return true;
+        var last = (int)((chunkOffset + destination.Length - 1) / BlockSize);
+        for (var block = (int)(chunkOffset / BlockSize); block <= last; block++)
+        {
+            if (!cache.TryCopy(chunkId, block, (block, chunkOffset, destination), static (data, s) => CopyBlock(s.block, data, s.chunkOffset, s.destination)))
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>Adds the cached bytes [chunkOffset, +length) to <paramref name="read"/> as leased segments; false if a block is missing.</summary>
+    public bool TryLeaseCached(string chunkId, long chunkOffset, long length, LeasedRead read)
+    {
+        var end = chunkOffset + length;
+        for (var block = (int)(chunkOffset / BlockSize); (long)block * BlockSize < end; block++)
+        {
+            if (!cache.TryLease(chunkId, block, out var lease))
+                return false;
+            read.Hold(lease);
+            var blockStart = (long)block * BlockSize;
+            var from = Math.Max(chunkOffset, blockStart);
+            var to = Math.Min(end, blockStart + BlockSize);
+            if (blockStart + lease.Data.Length < to)
+                return false; // shorter than the layout says: the copying path reports it
+            read.Add(lease.Data.Slice((int)(from - blockStart), (int)(to - from)));
+        }
+        return true;
+    }
+
+    private void Release(string chunkId, (int Block, TaskCompletionSource Done) claim)
+    {
+        if (claim.Done.Task.IsCompleted)
+            return;
+        _fetching.TryRemove(new KeyValuePair<(string, int), TaskCompletionSource>((chunkId, claim.Block), claim.Done));
+        claim.Done.TrySetResult();
     }
 
     private static void CopyBlock(int block, ReadOnlyMemory<byte> data, long chunkOffset, Memory<byte> destination)
@@ -86,15 +152,32 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
         data.Span.Slice((int)(start - blockStart), (int)(stop - start)).CopyTo(destination.Span[(int)(start - chunkOffset)..]);
     }
 
-    private async Task<List<(int Block, ReadOnlyMemory<byte> Data, byte[]? Pooled)>> FetchAsync(string chunkId, IReadOnlyList<ChunkCopy> copies, long offset, long length, CancellationToken ct)
+    /// <summary>A verified block: its index in the chunk, its bytes, and the cache's array behind them (null: not the cache's to recycle).</summary>
+    private delegate void BlockHandler(int block, ReadOnlyMemory<byte> data, byte[]? pooled);
+
+    /// <summary>
+    /// Fetches [offset, +length) block by block, handing each verified block to <paramref name="onBlock"/>
+    /// as it arrives; a failing copy is left for the next one from the first block not yet delivered.
+    /// </summary>
+    private async Task FetchAsync(string chunkId, IReadOnlyList<ChunkCopy> copies, long offset, long length, BlockHandler onBlock, CancellationToken ct)
     {
+        var end = offset + length;
+        var next = offset; // first byte not delivered yet
+        BlockHandler deliver = (index, data, pooled) =>
+        {
+            onBlock(index, data, pooled);
+            next = Math.Max(next, (long)(index + 1) * BlockSize);
+        };
         Exception? lastError = null;
         foreach (var copy in Order(copies))
         {
+            if (next >= end)
+                return;
             _readsInFlight.AddOrUpdate(copy.Address, 1, (_, n) => n + 1);
             try
             {
-                return await FetchFromAsync(copy, chunkId, offset, length, ct);
+                await FetchFromAsync(copy, chunkId, next, end - next, deliver, ct);
+                return;
             }
             catch (RpcException ex) when (!ct.IsCancellationRequested)
             {
@@ -114,17 +197,20 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
                 _readsInFlight.AddOrUpdate(copy.Address, 0, (_, n) => n - 1);
             }
         }
-        throw BigFsException.Io($"no readable copy of chunk {chunkId}", lastError);
+        if (next < end)
+            throw BigFsException.Io($"no readable copy of chunk {chunkId}", lastError);
     }
 
-    private async Task<List<(int, ReadOnlyMemory<byte>, byte[]?)>> FetchFromAsync(ChunkCopy copy, string chunkId, long offset, long length, CancellationToken ct)
+    private async Task FetchFromAsync(ChunkCopy copy, string chunkId, long offset, long length, BlockHandler onBlock, CancellationToken ct)
     {
         if (copy.DataAddress.Length > 0)
-            return await FetchBulkAsync(copy.DataAddress, chunkId, offset, length, ct);
+        {
+            await FetchBulkAsync(copy.DataAddress, chunkId, offset, length, onBlock, ct);
+            return;
+        }
         var client = new ChunkStore.ChunkStoreClient(channels.Get(copy.Address));
         using var call = client.ReadChunk(new ReadChunkRequest { ChunkId = chunkId, Offset = (ulong)offset, Length = (ulong)length },
             deadline: DateTime.UtcNow.AddMinutes(1), cancellationToken: ct);
-        var result = new List<(int, ReadOnlyMemory<byte>, byte[]?)>();
         var expected = (ulong)(offset / BlockSize * BlockSize);
         await foreach (var block in call.ResponseStream.ReadAllAsync(ct))
         {
@@ -134,42 +220,30 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
             var data = block.Data.Memory;
             if (ChunkChecksum.Compute(data.Span) != block.Checksum)
                 throw new CorruptBlockException($"checksum mismatch in block at {block.Offset}");
-            result.Add(((int)(block.Offset / BlockSize), data, null));
+            onBlock((int)(block.Offset / BlockSize), data, null);
             expected += BlockSize;
         }
         if (expected < (ulong)(offset + length))
             throw new CorruptBlockException($"short read: blocks up to {expected}, needed {offset + length}");
-        return result;
     }
 
     /// <summary>Over the node's bulk data listener: each block lands in a pooled array from the cache and is verified on arrival.</summary>
-    private async Task<List<(int, ReadOnlyMemory<byte>, byte[]?)>> FetchBulkAsync(string dataAddress, string chunkId, long offset, long length, CancellationToken ct)
+    private async Task FetchBulkAsync(string dataAddress, string chunkId, long offset, long length, BlockHandler onBlock, CancellationToken ct)
     {
-        var result = new List<(int, ReadOnlyMemory<byte>, byte[]?)>();
         var expected = offset / BlockSize * BlockSize;
-        try
+        await bulk.ReadChunkAsync(dataAddress, chunkId, offset, length, ReadTimeout, _ => cache.RentBlock(), (blockOffset, array, size, checksum) =>
         {
-            await bulk.ReadChunkAsync(dataAddress, chunkId, offset, length, ReadTimeout, _ => cache.RentBlock(), (blockOffset, array, size, checksum) =>
+            var data = array.AsMemory(0, size);
+            if (blockOffset != expected || ChunkChecksum.Compute(data.Span) != checksum)
             {
-                var data = array.AsMemory(0, size);
-                if (ChunkChecksum.Compute(data.Span) != checksum)
-                {
-                    cache.ReturnBlock(array);
-                    throw new CorruptBlockException($"checksum mismatch in block at {blockOffset}");
-                }
-                result.Add(((int)(blockOffset / BlockSize), data, array));
-                expected = blockOffset + BlockSize;
-            }, ct);
-            if (expected < offset + length)
-                throw new CorruptBlockException($"short read: blocks up to {expected}, needed {offset + length}");
-            return result;
-        }
-        catch
-        {
-            foreach (var (_, _, array) in result)
-                cache.ReturnBlock(array!);
-            throw;
-        }
+                cache.ReturnBlock(array);
+                throw new CorruptBlockException(blockOffset != expected ? $"block at {blockOffset}, expected {expected}" : $"checksum mismatch in block at {blockOffset}");
+            }
+            expected = blockOffset + BlockSize;
+            onBlock((int)(blockOffset / BlockSize), data, array);
+        }, ct);
+        if (expected < offset + length)
+            throw new CorruptBlockException($"short read: blocks up to {expected}, needed {offset + length}");
     }
 
     /// <summary>AVAILABLE copies (and the primary) first, least busy first; the others as a last resort.</summary>

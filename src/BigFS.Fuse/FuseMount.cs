@@ -107,6 +107,9 @@ public sealed class FuseMount : IFuseNotifier, IAsyncDisposable
     /// <inheritdoc />
     public int InvalidateEntry(ulong parent, string name) => _session.InvalidateEntry(parent, name);
 
+    /// <inheritdoc />
+    public int Store(ulong ino, long offset, ReadOnlySpan<byte> data) => _session.Store(ino, offset, data);
+
     /// <summary>How many references the kernel holds on a node (0 = it may be dropped).</summary>
     public ulong LookupCount(ulong ino) => _session.Lookups.Get(ino);
 

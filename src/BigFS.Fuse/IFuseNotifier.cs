@@ -16,4 +16,13 @@ public interface IFuseNotifier
 
     /// <summary>Drops the cached name <paramref name="name"/> in directory <paramref name="parent"/>.</summary>
     int InvalidateEntry(ulong parent, string name);
+
+    /// <summary>
+    /// FUSE_NOTIFY_STORE: puts <paramref name="data"/> into the kernel's page cache of an inode at
+    /// <paramref name="offset"/> (whole pages become up to date; a store past the kernel's size
+    /// grows it, so never store beyond the file's end). The kernel takes each page's lock: never
+    /// store from a handler whose own request holds pages of that range (a READ before its reply),
+    /// and expect the call to wait while other requests on those pages are in flight.
+    /// </summary>
+    int Store(ulong ino, long offset, ReadOnlySpan<byte> data) => LinuxErrno.ENOSYS;
 }

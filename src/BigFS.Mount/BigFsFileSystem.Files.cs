@@ -20,7 +20,7 @@ internal sealed partial class BigFsFileSystem
         var reply = await _ns.OpenAsync(new OpenRequest { SessionId = session.Id, Ino = ino }, cancellationToken: ctx.CancellationToken);
         if (reply.Errno != 0) return new FuseError(reply.Errno);
         cache.LearnAttr(generation, reply.Attr);   // open is where close-to-open refreshes what we know
-        return await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0);
+        return await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0, Writable(flags));
     }, "open");
 
     public ValueTask<FuseResult<FuseCreateResult>> CreateAsync(FuseRequestContext ctx, ulong parent, string name, int flags, uint mode) => Call<FuseCreateResult>(async () =>
@@ -37,13 +37,15 @@ internal sealed partial class BigFsFileSystem
         if (created.Errno != 0) return new FuseError(created.Errno);
         cache.LearnNewEntry(generation, parent, name, created.Attr);
         cache.LearnAttr(generation, created.ParentAttr);
-        var handle = await OpenHandle(ctx, created.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0);
+        var handle = await OpenHandle(ctx, created.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0, Writable(flags));
         return new FuseCreateResult(Entry(created.Attr), handle);
     }, "create");
 
-    private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate)
+    private static bool Writable(int flags) => (flags & O_ACCMODE) != 0;
+
+    private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate, bool writable)
     {
-        var (open, fh, keepCache) = _open.Open(attr.Ino, attr.Version, () => client.OpenFile(attr.Ino, (long)attr.Size));
+        var (open, fh, keepCache) = _open.Open(attr.Ino, attr.Version, () => client.OpenFile(attr.Ino, (long)attr.Size), writable);
         if (truncate)
         {
             ForgetAttr(attr.Ino);
@@ -53,7 +55,7 @@ internal sealed partial class BigFsFileSystem
             }
             catch
             {
-                await ReleaseHandle(attr.Ino);
+                await ReleaseHandle(attr.Ino, writable);
                 throw;
             }
             keepCache = false;
@@ -65,8 +67,20 @@ internal sealed partial class BigFsFileSystem
     {
         if (_open.Find(ino) is not { } open) return new FuseError(LinuxErrno.EBADF);
         var n = await open.File.ReadAsync(offset, buffer, ctx.CancellationToken);
+        _pageCacheFiller?.OfferAfterRead(ino, open, offset, n);
         return (ReadOnlyMemory<byte>)buffer[..n];
     }, "read");
+
+    /// <summary>A READ whose blocks are all cached is answered from the cached blocks themselves (one writev, no copy).</summary>
+    public bool TryReadGather(FuseRequestContext ctx, ulong ino, ulong fh, long offset, int size, out FuseGatherData data)
+    {
+        data = default;
+        if (_open.Find(ino) is not { } open || open.File.TryReadLeased(offset, size) is not { } read)
+            return false;
+        _pageCacheFiller?.OfferAfterRead(ino, open, offset, read.Length);
+        data = new FuseGatherData(read.Segments, read);
+        return true;
+    }
 
     public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags) => Call<int>(async () =>
     {
@@ -101,14 +115,14 @@ internal sealed partial class BigFsFileSystem
 
     public async ValueTask<int> ReleaseAsync(FuseRequestContext ctx, ulong ino, ulong fh, int flags, FuseReleaseFlags releaseFlags, ulong lockOwner)
     {
-        await ReleaseHandle(ino);
+        await ReleaseHandle(ino, Writable(flags));
         return 0;
     }
 
     /// <summary>One kernel release per open: the metadata server counts opens (unlink-while-open) the same way.</summary>
-    private async Task ReleaseHandle(ulong ino)
+    private async Task ReleaseHandle(ulong ino, bool writable)
     {
-        if (_open.Release(ino) is { } last)
+        if (_open.Release(ino, writable) is { } last)
         {
             try
             {

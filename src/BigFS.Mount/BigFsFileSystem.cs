@@ -15,12 +15,25 @@ namespace BigFS.Mount;
 /// the client library's per-inode handles. Permission checks are the
 /// kernel's (default_permissions); locks are the kernel's too (local to this mount).
 /// </summary>
-internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession session, LookupCache cache, BigFsMountOptions options, ILogger logger) : IFuseFileSystem
+internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession session, LookupCache cache, BigFsMountOptions options, ILogger logger) : IFuseFileSystem, IFuseGatherRead
 {
     private readonly Namespace.NamespaceClient _ns = client.Namespace;
     private readonly OpenFileTable _open = new();
+    private PageCacheFiller? _pageCacheFiller;
 
     internal OpenFileTable OpenFiles => _open;
+
+    /// <summary>Pushes the neighbours of small reads into the kernel's page cache (null: off).</summary>
+    internal PageCacheFiller? PageCache => _pageCacheFiller;
+
+    public void Init(FuseConnectionInfo connection)
+    {
+        if (options.FillPageCache)
+        {
+            _pageCacheFiller = new PageCacheFiller(_open.Find, logger);
+            _pageCacheFiller.Attach(connection.Notifier);
+        }
+    }
 
     private static ByteString Name(string name) => ByteString.CopyFromUtf8(name);
 

@@ -92,6 +92,7 @@ public sealed class BigFsMount : IAsyncDisposable
             }
         }
         await _fuse.UnmountAsync();
+        _fs.PageCache?.Dispose();
         if (_watch is not null) await _watch.DisposeAsync();
         await _session.DisposeAsync();
         await _client.DisposeAsync();

@@ -24,6 +24,11 @@ public sealed class BigFsMountOptions
     public long ChunkCacheBytes { get; set; } = 128L * 1024 * 1024;
     public int MaxInFlightChunkUploads { get; set; } = 4;
     /// <summary>
+    /// After a small (random) read, push the rest of the fetched 64 KiB block into the kernel's
+    /// page cache, so the neighbouring pages are read without a round trip to the daemon.
+    /// </summary>
+    public bool FillPageCache { get; set; } = true;
+    /// <summary>
     /// Metadata replies complete the FUSE handlers on the thread that received them, sparing a
     /// thread-pool hop per namespace syscall (the handlers never block, so this is safe here).
     /// </summary>

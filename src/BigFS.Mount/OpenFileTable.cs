@@ -14,18 +14,24 @@ internal sealed class OpenFileTable
 
     public sealed class OpenFile(BigFsFile file)
     {
+        private int _writers;
+
         public BigFsFile File { get; } = file;
         public int Handles { get; set; }
+        /// <summary>Handles open for writing (read without the table's lock).</summary>
+        public int Writers { get => Volatile.Read(ref _writers); set => Volatile.Write(ref _writers, value); }
     }
 
     /// <returns>The shared file, a new handle id, and whether the kernel's page cache of it is still valid.</returns>
-    public (OpenFile File, ulong Fh, bool KeepCache) Open(ulong ino, ulong version, Func<BigFsFile> create)
+    public (OpenFile File, ulong Fh, bool KeepCache) Open(ulong ino, ulong version, Func<BigFsFile> create, bool writable = false)
     {
         lock (_files)
         {
             if (!_files.TryGetValue(ino, out var open))
                 _files[ino] = open = new OpenFile(create());
             open.Handles++;
+            if (writable)
+                open.Writers++;
             // Close-to-open: cached pages survive an open only while the data version is unchanged.
             var keep = _cachedVersions.TryGetValue(ino, out var cached) && cached == version;
             if (open.Handles > 1)
@@ -46,12 +52,14 @@ internal sealed class OpenFileTable
     }
 
     /// <summary>Drops one handle; returns the file when it was the last one (the caller disposes it).</summary>
-    public OpenFile? Release(ulong ino)
+    public OpenFile? Release(ulong ino, bool writable = false)
     {
         lock (_files)
         {
             if (!_files.TryGetValue(ino, out var open))
                 return null;
+            if (writable && open.Writers > 0)
+                open.Writers--;
             if (--open.Handles > 0)
                 return null;
             _files.Remove(ino);

@@ -43,6 +43,28 @@ public class BlockCacheTests
     }
 
     [Fact]
+    public void ALeasedBlockEvictedMeanwhileIsRecycledOnlyWhenItsLastLeaseEnds()
+    {
+        var cache = new BlockCache(BlockCache.BlockSize);
+        var first = cache.RentBlock();
+        first[0] = 7;
+        cache.Add("a", 0, first, first);
+        Assert.True(cache.TryLease("a", 0, out var one));
+        Assert.True(cache.TryLease("a", 0, out var two));
+        var second = cache.RentBlock();
+        cache.Add("a", 1, second, second); // evicts block 0, still leased twice
+
+        Assert.False(cache.Contains("a", 0));
+        Assert.NotSame(first, cache.RentBlock());
+        cache.Unlease(one);
+        Assert.Equal(7, two.Data.Span[0]);
+        Assert.NotSame(first, cache.RentBlock());
+        cache.Unlease(two);
+        Assert.Same(first, cache.RentBlock()); // back in the pool now
+        Assert.False(cache.TryLease("a", 0, out _));
+    }
+
+    [Fact]
     public void ZeroCapacity_CachesNothing()
     {
         var cache = new BlockCache(0);

@@ -308,6 +308,68 @@ public class ClientTests
     }
 
     [Fact]
+    public async Task TryReadCached_ServesOnlyVerifiedCachedBlocks_NeverFetchesOrServesBufferedData()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var writer = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var data = ChunkUploads.Random(MiB, 15);
+        var file = writer.OpenFile(ino, 0);
+        await file.WriteAsync(0, data);
+        await file.FlushAsync();
+
+        await using var reader = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var handle = reader.OpenFile(ino, data.Length);
+        var buffer = new byte[60 * 1024];
+        Assert.False(handle.TryReadCached(4096, buffer)); // no layout, no blocks yet
+        Assert.Equal(0, reader.Cache.Bytes);
+
+        await handle.ReadAsync(0, new byte[4096]);      // fetches block 0
+        Assert.True(handle.TryReadCached(4096, buffer));
+        Assert.Equal(data.AsSpan(4096, buffer.Length).ToArray(), buffer);
+        Assert.False(handle.TryReadCached(64 * 1024, new byte[4096]));   // block 1 is not cached
+        Assert.False(handle.TryReadCached(data.Length - 100, new byte[4096])); // past the end
+
+        var epoch = handle.ChangeEpoch;
+        await handle.WriteAsync(100, new byte[10]);
+        Assert.NotEqual(epoch, handle.ChangeEpoch);
+        Assert.False(handle.TryReadCached(0, new byte[4096]));           // buffered data there
+        Assert.True(handle.TryReadCached(8192, new byte[4096]));
+    }
+
+    [Fact]
+    public async Task TryReadLeased_GivesTheSameBytesAsAReadWithoutCopying_OrNothing()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var writer = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var data = ChunkUploads.Random(3 * MiB + 5000, 16);
+        Array.Clear(data, MiB, MiB); // a hole: written at 0 and at 2 MiB only
+        var file = writer.OpenFile(ino, 0);
+        await file.WriteAsync(0, data.AsMemory(0, MiB));
+        await file.WriteAsync(2 * MiB, data.AsMemory(2 * MiB));
+        await file.FlushAsync();
+
+        await using var reader = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var handle = reader.OpenFile(ino, data.Length);
+        Assert.Null(handle.TryReadLeased(0, 4096)); // nothing cached yet
+        Assert.Equal(data, await ReadAllAsync(handle, MiB)); // fetches (and caches) every block
+
+        foreach (var (offset, length) in new[] { (0L, MiB), (100L, 200_000), (MiB - 10L, 70_000), (2L * MiB + 3, MiB), (3L * MiB, 1 << 20), (data.Length + 10L, 4096) })
+        {
+            using var read = handle.TryReadLeased(offset, length);
+            Assert.NotNull(read);
+            var expected = data.AsSpan((int)Math.Min(offset, data.Length), (int)Math.Clamp(data.Length - offset, 0, length)).ToArray();
+            Assert.Equal(expected.Length, read.Length);
+            Assert.Equal(expected, read.Segments.SelectMany(s => s.ToArray()).ToArray());
+        }
+
+        await handle.WriteAsync(10, new byte[1]);
+        Assert.Null(handle.TryReadLeased(0, 4096));        // this handle's buffered data is there
+        Assert.NotNull(handle.TryReadLeased(MiB, 4096));
+    }
+
+    [Fact]
     public async Task ConcurrentWritersToOneFile_DisjointStripes_ReadBackIdentical()
     {
         await using var cluster = await TestCluster.StartAsync(3);

@@ -121,6 +121,7 @@ public static class MountCommand
             ReadOnly = GetBool(s, "read_only", false),
             WriteBufferBytes = s.GetSize("write_buffer", 128L << 20),
             ChunkCacheBytes = s.GetSize("chunk_cache", 128L << 20),
+            FillPageCache = GetBool(s, "fill_page_cache", true),
             LookupCacheEntries = s.GetInt("lookup_cache_entries", 200_000, min: 0),
             LookupCacheMaxAge = s.GetDuration("lookup_cache_max_age", TimeSpan.FromSeconds(60)),
         };

@@ -165,3 +165,4 @@ public struct FuseDirentHeader
 
 [StructLayout(LayoutKind.Sequential)] public struct FuseNotifyInvalInodeOut { public ulong Ino; public long Off, Len; }
 [StructLayout(LayoutKind.Sequential)] public struct FuseNotifyInvalEntryOut { public ulong Parent; public uint NameLen, Flags; }
+[StructLayout(LayoutKind.Sequential)] public struct FuseNotifyStoreOut { public ulong NodeId, Offset; public uint Size, Padding; }

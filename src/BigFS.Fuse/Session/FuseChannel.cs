@@ -41,6 +41,41 @@ internal sealed unsafe class FuseChannel(int fd) : IDisposable
         }
     }
 
+    /// <summary>Writes one message from a header and the first <paramref name="count"/> segments, <paramref name="total"/> bytes of them, pinned for the call.</summary>
+    public int SendGather(ReadOnlySpan<byte> header, IReadOnlyList<ReadOnlyMemory<byte>> segments, int count, int total)
+    {
+        var pins = System.Buffers.ArrayPool<System.Buffers.MemoryHandle>.Shared.Rent(count);
+        var iov = stackalloc LibC.IoVec[count + 1];
+        try
+        {
+            int left = total;
+            for (int i = 0; i < count; i++)
+            {
+                pins[i] = segments[i].Pin();
+                int length = Math.Min(segments[i].Length, left);
+                iov[i + 1] = new LibC.IoVec { Base = pins[i].Pointer, Length = (nuint)length };
+                left -= length;
+            }
+            fixed (byte* h = header)
+            {
+                iov[0] = new LibC.IoVec { Base = h, Length = (nuint)header.Length };
+                while (true)
+                {
+                    nint n = LibC.Writev(_fd, iov, count + 1);
+                    if (n >= 0) return 0;
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno != LibC.EINTR) return errno;
+                }
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < count; i++)
+                pins[i].Dispose();
+            System.Buffers.ArrayPool<System.Buffers.MemoryHandle>.Shared.Return(pins, clearArray: true);
+        }
+    }
+
     public void Dispose()
     {
         int fd = Interlocked.Exchange(ref _fd, -1);

@@ -305,6 +305,12 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
         var r = req.Reader();
         var input = r.Read<FuseReadIn>();
         if (input.Size > req.Buffer.Length - FuseRequest.PayloadOffset) { req.ReplyError(LinuxErrno.EINVAL); return; }
+        if (fs is IFuseGatherRead gather && gather.TryReadGather(req.Context(), req.Header.NodeId, input.Fh, (long)input.Offset, (int)input.Size, out var gathered))
+        {
+            try { req.ReplyGather(gathered.Segments, (int)input.Size); }
+            finally { gathered.Owner?.Dispose(); }
+            return;
+        }
         var buffer = req.Buffer.AsMemory(FuseRequest.PayloadOffset, (int)input.Size);
         var result = await fs.ReadAsync(req.Context(), req.Header.NodeId, input.Fh, (long)input.Offset, buffer).ConfigureAwait(false);
         if (!result.IsOk) { req.ReplyError(result.Errno); return; }

@@ -95,6 +95,33 @@ internal sealed class FuseRequest
         return Send(message[..n], default);
     }
 
+    /// <summary>Most buffers one gathered reply is written from; more are copied into the request buffer.</summary>
+    public const int MaxGatherSegments = 64;
+
+    /// <summary>A data reply from several buffers (at most <paramref name="maxLength"/> bytes of them), with one writev.</summary>
+    public int ReplyGather(IReadOnlyList<ReadOnlyMemory<byte>> segments, int maxLength)
+    {
+        int total = 0, count = 0;
+        for (; count < segments.Count && total < maxLength; count++)
+            total += Math.Min(segments[count].Length, maxLength - total);
+        Span<byte> header = stackalloc byte[FuseReplyEncoder.OutHeaderSize];
+        FuseReplyEncoder.WriteHeader(header, Unique, 0, total);
+        if (count > MaxGatherSegments && total <= Buffer.Length - PayloadOffset)
+        {
+            var payload = Buffer.AsSpan(PayloadOffset, total);
+            for (int i = 0, at = 0; i < count; i++)
+            {
+                var part = segments[i].Span[..Math.Min(segments[i].Length, total - at)];
+                part.CopyTo(payload[at..]);
+                at += part.Length;
+            }
+            return Send(header, payload);
+        }
+        if (Interlocked.Exchange(ref _replied, 1) != 0)
+            throw new InvalidOperationException($"request {Unique} ({Opcode}) was already answered");
+        return _channel.SendGather(header, segments, count, total);
+    }
+
     public int ReplyData(ReadOnlySpan<byte> data)
     {
         Span<byte> header = stackalloc byte[FuseReplyEncoder.OutHeaderSize];

@@ -272,6 +272,17 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
         return _channel.Send(header, payload);
     }
 
+    /// <summary>FUSE_NOTIFY_STORE: <paramref name="data"/> into the page cache of <paramref name="ino"/> at <paramref name="offset"/>.</summary>
+    public int Store(ulong ino, long offset, ReadOnlySpan<byte> data)
+    {
+        if (offset < 0 || data.IsEmpty) return LinuxErrno.EINVAL;
+        int headerLength = FuseReplyEncoder.OutHeaderSize + Marshal.SizeOf<FuseNotifyStoreOut>();
+        Span<byte> header = stackalloc byte[headerLength];
+        FuseReplyEncoder.EncodeNotifyHeader(header, FuseNotifyCode.Store, Marshal.SizeOf<FuseNotifyStoreOut>() + data.Length);
+        MemoryMarshal.Write(header[FuseReplyEncoder.OutHeaderSize..], new FuseNotifyStoreOut { NodeId = ino, Offset = (ulong)offset, Size = (uint)data.Length });
+        return _channel.Send(header, data);
+    }
+
     private void Fail(Exception e)
     {
         _failure ??= e;
