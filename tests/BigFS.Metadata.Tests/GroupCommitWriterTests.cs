@@ -186,4 +186,29 @@ public class GroupCommitWriterTests
         await durable.WaitAsync(Patience);
         Assert.Equal(2, store.Durable);
     }
+
+    [Fact]
+    public async Task Durable_changes_arriving_during_a_flush_share_the_next_one()
+    {
+        var store = new GatedSyncStore(writesAllowed: 100);
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        try
+        {
+            var first = writer.AppendAsync([Change(1)]);
+            Assert.True(await store.SyncStarted.WaitAsync(Patience));    // its flush is in flight
+            var waiting = Enumerable.Range(2, 5).Select(i => writer.AppendAsync([Change(i)])).ToList();
+            store.AllowSync.Release();
+            await first.WaitAsync(Patience);
+            Assert.True(await store.SyncStarted.WaitAsync(Patience));    // one more flush ...
+            Assert.All(waiting, t => Assert.False(t.IsCompleted));
+            store.AllowSync.Release();
+            await Task.WhenAll(waiting).WaitAsync(Patience);
+            Assert.Equal(6, store.Durable);
+            Assert.Equal(2, writer.Flushes);                              // ... covered all five
+        }
+        finally
+        {
+            store.AllowSync.Release(100);   // never leave the writer blocked in a flush
+        }
+    }
 }
