@@ -211,4 +211,26 @@ public class GroupCommitWriterTests
             store.AllowSync.Release(100);   // never leave the writer blocked in a flush
         }
     }
+
+    [Fact]
+    public async Task A_sync_barrier_does_not_wait_behind_a_write_it_does_not_cover()
+    {
+        var store = new GatedSyncStore(writesAllowed: 1);
+        store.AllowSync.Release(100);
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        try
+        {
+            await writer.AppendAsync([Change(1)], Durability.Written).WaitAsync(Patience);
+            var later = writer.AppendAsync([Change(2)], Durability.Written);
+            Assert.True(await store.WriteStarted.WaitAsync(Patience));   // first write
+            Assert.True(await store.WriteStarted.WaitAsync(Patience));   // the second one, held
+            await writer.SyncAsync().WaitAsync(Patience);                 // covers only what was acknowledged
+            Assert.Equal(1, store.Durable);
+            Assert.False(later.IsCompleted);
+        }
+        finally
+        {
+            store.AllowWrite.Release(100);
+        }
+    }
 }
