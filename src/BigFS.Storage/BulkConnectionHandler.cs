@@ -99,15 +99,19 @@ public sealed class BulkConnectionHandler(
                 {
                     traffic.BulkWrite();
                     var chunkHeader = Parse(ChunkHeader.Parser, meta);
-                    var chunk = await ReceiveChunkAsync(chunkHeader, data, ct);
-                    var replication = await replicationReady;
-                    var reply = await replication.RegisterAndReplicateAsync(chunk, chunkHeader, ct);
+                    WriteChunkReply reply;
+                    await using (var writer = await ReceiveChunkAsync(chunkHeader, data, ct))
+                    {
+                        var replication = await replicationReady;
+                        reply = await replication.StoreAndReplicateAsync(writer, chunkHeader, ct);
+                    }
                     await ReplyAsync(output, header.Op, header.RequestId, reply.ToByteArray());
                     return true;
                 }
                 case BulkOp.StoreReplica:
                     traffic.BulkReplica();
-                    await ReceiveChunkAsync(Parse(ChunkHeader.Parser, meta), data, ct);
+                    await using (var writer = await ReceiveChunkAsync(Parse(ChunkHeader.Parser, meta), data, ct))
+                        await writer.CompleteAsync(ct);
                     await ReplyAsync(output, header.Op, header.RequestId, []);
                     return true;
                 default:
@@ -152,32 +156,40 @@ public sealed class BulkConnectionHandler(
         return true;
     }
 
-    /// <summary>Validates the header, streams the frame's data into a <see cref="ChunkFileWriter"/>, completes it.</summary>
-    private async Task<StoredChunk> ReceiveChunkAsync(ChunkHeader header, DataReader data, CancellationToken ct)
+    /// <summary>Validates the header, streams the frame's data into a <see cref="ChunkFileWriter"/> (the caller completes and disposes it).</summary>
+    private async Task<ChunkFileWriter> ReceiveChunkAsync(ChunkHeader header, DataReader data, CancellationToken ct)
     {
         var id = LocalChunkStore.ParseId(header.ChunkId);
         if (header.Size > LocalChunkStore.MaxChunkSize)
             throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk size {header.Size} exceeds {LocalChunkStore.MaxChunkSize}");
         if ((ulong)data.Length != header.Size)
             throw new ChunkRejectedException(StatusCode.InvalidArgument, $"the frame carries {data.Length} data bytes, the chunk header says {header.Size}");
-        await using var writer = store.BeginStore(id, (long)header.Size, header.Checksum);
-        var segments = new List<ReadOnlyMemory<byte>>(16);
-        while (data.Remaining > 0)
+        var writer = store.BeginStore(id, (long)header.Size, header.Checksum);
+        try
         {
-            var piece = await data.ReadAsync(WriteBatchBytes, ct);
-            segments.Clear();
-            foreach (var segment in piece)
-                segments.Add(segment);
-            try
+            var segments = new List<ReadOnlyMemory<byte>>(16);
+            while (data.Remaining > 0)
             {
-                await writer.AppendAsync(segments, ct);
+                var piece = await data.ReadAsync(WriteBatchBytes, ct);
+                segments.Clear();
+                foreach (var segment in piece)
+                    segments.Add(segment);
+                try
+                {
+                    await writer.AppendAsync(segments, ct);
+                }
+                finally
+                {
+                    data.Consume(piece);
+                }
             }
-            finally
-            {
-                data.Consume(piece);
-            }
+            return writer;
         }
-        return await writer.CompleteAsync(ct);
+        catch
+        {
+            await writer.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>Reply: checksums of the covered blocks as meta, then the blocks read from the file straight into the pipe's buffers.</summary>

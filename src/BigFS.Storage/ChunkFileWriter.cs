@@ -9,7 +9,8 @@ namespace BigFS.Storage;
 /// positional gathered write; the caller owns the buffers again once it completes), the
 /// whole-chunk and per-block checksums are computed as it arrives, and
 /// <see cref="CompleteAsync"/> checks size and checksum, writes the header, fsyncs and
-/// publishes the file. Disposed before completion, the temporary file is removed and nothing
+/// publishes the file (<see cref="SealAsync"/> alone does the first two, so the data can be
+/// read from <see cref="StagedPath"/> before it is durable). Disposed before completion, the temporary file is removed and nothing
 /// is indexed. Not thread-safe: one upload, one caller.
 /// </summary>
 public sealed class ChunkFileWriter : IAsyncDisposable
@@ -26,6 +27,7 @@ public sealed class ChunkFileWriter : IAsyncDisposable
     private readonly XxHash3 _whole = new();
     private readonly XxHash3 _block = new();
     private int _blockFill, _blockIndex;
+    private ChunkFileHeader? _sealed;
     private bool _done;
 
     private ChunkFileWriter(LocalChunkStore store, ChunkId id, long size, ulong checksum, StoredChunk? existing, string? tempPath)
@@ -42,7 +44,7 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         _blockChecksums = new ulong[ChunkChecksum.BlockCount(size)];
         _file = new FileStream(tempPath, new FileStreamOptions
         {
-            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None,
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.Read,   // read while staged (the copies to replicas)
             BufferSize = 0, Options = FileOptions.Asynchronous, PreallocationSize = _dataOffset + size,
         });
     }
@@ -57,6 +59,9 @@ public sealed class ChunkFileWriter : IAsyncDisposable
     public ChunkId Id => _id;
     public long Size => _size;
     public long Received { get; private set; }
+
+    /// <summary>Where the sealed data can be read before it is published: the temporary file, or the identical chunk already here.</summary>
+    public string StagedPath => _existing?.Path ?? _tempPath!;
 
     /// <summary>Appends the buffers (in order) at the current end; more data than the declared size is InvalidArgument.</summary>
     public async ValueTask AppendAsync(IReadOnlyList<ReadOnlyMemory<byte>> buffers, CancellationToken ct)
@@ -95,17 +100,19 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>Verifies size and checksum, makes the file durable and indexes it.</summary>
-    public async Task<StoredChunk> CompleteAsync(CancellationToken ct)
+    /// <summary>
+    /// Verifies size and checksum and writes the header: the chunk is complete in its temporary
+    /// file (readable at <see cref="StagedPath"/>) but not yet durable nor indexed.
+    /// </summary>
+    public async Task<ChunkFileHeader> SealAsync(CancellationToken ct)
     {
         ObjectDisposedException.ThrowIf(_done, this);
+        if (_sealed is not null)
+            return _sealed;
         if (Received != _size)
             throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {_id}: received {Received} bytes, header said {_size}");
         if (_existing is not null)
-        {
-            _done = true;
-            return _existing;
-        }
+            return _sealed = _existing.Header;
         if (_blockFill > 0)
             _blockChecksums[_blockIndex] = _block.GetCurrentHashAsUInt64();
         var actual = _whole.GetCurrentHashAsUInt64();
@@ -113,7 +120,19 @@ public sealed class ChunkFileWriter : IAsyncDisposable
             throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {_id}: checksum mismatch (data {actual:x16}, header {_checksum:x16})");
         var header = new ChunkFileHeader(_size, _checksum, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), _blockChecksums);
         await RandomAccess.WriteAsync(_file!.SafeFileHandle, header.Encode(), 0, ct);
-        _file.Flush(flushToDisk: true);
+        return _sealed = header;
+    }
+
+    /// <summary>Seals the chunk if not yet done, makes the file durable (fsync, rename, directory fsync) and indexes it.</summary>
+    public async Task<StoredChunk> CompleteAsync(CancellationToken ct)
+    {
+        var header = await SealAsync(ct);
+        if (_existing is not null)
+        {
+            _done = true;
+            return _existing;
+        }
+        _file!.Flush(flushToDisk: true);
         await _file.DisposeAsync();
         var chunk = _store.Publish(_id, header, _tempPath!);
         _done = true;

@@ -22,16 +22,21 @@ public sealed class ChunkStoreService(
         Guard(async () =>
         {
             traffic.GrpcWrite();
-            var (header, chunk) = await ReceiveAsync(requestStream, context.CancellationToken);
-            var replication = await replicationReady;
-            return await replication.RegisterAndReplicateAsync(chunk, header, context.CancellationToken);
+            var (header, writer) = await ReceiveAsync(requestStream, context.CancellationToken);
+            await using (writer)
+            {
+                var replication = await replicationReady;
+                return await replication.StoreAndReplicateAsync(writer, header, context.CancellationToken);
+            }
         });
 
     public override Task<StoreReplicaReply> StoreReplica(IAsyncStreamReader<ChunkUpload> requestStream, ServerCallContext context) =>
         Guard(async () =>
         {
             traffic.GrpcReplica();
-            await ReceiveAsync(requestStream, context.CancellationToken);
+            var (_, writer) = await ReceiveAsync(requestStream, context.CancellationToken);
+            await using (writer)
+                await writer.CompleteAsync(context.CancellationToken);
             return new StoreReplicaReply();
         });
 
@@ -98,7 +103,8 @@ public sealed class ChunkStoreService(
             return reply;
         });
 
-    private async Task<(ChunkHeader Header, StoredChunk Chunk)> ReceiveAsync(IAsyncStreamReader<ChunkUpload> stream, CancellationToken ct)
+    /// <summary>Receives an upload into a temporary file; the caller completes and disposes the writer.</summary>
+    private async Task<(ChunkHeader Header, ChunkFileWriter Writer)> ReceiveAsync(IAsyncStreamReader<ChunkUpload> stream, CancellationToken ct)
     {
         if (!await stream.MoveNext(ct) || stream.Current.PartCase != ChunkUpload.PartOneofCase.Header)
             throw new ChunkRejectedException(StatusCode.InvalidArgument, "an upload must start with a header");
@@ -106,8 +112,8 @@ public sealed class ChunkStoreService(
         var id = LocalChunkStore.ParseId(header.ChunkId);
         if (header.Size > LocalChunkStore.MaxChunkSize)
             throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk size {header.Size} exceeds {LocalChunkStore.MaxChunkSize}");
-        var chunk = await store.StoreAsync(id, (long)header.Size, header.Checksum, DataFrames(stream, ct), ct);
-        return (header, chunk);
+        var writer = await store.ReceiveAsync(id, (long)header.Size, header.Checksum, DataFrames(stream, ct), ct);
+        return (header, writer);
     }
 
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> DataFrames(IAsyncStreamReader<ChunkUpload> stream, [EnumeratorCancellation] CancellationToken ct)

@@ -120,27 +120,45 @@ public sealed class LocalChunkStore
     /// </summary>
     public async Task<StoredChunk> StoreAsync(ChunkId id, long size, ulong checksum, IAsyncEnumerable<ReadOnlyMemory<byte>> frames, CancellationToken ct)
     {
-        await using var writer = BeginStore(id, size, checksum);
-        var batch = new List<ReadOnlyMemory<byte>>();
-        var batchBytes = 0L;
-        await foreach (var frame in frames.WithCancellation(ct))
-        {
-            if (writer.Received + batchBytes + frame.Length > size)
-                throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {id}: more data than the declared {size} bytes");
-            if (frame.IsEmpty)
-                continue;
-            batch.Add(frame);
-            batchBytes += frame.Length;
-            if (batchBytes >= WriteBatchBytes)
-            {
-                await writer.AppendAsync(batch, ct);
-                batch.Clear();
-                batchBytes = 0;
-            }
-        }
-        if (batchBytes > 0)
-            await writer.AppendAsync(batch, ct);
+        await using var writer = await ReceiveAsync(id, size, checksum, frames, ct);
         return await writer.CompleteAsync(ct);
+    }
+
+    /// <summary>
+    /// The receiving half of <see cref="StoreAsync"/>: the data is in a temporary file, not yet
+    /// verified nor durable. The caller completes (or abandons) and disposes the writer.
+    /// </summary>
+    public async Task<ChunkFileWriter> ReceiveAsync(ChunkId id, long size, ulong checksum, IAsyncEnumerable<ReadOnlyMemory<byte>> frames, CancellationToken ct)
+    {
+        var writer = BeginStore(id, size, checksum);
+        try
+        {
+            var batch = new List<ReadOnlyMemory<byte>>();
+            var batchBytes = 0L;
+            await foreach (var frame in frames.WithCancellation(ct))
+            {
+                if (writer.Received + batchBytes + frame.Length > size)
+                    throw new ChunkRejectedException(StatusCode.InvalidArgument, $"chunk {id}: more data than the declared {size} bytes");
+                if (frame.IsEmpty)
+                    continue;
+                batch.Add(frame);
+                batchBytes += frame.Length;
+                if (batchBytes >= WriteBatchBytes)
+                {
+                    await writer.AppendAsync(batch, ct);
+                    batch.Clear();
+                    batchBytes = 0;
+                }
+            }
+            if (batchBytes > 0)
+                await writer.AppendAsync(batch, ct);
+            return writer;
+        }
+        catch
+        {
+            await writer.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>

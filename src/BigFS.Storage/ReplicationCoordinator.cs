@@ -5,9 +5,14 @@ using Microsoft.Extensions.Logging;
 namespace BigFS.Storage;
 
 /// <summary>
-/// After a chunk is durable here: registration, then copies to the designated replicas in
-/// parallel (each confirmed once the replica acked), answering the writer as soon as enough
-/// copies are durable and finishing the rest in the background.
+/// A new chunk's way to durability on several nodes. Once its data is complete and verified
+/// here (sealed, not yet durable), three things run at once: this node makes its copy durable
+/// (fsync, rename, directory fsync), the chunk is registered with the metadata server (which
+/// designates the replicas, PENDING), and as soon as the replicas are known the data is copied
+/// to them from the staged file (each copy confirmed — AVAILABLE — once the replica acked it
+/// durable). The writer is answered when this copy is durable and enough copies in all are;
+/// the rest finish in the background. Durable copies thus happen side by side, not one after
+/// another.
 /// </summary>
 public sealed class ReplicationCoordinator(
     ClusterAgent agent,
@@ -19,20 +24,64 @@ public sealed class ReplicationCoordinator(
     int defaultMinCopies,
     ILogger logger)
 {
-    public async Task<WriteChunkReply> RegisterAndReplicateAsync(StoredChunk chunk, ChunkHeader header, CancellationToken ct)
+    /// <summary>Completes the upload in <paramref name="writer"/> (received, not yet sealed) as described above; the caller disposes the writer afterwards.</summary>
+    public async Task<WriteChunkReply> StoreAndReplicateAsync(ChunkFileWriter writer, ChunkHeader header, CancellationToken ct)
     {
-        RegisterChunkReply registration;
+        var staged = new StoredChunk(writer.Id, await writer.SealAsync(ct), writer.StagedPath);
+        // Opened before the rename, so the copies can read the data while it is made durable here.
+        var source = File.OpenHandle(staged.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+        // Not cancellable: once started, the local copy is completed (or fails) as a whole.
+        var local = Task.Run(() => writer.CompleteAsync(CancellationToken.None));
         try
         {
-            registration = await agent.RegisterChunkAsync(chunk, header.OwnerIno, header.Goal, ct);
-        }
-        catch (Exception ex) when (ex is RpcException or OperationCanceledException)
-        {
-            throw new ChunkRejectedException(StatusCode.Unavailable,
-                $"chunk {chunk.Id} is stored but could not be registered with the metadata server ({ex.Message})");
-        }
+            RegisterChunkReply registration;
+            try
+            {
+                registration = await agent.RegisterChunkAsync(staged, header.OwnerIno, header.Goal, ct);
+            }
+            catch (Exception ex) when (ex is RpcException or OperationCanceledException)
+            {
+                await local;   // kept and retried by the agent once it is here
+                throw new ChunkRejectedException(StatusCode.Unavailable,
+                    $"chunk {staged.Id} is stored but could not be registered with the metadata server ({ex.Message})");
+            }
 
-        var targets = registration.Replicas.Where(t => t.NodeId != nodeId).ToList();
+            var targets = registration.Replicas.Where(t => t.NodeId != nodeId).ToList();
+            var image = pusher.ShareStaged(staged, targets, source);
+            StoredChunk pushed = staged;
+            if (image is not null)
+            {
+                try
+                {
+                    await image.GetAsync(ct);   // read through the handle now; the pushes share it
+                }
+                catch (Exception ex) when (ex is ChunkRejectedException or IOException)
+                {
+                    // Each push sees the failure and counts as not durable.
+                }
+            }
+            else
+            {
+                pushed = await local;   // the pushes read the published file
+                image = pusher.ShareFor(pushed, targets);
+            }
+            source.Dispose();
+            var reply = await ReplicateAndCountAsync(pushed, header, targets, image, ct);
+            await local;   // this copy counts only once it is durable
+            return reply;
+        }
+        finally
+        {
+            source.Dispose();
+            // The caller disposes the writer next: never while it is still completing.
+            if (!local.IsCompleted)
+                await Task.WhenAny(local);
+        }
+    }
+
+    /// <summary>Copies to the targets (in the background), returns once enough copies in all — this one counted — are durable.</summary>
+    private async Task<WriteChunkReply> ReplicateAndCountAsync(StoredChunk chunk, ChunkHeader header, List<NodeTarget> targets, SharedChunkImage? image, CancellationToken ct)
+    {
         var wanted = header.MinCopies > 0 ? (int)header.MinCopies : defaultMinCopies;
         if (header.Goal > 0)
             wanted = Math.Min(wanted, (int)header.Goal);
@@ -45,7 +94,6 @@ public sealed class ReplicationCoordinator(
         if (durable >= wanted)
             enough.TrySetResult();
         var outstanding = targets.Count;
-        var image = pusher.ShareFor(chunk, targets);
         foreach (var target in targets)
         {
             // Not bound to the writer's call: the remaining copies finish after the reply.

@@ -27,14 +27,19 @@ public sealed class VerifiedChunkImage
     public ReadOnlyMemory<byte> Data { get; }
 
     /// <summary>Reads and verifies the chunk; a bad block is reported through <paramref name="onCorrupt"/> and is DataLoss.</summary>
-    public static async Task<VerifiedChunkImage> LoadAsync(StoredChunk chunk, int references, Func<StoredChunk, string, Task> onCorrupt, CancellationToken ct)
+    /// <param name="source">An open handle to read from (the caller's), instead of opening the chunk's path.</param>
+    public static async Task<VerifiedChunkImage> LoadAsync(StoredChunk chunk, int references, Func<StoredChunk, string, Task> onCorrupt, CancellationToken ct,
+        Microsoft.Win32.SafeHandles.SafeFileHandle? source = null)
     {
         var length = (int)chunk.Size;
         var buffer = ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            using (var handle = LocalChunkStore.OpenForRead(chunk))
-                await LocalChunkStore.ReadAsync(handle, chunk, 0, buffer.AsMemory(0, length), ct);
+            if (source is not null)
+                await LocalChunkStore.ReadAsync(source, chunk, 0, buffer.AsMemory(0, length), ct);
+            else
+                using (var handle = LocalChunkStore.OpenForRead(chunk))
+                    await LocalChunkStore.ReadAsync(handle, chunk, 0, buffer.AsMemory(0, length), ct);
             var bad = FirstBadBlock(chunk, buffer.AsSpan(0, length));
             if (bad >= 0)
             {
@@ -71,9 +76,12 @@ public sealed class VerifiedChunkImage
 /// <summary>
 /// One <see cref="VerifiedChunkImage"/> loaded on first use, for a known number of pushes. Every
 /// push calls <see cref="ReleaseAsync"/> exactly once, whether or not it used the image; the
-/// image is counted for the pushes not yet released when it is loaded.
+/// image is counted for the pushes not yet released when it is loaded. With a
+/// <c>source</c> handle, the image is read through it (the owner keeps it open until
+/// <see cref="GetAsync"/> completed once).
 /// </summary>
-public sealed class SharedChunkImage(StoredChunk chunk, int pushes, Func<StoredChunk, string, Task> onCorrupt)
+public sealed class SharedChunkImage(StoredChunk chunk, int pushes, Func<StoredChunk, string, Task> onCorrupt,
+    Microsoft.Win32.SafeHandles.SafeFileHandle? source = null)
 {
     private readonly object _lock = new();
     private int _unreleased = pushes;
@@ -82,7 +90,7 @@ public sealed class SharedChunkImage(StoredChunk chunk, int pushes, Func<StoredC
     public Task<VerifiedChunkImage> GetAsync(CancellationToken ct)
     {
         lock (_lock)
-            return _load ??= VerifiedChunkImage.LoadAsync(chunk, _unreleased, onCorrupt, ct);
+            return _load ??= VerifiedChunkImage.LoadAsync(chunk, _unreleased, onCorrupt, ct, source);
     }
 
     public async Task ReleaseAsync()

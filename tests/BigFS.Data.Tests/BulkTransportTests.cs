@@ -66,6 +66,53 @@ public class BulkTransportTests
     }
 
     [Fact]
+    public async Task WriteChunk_AnswersOnlyOnceThePrimaryCopyIsPublished_AndEnoughReplicasConfirmed()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        using var bulk = new BulkClient();
+        for (var round = 0; round < 10; round++)
+        {
+            var data = ChunkUploads.Random(65_536 + round * 4096, 30 + round);
+            var id = ChunkId.NewRandom().ToString();
+
+            var reply = await WriteAsync(bulk, cluster.Nodes[0].DataAddress, HeaderFor(id, data), data);
+
+            // The copies were made side by side, but the reply still means: durable here and on a replica.
+            Assert.True(reply.DurableCopies >= 2);
+            Assert.True(File.Exists(cluster.ChunkPath(0, id)));
+            Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+            var confirmed = reply.Copies.Where(c => !c.Primary).Select(c => c.NodeId).ToList();
+            Assert.NotEmpty(confirmed);
+            lock (cluster.Meta.Sync)
+                Assert.All(confirmed, n => Assert.Equal(CopyStatus.Available, cluster.Meta.Chunks[id].Replicas[n]));
+            foreach (var node in confirmed)
+                Assert.Equal(data, await ReadAsync(bulk, cluster.Nodes[cluster.IndexOf(node)].DataAddress, id));
+        }
+    }
+
+    [Fact]
+    public async Task WriteChunk_WithADesignatedReplicaDown_SucceedsOnTheOthers_AndLeavesThatCopyPendingForReplacement()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        using var bulk = new BulkClient();
+        await cluster.Nodes[2].StopAsync();
+        var data = ChunkUploads.Random(200_000, 41);
+        var id = ChunkId.NewRandom().ToString();
+
+        var reply = await WriteAsync(bulk, cluster.Nodes[0].DataAddress, HeaderFor(id, data), data);
+
+        Assert.Equal(2u, reply.DurableCopies);
+        Assert.Equal(new[] { cluster.Nodes[0].NodeId, cluster.Nodes[1].NodeId }.Order(), reply.Copies.Select(c => c.NodeId).Order());
+        Assert.True(File.Exists(cluster.ChunkPath(0, id)));
+        Assert.Equal(data, await ReadAsync(bulk, cluster.Nodes[1].DataAddress, id));
+        lock (cluster.Meta.Sync)
+        {
+            Assert.Equal(CopyStatus.Available, cluster.Meta.Chunks[id].Replicas[cluster.Nodes[1].NodeId]);
+            Assert.Equal(CopyStatus.Pending, cluster.Meta.Chunks[id].Replicas[cluster.Nodes[2].NodeId]);   // never confirmed: the metadata server replaces it
+        }
+    }
+
+    [Fact]
     public async Task ReadChunk_RangeGivesTheCoveringWholeBlocks_AndOneConnectionServesManyRequests()
     {
         await using var cluster = await TestCluster.StartAsync(1);

@@ -186,4 +186,51 @@ public class GroupCommitWriterTests
         await durable.WaitAsync(Patience);
         Assert.Equal(2, store.Durable);
     }
+
+    [Fact]
+    public async Task Durable_changes_arriving_during_a_flush_share_the_next_one()
+    {
+        var store = new GatedSyncStore(writesAllowed: 100);
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        try
+        {
+            var first = writer.AppendAsync([Change(1)]);
+            Assert.True(await store.SyncStarted.WaitAsync(Patience));    // its flush is in flight
+            var waiting = Enumerable.Range(2, 5).Select(i => writer.AppendAsync([Change(i)])).ToList();
+            store.AllowSync.Release();
+            await first.WaitAsync(Patience);
+            Assert.True(await store.SyncStarted.WaitAsync(Patience));    // one more flush ...
+            Assert.All(waiting, t => Assert.False(t.IsCompleted));
+            store.AllowSync.Release();
+            await Task.WhenAll(waiting).WaitAsync(Patience);
+            Assert.Equal(6, store.Durable);
+            Assert.Equal(2, writer.Flushes);                              // ... covered all five
+        }
+        finally
+        {
+            store.AllowSync.Release(100);   // never leave the writer blocked in a flush
+        }
+    }
+
+    [Fact]
+    public async Task A_sync_barrier_does_not_wait_behind_a_write_it_does_not_cover()
+    {
+        var store = new GatedSyncStore(writesAllowed: 1);
+        store.AllowSync.Release(100);
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        try
+        {
+            await writer.AppendAsync([Change(1)], Durability.Written).WaitAsync(Patience);
+            var later = writer.AppendAsync([Change(2)], Durability.Written);
+            Assert.True(await store.WriteStarted.WaitAsync(Patience));   // first write
+            Assert.True(await store.WriteStarted.WaitAsync(Patience));   // the second one, held
+            await writer.SyncAsync().WaitAsync(Patience);                 // covers only what was acknowledged
+            Assert.Equal(1, store.Durable);
+            Assert.False(later.IsCompleted);
+        }
+        finally
+        {
+            store.AllowWrite.Release(100);
+        }
+    }
 }

@@ -79,6 +79,56 @@ public sealed class JournaledStoreTests : IDisposable
     }
 
     [Fact]
+    public void Zeros_are_not_a_record()
+    {
+        var mapper = new BsonMapper { EnumAsInteger = true };
+        Assert.Empty(JournalCodec.Decode(new byte[64 * 1024], mapper));
+        var buffer = new ArrayBufferWriter<byte>();
+        JournalCodec.Encode([Inode(1)], mapper, buffer);
+        buffer.Write(new byte[4096]);
+        Assert.Single(JournalCodec.Decode(buffer.WrittenMemory, mapper));
+    }
+
+    [Fact]
+    public void Segments_are_zero_filled_ahead_and_replay_stops_at_the_zero_tail()
+    {
+        var journal = new JournaledMetadataStore(new StuckStore(), _dir);
+        for (var i = 1; i <= 50; i++)
+            journal.Write([Inode(i), Dirent(1, $"f{i}", i)]);
+        journal.MakeDurable();
+        var segment = Assert.Single(Segments());
+        var bytes = File.ReadAllBytes(segment);
+        Assert.Equal(JournaledMetadataStore.FillStep, bytes.Length);   // preallocated, records only at the start
+        Assert.True(bytes.AsSpan(bytes.Length - 1024).IndexOfAnyExcept((byte)0) < 0);
+
+        // A crash copy with the last record torn: what was whole replays, the rest is zeros.
+        var crash = Path.Combine(_dir, "crash");
+        Directory.CreateDirectory(crash);
+        var used = bytes.AsSpan().LastIndexOfAnyExcept((byte)0) + 1;
+        bytes.AsSpan(used - 5, 5).Clear();
+        File.WriteAllBytes(Path.Combine(crash, Path.GetFileName(segment)), bytes);
+        using var recovered = new JournaledMetadataStore(new LiteDbMetadataStore(crash), crash);
+        var snapshot = recovered.Load();
+        Assert.Equal(49, snapshot.Inodes.Count);
+        Assert.DoesNotContain(snapshot.Inodes, i => i.Id == 50);
+    }
+
+    [Fact]
+    public void A_group_larger_than_the_fill_step_extends_the_segment()
+    {
+        using (var journal = new JournaledMetadataStore(new LiteDbMetadataStore(_dir), _dir, segmentBytes: 4096))
+        {
+            var big = Enumerable.Range(1, 20_000).Select(i => Inode(i)).ToList();   // several MiB in one record
+            journal.Write([Inode(100_000)]);
+            journal.Write(big);
+            journal.Write([Inode(100_001)]);
+            journal.MakeDurable();
+        }
+        using var reopened = new JournaledMetadataStore(new LiteDbMetadataStore(_dir), _dir);
+        Assert.Equal(20_002, reopened.Load().Inodes.Count);
+    }
+
+    [Fact]
     public async Task Groups_reach_the_store_in_the_background_and_applied_segments_are_removed()
     {
         using (var journal = new JournaledMetadataStore(new LiteDbMetadataStore(_dir), _dir, segmentBytes: 4096))

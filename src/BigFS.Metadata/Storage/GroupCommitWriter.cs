@@ -76,7 +76,20 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
         // Acknowledged changes are all written; if a finished flush covered every written group, done.
         if (Interlocked.Read(ref _durableGroups) >= Interlocked.Read(ref _writtenGroups))
             return _syncFailure is { } failed ? Task.FromException(failed) : Task.CompletedTask;
-        return Queue([], Durability.Durable);
+        // Nothing to write: straight to the sync thread (a flush that starts later covers
+        // everything acknowledged before this call), sparing a hop through the writer thread.
+        var barrier = new Batch([], Durability.Durable, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        Interlocked.Increment(ref _groupsAtSync);
+        try
+        {
+            _written.Add([barrier]);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+        {
+            Interlocked.Decrement(ref _groupsAtSync);
+            return Task.FromException(new ObjectDisposedException(nameof(GroupCommitWriter), "the metadata writer is stopped"));
+        }
+        return barrier.Done.Task;
     }
 
     private Task Queue(IReadOnlyList<StoreChange> changes, Durability durability)

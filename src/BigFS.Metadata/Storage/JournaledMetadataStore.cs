@@ -15,6 +15,13 @@ namespace BigFS.Metadata.Storage;
 /// made everything in it durable. At start, whatever segments remain are replayed into the inner
 /// store (every change is a whole record or a delete, so replaying what was already applied is
 /// harmless), so the inner store alone holds the state when <see cref="Load"/> reads it.
+/// <para>
+/// Segments are zero-filled ahead of the records (<see cref="FillStep"/> at a time, then synced
+/// once), so appending a record only overwrites blocks the file already owns: fdatasync then
+/// flushes the data without a filesystem journal commit for the file's size and extents — the
+/// write-ahead-log trick of PostgreSQL. Replay finds the end of the log at the first header
+/// that is not a valid record; zeros never are (see <see cref="JournalCodec"/>).
+/// </para>
 /// </summary>
 public sealed class JournaledMetadataStore : IMetadataStore
 {
@@ -26,11 +33,17 @@ public sealed class JournaledMetadataStore : IMetadataStore
     /// changes touch (a directory, the counters) are then written once for many changes.</summary>
     private static readonly TimeSpan ApplyGathering = TimeSpan.FromMilliseconds(50);
     private const int MaxChangesPerApply = 50_000;
+    /// <summary>How far a segment is zero-filled ahead of its records at a time.</summary>
+    public const long FillStep = 4L << 20;
+    private static readonly byte[] Zeros = new byte[256 * 1024];
 
     private sealed record Segment(string Path, FileStream File)
     {
         /// <summary>Groups appended to this segment so far (the last one's number once sealed).</summary>
         public long LastGroup;
+
+        /// <summary>Bytes from the start that are allocated, zero-filled and synced (records overwrite them).</summary>
+        public long Filled;
     }
 
     private readonly IMetadataStore _inner;
@@ -85,6 +98,8 @@ public sealed class JournaledMetadataStore : IMetadataStore
         JournalCodec.Encode(changes, _mapper, _encoded);
         if (_offset > 0 && _offset + _encoded.WrittenCount > _segmentBytes)
             Rotate();
+        if (_offset + _encoded.WrittenCount > _current.Filled)
+            Fill(_current, _offset + _encoded.WrittenCount);
         RandomAccess.Write(_current.File.SafeFileHandle, _encoded.WrittenSpan, _offset);
         _offset += _encoded.WrittenCount;
         var group = ++_groups;
@@ -92,11 +107,25 @@ public sealed class JournaledMetadataStore : IMetadataStore
         _toApply.Add((group, changes.ToArray()));   // the caller may reuse its list once we return
     }
 
-    /// <summary>fsync of the current segment (sealed ones were synced when sealed).</summary>
+    /// <summary>fdatasync of the current segment (sealed ones were synced when sealed).</summary>
     public void MakeDurable()
     {
         lock (_segmentLock)
-            _current.File.Flush(flushToDisk: true);
+            FileDataSync.DataSync(_current.File.SafeFileHandle);
+    }
+
+    /// <summary>
+    /// Zero-fills the segment up to at least <paramref name="end"/> (a step ahead, within the
+    /// segment size unless one record is larger) and syncs the new size and blocks, so later
+    /// data syncs of records written there commit no file metadata.
+    /// </summary>
+    private void Fill(Segment segment, long end)
+    {
+        var target = Math.Max(end, Math.Min(segment.Filled + FillStep, Math.Max(_segmentBytes, end)));
+        for (var at = segment.Filled; at < target; at += Zeros.Length)
+            RandomAccess.Write(segment.File.SafeFileHandle, Zeros.AsSpan(0, (int)Math.Min(Zeros.Length, target - at)), at);
+        FileDataSync.DataSync(segment.File.SafeFileHandle);   // the size changed: this commits it as well
+        segment.Filled = target;
     }
 
     /// <summary>Seals the current segment (synced, so it never needs another flush) and starts a new one.</summary>
@@ -116,8 +145,10 @@ public sealed class JournaledMetadataStore : IMetadataStore
     {
         var path = Path.Combine(_directory, $"{SegmentPrefix}{DateTime.UtcNow:yyyyMMddHHmmssfffffff}-{Guid.NewGuid():N}{SegmentSuffix}");
         var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0, FileOptions.None);
+        var segment = new Segment(path, file);
+        Fill(segment, 1);
         DirectorySync.Fsync(_directory);   // the new file's name must survive a crash as well as its contents
-        return new Segment(path, file);
+        return segment;
     }
 
     private void RunApplier()
