@@ -31,6 +31,26 @@ public sealed class LocalChunkStore
         TempDirectory = Path.Combine(dataDirectory, "tmp");
         Directory.CreateDirectory(ChunksDirectory);
         Directory.CreateDirectory(TempDirectory);
+        CreateFanOutDirectories();
+    }
+
+    /// <summary>
+    /// The 256 `chunks/xx` directories are made (and made durable) once at start, so the first
+    /// chunks of a fresh node do not each pay an extra fsync of `chunks/` on their write path.
+    /// </summary>
+    private void CreateFanOutDirectories()
+    {
+        var created = false;
+        for (var i = 0; i < 256; i++)
+        {
+            var dir = Path.Combine(ChunksDirectory, i.ToString("x2"));
+            if (Directory.Exists(dir))
+                continue;
+            Directory.CreateDirectory(dir);
+            created = true;
+        }
+        if (created)
+            DirectorySync.Fsync(ChunksDirectory);
     }
 
     public string ChunksDirectory { get; }
