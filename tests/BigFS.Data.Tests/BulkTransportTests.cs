@@ -164,7 +164,9 @@ public class BulkTransportTests
         Assert.Equal(StatusCode.InvalidArgument, read.StatusCode);
         Assert.Equal(0, cluster.Nodes[0].Store.Count);
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
-        Assert.Empty(Directory.EnumerateDirectories(Path.Combine(cluster.DataDirectories[0], "chunks")));
+        // Only the 256 fan-out directories made at start, no file and no path-like entry.
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "chunks"), "*", SearchOption.AllDirectories));
+        Assert.Equal(256, Directory.EnumerateDirectories(Path.Combine(cluster.DataDirectories[0], "chunks")).Count());
     }
 
     [Fact]

@@ -90,7 +90,9 @@ public class StorageNodeTests
         var replicate = await Assert.ThrowsAsync<RpcException>(async () => await client.ReplicateChunkAsync(new ReplicateChunkRequest { ChunkId = badId }));
 
         Assert.All([write, read, delete, replicate], e => Assert.Equal(StatusCode.InvalidArgument, e.StatusCode));
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(cluster.DataDirectories[0], "chunks")));
+        // The 256 fan-out directories exist from the start; no file may appear in them.
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "chunks"), "*", SearchOption.AllDirectories));
+        Assert.Equal(256, Directory.EnumerateDirectories(Path.Combine(cluster.DataDirectories[0], "chunks")).Count());
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
     }
 
