@@ -113,9 +113,5 @@ public sealed class FuseMount : IFuseNotifier, IAsyncDisposable
     /// <summary>How many references the kernel holds on a node (0 = it may be dropped).</summary>
     public ulong LookupCount(ulong ino) => _session.Lookups.Get(ino);
 
-    /// <summary>Readers started on demand after the first, and leaders the watchdog replaced because a
-    /// handler kept them busy (tests, diagnostics).</summary>
-    internal (long ReadersStarted, long Takeovers) HandoffStats => _session.HandoffStats;
-
     public async ValueTask DisposeAsync() => await UnmountAsync().ConfigureAwait(false);
 }

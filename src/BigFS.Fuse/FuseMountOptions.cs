@@ -13,9 +13,8 @@ public sealed record FuseMountOptions
     public bool ReadOnly { get; init; }
     /// <summary>Mode of the root (0040000 dir; 0100000 mounts the filesystem over a regular file).</summary>
     public uint RootMode { get; init; } = ModeBits.S_IFDIR;
-    /// <summary>Most threads serving /dev/fuse. One reads at a time while handlers complete promptly;
-    /// more are released (and started on demand) for slow or blocking handlers, so this bounds
-    /// concurrency and memory (one max_write buffer each). 1 = strictly one thread.</summary>
+    /// <summary>Most threads reading /dev/fuse. They start on demand (one more whenever every
+    /// reader is busy), so this bounds concurrency and memory (one max_write buffer each).</summary>
     public int ReaderThreads { get; init; } = 8;
     public uint MaxWrite { get; init; } = 1 << 20;
     /// <summary>Asynchronous requests (read-ahead, async direct I/O) the kernel keeps in flight.</summary>

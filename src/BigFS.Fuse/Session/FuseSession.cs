@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using BigFS.Fuse.Native;
@@ -9,18 +8,13 @@ using Microsoft.Extensions.Logging;
 namespace BigFS.Fuse.Session;
 
 /// <summary>
-/// Serves one FUSE connection: answers INIT, then runs reader threads (added on demand) on the fd,
-/// one of which reads at a time (<see cref="ReaderHandoff"/>). Each request is dispatched inline;
-/// handlers that go asynchronous reply later from their own thread while the reader goes back to
-/// read(2) with a fresh buffer. Ends when read(2) reports ENODEV.
+/// Serves one FUSE connection: answers INIT, then runs reader threads (added on demand) on the fd. Each
+/// request is dispatched inline; handlers that go asynchronous reply later from their own thread
+/// while the reader goes back to read(2) with a fresh buffer. Ends when read(2) reports ENODEV.
 /// </summary>
 internal sealed class FuseSession : IFuseNotifier, IDisposable
 {
     private static readonly int MaxHeaders = 64 * 1024; // in_header + write_in + slack, and PayloadOffset
-    /// <summary>A handler (with its reply) slower than this twice in a row is handed off before it runs.</summary>
-    private static readonly TimeSpan SlowHandlerThreshold = TimeSpan.FromMicroseconds(20);
-    /// <summary>A leader stuck in one request for 1–2 ticks loses leadership to a follower.</summary>
-    private static readonly TimeSpan WatchdogTick = TimeSpan.FromMilliseconds(1);
     private readonly FuseChannel _channel;
     private readonly IFuseFileSystem _fs;
     private readonly FuseMountOptions _options;
@@ -30,8 +24,9 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
     private readonly ConcurrentDictionary<ulong, FuseRequest> _inFlight = new();
     private readonly TaskCompletionSource<FuseConnectionInfo> _initialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly ReaderHandoff _handoff;
-    private readonly SlowHandlerPredictor _predictor = new(SlowHandlerThreshold);
+    private int _runningReaders;
+    private int _idleReaders;
+    private int _stopping;
     private Exception? _failure;
 
     public FuseSession(int fd, IFuseFileSystem fs, FuseMountOptions options, ILogger logger)
@@ -43,7 +38,6 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
         Lookups = new LookupCounter();
         _pool = new FuseRequestPool(_channel, (int)options.MaxWrite + MaxHeaders, retain: options.ReaderThreads * 2 + 4);
         _dispatcher = new FuseDispatcher(fs, options, Lookups, logger);
-        _handoff = new ReaderHandoff(options.ReaderThreads, StartReader, WatchdogTick);
     }
 
     public LookupCounter Lookups { get; }
@@ -51,13 +45,9 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
     /// <summary>Completes when every reader thread has ended (unmount), faults on a fatal error.</summary>
     public Task Completion => _completed.Task;
 
-    /// <summary>Reader threads started on demand after the first, and leaders stuck in a handler the
-    /// watchdog replaced (for tests and diagnostics).</summary>
-    internal (long ReadersStarted, long Takeovers) HandoffStats => (_handoff.ReadersStarted, _handoff.Takeovers);
-
     public void Start()
     {
-        _handoff.AddFirstReader();
+        Interlocked.Increment(ref _runningReaders);
         StartThread(InitThenServe, 0);
     }
 
@@ -72,8 +62,6 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
         try
         {
             if (!HandleInit()) return;
-            if (_handoff.NeedsWatchdog)
-                new Thread(_handoff.RunWatchdog) { IsBackground = true, Name = "fuse-watchdog" }.Start();
             ServeLoop();
         }
         finally
@@ -143,52 +131,52 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
         }
     }
 
-    /// <summary>
-    /// A reader's life: wait to lead, then read and dispatch. A request expected to be slow is handed
-    /// off first (a follower takes over reading); one that completes synchronously is answered and the
-    /// leader reads the next, reusing its own cache-warm request buffer; one that goes asynchronous
-    /// costs a fresh buffer, not a thread.
-    /// </summary>
     private void ServeLoop()
     {
-        var reader = _handoff.Register();
+        // A reader keeps reusing its own request (and its cache-warm buffer) while handlers
+        // complete synchronously; it takes a fresh one from the pool only when one goes async.
         FuseRequest? req = null;
-        try
+        while (Volatile.Read(ref _stopping) == 0)
         {
-            if (!reader.AwaitLeadership()) return;
-            while (!_handoff.IsStopping)
+            req ??= _pool.Rent();
+            Interlocked.Increment(ref _idleReaders);
+            int n = _channel.Read(req.Buffer);
+            if (Interlocked.Decrement(ref _idleReaders) == 0 && n > 0) MaybeAddReader();
+            if (n < 0)
             {
-                req ??= _pool.Rent();
-                int n = _channel.Read(req.Buffer);
-                if (n < 0)
-                {
-                    int errno = -n;
-                    if (errno is LibC.EINTR or LibC.EAGAIN or LibC.ENOENT) continue; // ENOENT: request interrupted before we read it
-                    if (errno == LibC.ENODEV) _handoff.Stop(); // unmounted: every reader ends
-                    else Fail(new IOException($"read(/dev/fuse) failed: {LibC.StrError(errno)}"));
-                    return;
-                }
-                if (!req.Begin(n))
-                {
-                    _logger.LogWarning("Dropping malformed request of {Length} bytes", n);
-                    continue;
-                }
-                uint opcode = req.Header.Opcode;
-                bool watched = reader.BeginDispatch(expectSlow: _predictor.ExpectSlow(opcode));
-                long started = Stopwatch.GetTimestamp();
-                if (!Process(req)) req = null;
-                _predictor.Record(opcode, Stopwatch.GetTimestamp() - started);
-                if ((!watched || !reader.EndDispatch()) && !reader.AwaitLeadership()) return;
+                int errno = -n;
+                if (errno is LibC.EINTR or LibC.EAGAIN or LibC.ENOENT) continue; // ENOENT: request interrupted before we read it
+                _pool.Return(req);
+                if (errno == LibC.ENODEV) return; // unmounted
+                Fail(new IOException($"read(/dev/fuse) failed: {LibC.StrError(errno)}"));
+                return;
             }
+            if (!req.Begin(n))
+            {
+                _logger.LogWarning("Dropping malformed request of {Length} bytes", n);
+                continue;
+            }
+            if (!Process(req)) req = null;
         }
-        finally
-        {
-            if (req is not null) _pool.Return(req);
-        }
+        if (req is not null) _pool.Return(req);
     }
 
-    private void StartReader() =>
-        StartThread(() => { try { ServeLoop(); } finally { ReaderEnded(); } }, (int)_handoff.ReadersStarted);
+    /// <summary>
+    /// Readers grow on demand, like libfuse's worker pool: when the last idle reader takes a
+    /// request, another one starts (up to ReaderThreads), so a sequential workload keeps reusing
+    /// one or two cache-warm threads while a parallel one gets as many as it needs.
+    /// </summary>
+    private void MaybeAddReader()
+    {
+        int running;
+        do
+        {
+            running = Volatile.Read(ref _runningReaders);
+            if (running >= _options.ReaderThreads || running == 0 || Volatile.Read(ref _stopping) != 0) return;
+        }
+        while (Interlocked.CompareExchange(ref _runningReaders, running + 1, running) != running);
+        StartThread(() => { try { ServeLoop(); } finally { ReaderEnded(); } }, running);
+    }
 
     /// <summary>Handles a request; true when it finished synchronously and the caller may reuse it.</summary>
     private bool Process(FuseRequest req)
@@ -288,13 +276,12 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
         _failure ??= e;
         _logger.LogError("FUSE session failed: {Error}", e.Message);
         _initialized.TrySetException(e);
-        _handoff.Stop();
+        Volatile.Write(ref _stopping, 1);
     }
 
     private void ReaderEnded()
     {
-        if (!_handoff.ReaderEnded()) return;
-        _handoff.Stop(); // the watchdog too
+        if (Interlocked.Decrement(ref _runningReaders) != 0) return;
         _initialized.TrySetException(new IOException("FUSE session ended before INIT"));
         if (_failure is null) _completed.TrySetResult();
         else _completed.TrySetException(_failure);
