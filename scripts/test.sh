@@ -14,8 +14,9 @@ if ! dotnet build BigFS.Mount.sln -c Release -v q -nologo; then
 fi
 
 # One test project at a time (-m:1): the mount suites put real load on this 2-core machine,
-# and failures must show their messages (console logger, minimal verbosity).
-dotnet test BigFS.Mount.sln -c Release --no-build -v q -nologo -m:1 \
+# and failures must show their messages (console logger, minimal verbosity). A test silent for
+# 10 minutes is a hang: the blame collector names it, dumps the host and fails the run.
+dotnet test BigFS.Mount.sln -c Release --no-build -v q -nologo -m:1 --blame-hang-timeout 10m \
   --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results" "$@"
 status=$?
 

@@ -197,8 +197,13 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
         {
             if (_syncFailure is { } earlier)
                 throw earlier;
-            _store.MakeDurable();
-            Interlocked.Increment(ref _flushes);
+            // A flush that ended after these groups were written covers them already (a Sync
+            // barrier can overtake the writer's hand-over of a lazily flushed group): no second fsync.
+            if (writtenBeforeFlush > Interlocked.Read(ref _durableGroups))
+            {
+                _store.MakeDurable();
+                Interlocked.Increment(ref _flushes);
+            }
         }
         catch (Exception ex)
         {
@@ -211,8 +216,13 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
                 Fail(group, ex);
             return;
         }
-        if (writtenBeforeFlush > Interlocked.Read(ref _durableGroups))
-            Interlocked.Exchange(ref _durableGroups, writtenBeforeFlush);
+        // The writer's inline flush and the sync thread may finish out of order: only ever raise it.
+        for (var seen = Interlocked.Read(ref _durableGroups); writtenBeforeFlush > seen;)
+        {
+            var was = Interlocked.CompareExchange(ref _durableGroups, writtenBeforeFlush, seen);
+            if (was == seen) break;
+            seen = was;
+        }
         foreach (var group in groups)
             foreach (var b in group)
                 b.Done.TrySetResult();
