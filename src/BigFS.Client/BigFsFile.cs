@@ -798,6 +798,25 @@ public sealed class BigFsFile : IAsyncDisposable
     }
 
     /// <summary>
+    /// The committed extents of [offset, end) from cached layout windows (under the lock); null when
+    /// this handle holds uncommitted data there or a window is not cached.
+    /// </summary>
+    private ExtentMap? CommittedCachedExtentsLocked(long offset, long end)
+    {
+        if (_dirty.Overlapping(offset, end).Any() || _pending.Any(p => p.Length > 0 && p.End > offset && p.FileOffset < end))
+            return null;
+        if (CachedWindowsLocked(offset, end) is not { } windows)
+            return null;
+        var map = new ExtentMap();
+        foreach (var (start, window) in windows)
+        {
+            foreach (var e in window.Overlapping(Math.Max(start, offset), Math.Min(start + LayoutWindow, end)))
+                map.Write(e);
+        }
+        return map;
+    }
+
+    /// <summary>
     /// Copies [offset, +destination.Length) when it can be served from memory alone: committed data
     /// whose layout and chunk blocks are cached (verified), holes as zeros. False (and nothing
     /// fetched) when a layout window or a block is missing, the range passes the end of the file,
@@ -808,18 +827,12 @@ public sealed class BigFsFile : IAsyncDisposable
         var end = offset + destination.Length;
         if (offset < 0 || destination.IsEmpty)
             return false;
-        var map = new ExtentMap();
+        ExtentMap map;
         lock (_sync)
         {
-            if (end > SizeLocked() || _dirty.Overlapping(offset, end).Any() || _pending.Any(p => p.Length > 0 && p.End > offset && p.FileOffset < end))
+            if (end > SizeLocked() || CommittedCachedExtentsLocked(offset, end) is not { } found)
                 return false;
-            if (CachedWindowsLocked(offset, end) is not { } windows)
-                return false;
-            foreach (var (start, window) in windows)
-            {
-                foreach (var e in window.Overlapping(Math.Max(start, offset), Math.Min(start + LayoutWindow, end)))
-                    map.Write(e);
-            }
+            map = found;
         }
         var position = offset;
         foreach (var e in map.Find(offset, end))
@@ -846,22 +859,16 @@ public sealed class BigFsFile : IAsyncDisposable
         if (offset < 0 || length < 0)
             return null;
         var read = new LeasedRead(_client.Cache);
-        var map = new ExtentMap();
+        ExtentMap map;
         long end;
         lock (_sync)
         {
             end = Math.Min(offset + length, SizeLocked());
             if (end <= offset)
                 return read; // end of file
-            if (_dirty.Overlapping(offset, end).Any() || _pending.Any(p => p.Length > 0 && p.End > offset && p.FileOffset < end))
+            if (CommittedCachedExtentsLocked(offset, end) is not { } found)
                 return null;
-            if (CachedWindowsLocked(offset, end) is not { } windows)
-                return null;
-            foreach (var (start, window) in windows)
-            {
-                foreach (var e in window.Overlapping(Math.Max(start, offset), Math.Min(start + LayoutWindow, end)))
-                    map.Write(e);
-            }
+            map = found;
         }
         var position = offset;
         foreach (var e in map.Find(offset, end))
