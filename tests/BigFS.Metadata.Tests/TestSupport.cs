@@ -135,12 +135,14 @@ public sealed class ImmediateChangeLog(IMetadataStore store) : IChangeLog
     public List<Durability> Appends { get; } = [];
     public int Syncs { get; private set; }
 
-    public Task AppendAsync(IReadOnlyList<StoreChange> changes, Durability durability)
+    public Task AppendAsync(IReadOnlyList<StoreChange> changes, Durability durability, bool callerWrites = false)
     {
         store.Apply(changes);
         Appends.Add(durability);
         return Task.CompletedTask;
     }
+
+    public void WriteQueued() { }
 
     public Task SyncAsync()
     {

@@ -236,8 +236,10 @@ public sealed class MetadataState
         lock (Sync)
         {
             reply = op();
-            stored = CommitAsync(durability);
+            stored = CommitAsync(durability, callerWrites: true);
         }
+        // Written here, outside the lock: a Written change is acknowledged with no thread hand-off.
+        _log.WriteQueued();
         if (BigFS.Protocol.MetaTrace.Enabled)
         {
             BigFS.Protocol.MetaTrace.Record("server.mutate.locked", start);
@@ -253,7 +255,7 @@ public sealed class MetadataState
     public Task SyncAsync() => _log.SyncAsync();
 
     /// <summary>Hands everything marked so far to the log; call under <see cref="Sync"/>, await outside it.</summary>
-    public Task CommitAsync(Durability durability = Durability.Durable)
+    public Task CommitAsync(Durability durability = Durability.Durable, bool callerWrites = false)
     {
         var changes = new List<StoreChange>();
         foreach (var ino in _dirtyInodes)
@@ -283,7 +285,7 @@ public sealed class MetadataState
         _dirtyChunks.Clear();
         _dirtyNodes.Clear();
         _dirtyCounters = false;
-        return changes.Count == 0 ? Task.CompletedTask : _log.AppendAsync(changes, durability);
+        return changes.Count == 0 ? Task.CompletedTask : _log.AppendAsync(changes, durability, callerWrites);
     }
 
     private void AddLayoutChanges(List<StoreChange> changes, long ino, long lo, long hi)

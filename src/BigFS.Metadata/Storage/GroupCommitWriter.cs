@@ -4,13 +4,18 @@ using Microsoft.Extensions.Logging;
 namespace BigFS.Metadata.Storage;
 
 /// <summary>
-/// The single writer, as a two-stage pipeline. The writer thread takes every batch queued so
-/// far and writes them all in one store transaction (group commit); the sync thread makes
-/// written groups durable (one fsync for everything written since the last one) and only then
-/// completes the callers' tasks. While one group is being flushed to disk, the next one is
-/// already being written, so the disk flush and the CPU work overlap. When there is nothing to
-/// overlap with, the writer thread flushes itself. Batches are written, and their tasks
-/// completed, in the order they were queued.
+/// The log's writer, as a two-stage pipeline. A group is every batch queued so far, written in
+/// one store transaction (group commit); the sync thread makes written groups durable (one
+/// fsync for everything written since the last one) and only then completes the callers' tasks.
+/// While one group is being flushed to disk, the next one is already being written, so the disk
+/// flush and the CPU work overlap. Batches are written, and their tasks completed, in the order
+/// they were queued.
+/// <para>
+/// Who writes a group: the writer thread, or — for a caller that asks to and then calls
+/// <see cref="WriteQueued"/> — the caller itself when no other thread is writing. A namespace
+/// change is then written and acknowledged on the thread that made it, sparing two thread
+/// hand-offs (to the writer and back), which were most of its latency.
+/// </para>
 /// <para>
 /// A batch queued as <see cref="Durability.Written"/> completes as soon as its group is written
 /// (before the flush); the flush follows lazily unless a durable batch or a <see cref="SyncAsync"/>
@@ -29,7 +34,14 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
 
     private readonly IMetadataStore _store;
     private readonly ILogger _logger;
-    private readonly BlockingCollection<Batch> _queue = new();
+    private readonly ConcurrentQueue<Batch> _queue = new();
+    /// <summary>Guards queuing against <see cref="Dispose"/>: nothing is queued once stopping.</summary>
+    private readonly Lock _queueLock = new();
+    private bool _stopping;
+    /// <summary>Held by whoever writes a group (writer thread or a caller): one writer at a time, in queue order.</summary>
+    private readonly Lock _writeLock = new();
+    /// <summary>Wakes the writer thread: one count per batch it is asked to write.</summary>
+    private readonly SemaphoreSlim _wake = new(0);
     /// <summary>Written groups waiting for a flush; each list holds the batches still waiting for it (maybe none).</summary>
     private readonly BlockingCollection<List<Batch>> _written = new();
     private readonly Thread _writerThread;
@@ -37,6 +49,8 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
     private long _commits;
     /// <summary>Groups handed to the sync thread and not yet completed.</summary>
     private long _groupsAtSync;
+    /// <summary>1 while the sync thread holds a lazy flush open: written groups need not wake it again.</summary>
+    private int _lazyFlushArmed;
     /// <summary>Set once a flush failed: nothing written afterwards may be acknowledged either.</summary>
     private volatile Exception? _syncFailure;
     /// <summary>Groups written so far, and how many of them a finished flush covered.</summary>
@@ -61,13 +75,48 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
 
     /// <summary>
     /// Queues changes; the task completes once they are durable, or once written for
-    /// <see cref="Durability.Written"/> (and faults if the store failed).
+    /// <see cref="Durability.Written"/> (and faults if the store failed). With
+    /// <paramref name="callerWrites"/>, the caller must call <see cref="WriteQueued"/> next
+    /// (outside its locks) instead of waking the writer thread.
     /// </summary>
-    public Task AppendAsync(IReadOnlyList<StoreChange> changes, Durability durability = Durability.Durable)
+    public Task AppendAsync(IReadOnlyList<StoreChange> changes, Durability durability = Durability.Durable, bool callerWrites = false)
     {
         if (changes.Count == 0)
             return Task.CompletedTask;
-        return Queue(changes, durability);
+        var batch = new Batch(changes, durability, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        lock (_queueLock)
+        {
+            if (_stopping)
+                return Task.FromException(new ObjectDisposedException(nameof(GroupCommitWriter), "the metadata writer is stopped"));
+            _queue.Enqueue(batch);
+        }
+        if (!callerWrites)
+            _wake.Release();
+        return batch.Done.Task;
+    }
+
+    /// <summary>
+    /// Writes every queued batch on the calling thread, unless another thread is writing — that
+    /// one then writes them too, since it looks at the queue again after letting go. Never waits
+    /// for the disk: durable batches go on to the sync thread.
+    /// </summary>
+    public void WriteQueued()
+    {
+        while (!_queue.IsEmpty)
+        {
+            if (!_writeLock.TryEnter())
+                return;
+            try
+            {
+                while (WriteGroup(flushInline: false)) { }
+            }
+            finally
+            {
+                _writeLock.Exit();
+            }
+            // Pairs with the failed TryEnter of a caller that queued meanwhile: one of us sees the other.
+            Interlocked.MemoryBarrier();
+        }
     }
 
     /// <summary>A barrier: completes once every change acknowledged before the call is durable.</summary>
@@ -92,77 +141,85 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
         return barrier.Done.Task;
     }
 
-    private Task Queue(IReadOnlyList<StoreChange> changes, Durability durability)
-    {
-        var batch = new Batch(changes, durability, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        try
-        {
-            _queue.Add(batch);
-        }
-        catch (InvalidOperationException)
-        {
-            return Task.FromException(new ObjectDisposedException(nameof(GroupCommitWriter), "the metadata writer is stopped"));
-        }
-        return batch.Done.Task;
-    }
-
     private void RunWriter()
     {
-        var changes = new List<StoreChange>();
         try
         {
-            foreach (var first in _queue.GetConsumingEnumerable())
+            while (true)
             {
-                var group = new List<Batch> { first };
-                changes.Clear();
-                changes.AddRange(first.Changes);
-                while (changes.Count < MaxChangesPerCommit && _queue.TryTake(out var next))
+                _wake.Wait();
+                lock (_writeLock)
                 {
-                    group.Add(next);
-                    changes.AddRange(next.Changes);
+                    while (WriteGroup(flushInline: true)) { }
                 }
-                if (_syncFailure is { } failed)
-                {
-                    Fail(group, failed);
-                    continue;
-                }
-                try
-                {
-                    if (changes.Count > 0)
-                    {
-                        _store.Write(group.Count == 1 ? changes : StoreChange.LastPerRecord(changes));
-                        Interlocked.Increment(ref _commits);
-                    }
-                    var seq = Interlocked.Increment(ref _writtenGroups);
-                    var waiting = new List<Batch>(group.Count);
-                    foreach (var b in group)
-                    {
-                        if (b.Durability == Durability.Written)
-                            b.Done.TrySetResult();
-                        else
-                            waiting.Add(b);
-                    }
-                    // Nothing to overlap with (no flush running, nothing queued) and someone waits
-                    // for the disk: flush here and spare a single caller the thread hand-off.
-                    if (waiting.Count > 0 && Interlocked.Read(ref _groupsAtSync) == 0 && _queue.Count == 0)
-                    {
-                        SyncAndComplete([waiting], seq);
-                        continue;
-                    }
-                    Interlocked.Increment(ref _groupsAtSync);
-                    _written.Add(waiting);
-                }
-                catch (Exception ex)
-                {
-                    _logger.LogError(ex, "Metadata group commit of {Changes} changes failed", changes.Count);
-                    Fail(group, ex);
-                }
+                Interlocked.MemoryBarrier();
+                if (Volatile.Read(ref _stopping) && _queue.IsEmpty)
+                    break;
             }
         }
         finally
         {
             _written.CompleteAdding();
         }
+    }
+
+    /// <summary>
+    /// Writes one group (call holding <see cref="_writeLock"/>): every batch queued so far, up to
+    /// a bound. False when the queue was empty.
+    /// </summary>
+    private bool WriteGroup(bool flushInline)
+    {
+        if (!_queue.TryDequeue(out var first))
+            return false;
+        var group = new List<Batch> { first };
+        var changes = first.Changes;
+        if (!_queue.IsEmpty)
+        {
+            var all = new List<StoreChange>(first.Changes);
+            while (all.Count < MaxChangesPerCommit && _queue.TryDequeue(out var next))
+            {
+                group.Add(next);
+                all.AddRange(next.Changes);
+            }
+            changes = group.Count == 1 ? all : StoreChange.LastPerRecord(all);
+        }
+        if (_syncFailure is { } failed)
+        {
+            Fail(group, failed);
+            return true;
+        }
+        try
+        {
+            _store.Write(changes);
+            Interlocked.Increment(ref _commits);
+            var seq = Interlocked.Increment(ref _writtenGroups);
+            var waiting = new List<Batch>(group.Count);
+            foreach (var b in group)
+            {
+                if (b.Durability == Durability.Written)
+                    b.Done.TrySetResult();
+                else
+                    waiting.Add(b);
+            }
+            // On the writer thread, with nothing to overlap with (no flush running, nothing
+            // queued) and someone waiting for the disk: flush here and spare the hand-off.
+            if (flushInline && waiting.Count > 0 && Interlocked.Read(ref _groupsAtSync) == 0 && _queue.IsEmpty)
+            {
+                SyncAndComplete([waiting], seq);
+                return true;
+            }
+            // A lazy flush already armed covers this group: it reads the written count after disarming.
+            if (waiting.Count == 0 && Volatile.Read(ref _lazyFlushArmed) == 1)
+                return true;
+            Interlocked.Increment(ref _groupsAtSync);
+            _written.Add(waiting);
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "Metadata group commit of {Changes} changes failed", changes.Count);
+            Fail(group, ex);
+        }
+        return true;
     }
 
     private void RunSync()
@@ -177,6 +234,9 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
             // Nobody waits for the disk yet: give more changes (or a durable one) a moment to
             // share this flush. A durable group ends the wait at once.
             var deadline = Environment.TickCount64 + (long)LazyFlushDelay.TotalMilliseconds;
+            var lazy = groups.TrueForAll(g => g.Count == 0);
+            if (lazy)
+                Interlocked.Exchange(ref _lazyFlushArmed, 1);
             while (groups.TrueForAll(g => g.Count == 0) && Environment.TickCount64 is var now && now < deadline
                    && _written.TryTake(out var more, (int)(deadline - now)))
             {
@@ -184,6 +244,9 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
                 while (_written.TryTake(out var next))
                     groups.Add(next);
             }
+            // Disarm before reading the written count, so a group that skipped waking us is covered.
+            if (lazy)
+                Interlocked.Exchange(ref _lazyFlushArmed, 0);
             // Every group handed over was written before it was handed over.
             SyncAndComplete(groups, Interlocked.Read(ref _writtenGroups));
             Interlocked.Add(ref _groupsAtSync, -groups.Count);
@@ -237,10 +300,16 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
     /// <summary>Drains the queue (every queued batch is still written and flushed) and stops the threads.</summary>
     public void Dispose()
     {
-        _queue.CompleteAdding();
+        lock (_queueLock)
+        {
+            if (_stopping)
+                return;
+            Volatile.Write(ref _stopping, true);
+        }
+        _wake.Release();
         _writerThread.Join();
         _syncThread.Join();
-        _queue.Dispose();
         _written.Dispose();
+        _wake.Dispose();
     }
 }
