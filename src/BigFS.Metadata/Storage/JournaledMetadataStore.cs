@@ -161,9 +161,11 @@ public sealed class JournaledMetadataStore : IMetadataStore
                 batch.Clear();
                 batch.AddRange(first.Changes);
                 var last = first.Group;
-                var until = Environment.TickCount64 + (long)ApplyGathering.TotalMilliseconds;
-                while (batch.Count < MaxChangesPerApply && Environment.TickCount64 is var now && now < until
-                       && _toApply.TryTake(out var next, (int)(until - now)))
+                // Gather by waiting, not by taking each group as it comes: a thread blocked in
+                // TryTake would be woken by every append, on the writer's critical path.
+                if (!_toApply.IsAddingCompleted)
+                    Thread.Sleep(ApplyGathering);
+                while (batch.Count < MaxChangesPerApply && _toApply.TryTake(out var next))
                 {
                     batch.AddRange(next.Changes);
                     last = next.Group;
