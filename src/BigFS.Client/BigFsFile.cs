@@ -131,13 +131,19 @@ public sealed class BigFsFile : IAsyncDisposable
         return n;
     }
 
-    /// <summary>Uploads and commits what is buffered (close-to-open); true if there was something to commit.</summary>
+    /// <summary>
+    /// Uploads and commits what is buffered (close-to-open); true if there was something to
+    /// commit. The data is durable on its nodes when this returns; the commit is acknowledged
+    /// once it is in the metadata server's journal (it survives a crash of that server, and
+    /// reaches its disk within milliseconds) — like close(2) on a local filesystem, only
+    /// <see cref="SyncAsync"/> waits for the disk.
+    /// </summary>
     public async Task<bool> FlushAsync(CancellationToken ct = default)
     {
         await _flushLock.WaitAsync(ct);
         try
         {
-            var written = await FlushCoreAsync(ct);
+            var written = await FlushCoreAsync(durable: false, ct);
             if (written is not null)
                 await CompactAsync(written, ct);
             return written is not null;
@@ -160,7 +166,7 @@ public sealed class BigFsFile : IAsyncDisposable
         await _flushLock.WaitAsync(ct);
         try
         {
-            committed = await FlushCoreAsync(ct) is not null;
+            committed = await FlushCoreAsync(durable: true, ct) is not null;
         }
         finally
         {
@@ -180,7 +186,7 @@ public sealed class BigFsFile : IAsyncDisposable
         try
         {
             // Commit what is buffered first, so the truncate applies on top of every earlier write.
-            await FlushCoreAsync(ct);
+            await FlushCoreAsync(durable: false, ct);
             AttrReply reply;
             try
             {
@@ -487,7 +493,7 @@ public sealed class BigFsFile : IAsyncDisposable
     }
 
     /// <returns>The extents committed, or null when nothing was.</returns>
-    private async Task<List<FileExtent>?> FlushCoreAsync(CancellationToken ct)
+    private async Task<List<FileExtent>?> FlushCoreAsync(bool durable, CancellationToken ct)
     {
         List<PendingChunk> batch;
         lock (_sync)
@@ -524,14 +530,14 @@ public sealed class BigFsFile : IAsyncDisposable
             extents = batch.OrderBy(p => p.Sequence).SelectMany(p => p.UploadedExtents()).ToList();
             ifVersion = FilledFromVersion(batch);
         }
-        if (extents.Count > 0 && (ifVersion < 0 || !await CommitAsync(extents, ifVersion, ct)))
+        if (extents.Count > 0 && (ifVersion < 0 || !await CommitAsync(extents, ifVersion, durable, ct)))
         {
             // Gaps were filled from a layout another commit has replaced since: commit only what
             // was written here, never older bytes over someone else's.
             lock (_sync)
                 extents = batch.OrderBy(p => p.Sequence).SelectMany(p => p.UploadedExtents(piecesOnly: true)).ToList();
             if (extents.Count > 0)
-                await CommitAsync(extents, 0, ct);
+                await CommitAsync(extents, 0, durable, ct);
         }
         lock (_sync)
         {
@@ -561,10 +567,13 @@ public sealed class BigFsFile : IAsyncDisposable
         return version;
     }
 
-    /// <summary>Commits extents; with <paramref name="ifVersion"/> non-zero only if the inode is still at that version (false if not).</summary>
-    private async Task<bool> CommitAsync(List<FileExtent> extents, long ifVersion, CancellationToken ct)
+    /// <summary>
+    /// Commits extents; with <paramref name="ifVersion"/> non-zero only if the inode is still at
+    /// that version (false if not). Not <paramref name="durable"/>: acknowledged once journaled.
+    /// </summary>
+    private async Task<bool> CommitAsync(List<FileExtent> extents, long ifVersion, bool durable, CancellationToken ct)
     {
-        var request = new CommitWriteRequest { Ino = Ino, SessionId = _client.SessionId ?? "", IfVersion = (ulong)ifVersion };
+        var request = new CommitWriteRequest { Ino = Ino, SessionId = _client.SessionId ?? "", IfVersion = (ulong)ifVersion, Lazy = !durable };
         foreach (var e in extents)
             request.Extents.Add(new Extent { FileOffset = (ulong)e.FileOffset, Length = (ulong)e.Length, ChunkId = e.ChunkId, ChunkOffset = (ulong)e.ChunkOffset });
         AttrReply reply;
@@ -648,7 +657,7 @@ public sealed class BigFsFile : IAsyncDisposable
                 readVersion = FilledFromVersion(rewrites);
             }
             // A rewrite is all read-back bytes: if anyone committed since they were read, drop it.
-            if (replaced.Count > 0 && (readVersion <= 0 || !await CommitAsync(replaced, readVersion, ct)))
+            if (replaced.Count > 0 && (readVersion <= 0 || !await CommitAsync(replaced, readVersion, durable: false, ct)))
             {
                 _logger.LogDebug("Inode {Ino}: compaction skipped, the file changed while it was read", Ino);
                 replaced.Clear();

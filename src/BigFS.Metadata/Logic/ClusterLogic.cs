@@ -18,7 +18,7 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
     /// <summary>
     /// Registrations, confirmations and bad-copy reports are acknowledged once written: losing
     /// one in a power failure only leaves a replica PENDING or a chunk unknown (collected after
-    /// the grace period), and the client's commit — durable — covers them anyway. Whatever leads
+    /// the grace period), and a durable commit (fsync) after them covers them anyway. Whatever leads
     /// to deleting data is made durable first (<see cref="SyncAsync"/>, GC's durable phase 1).
     /// </summary>
     private Task<T> MutateAsync<T>(Func<T> op) => _s.MutateAsync(op, Storage.Durability.Written);

@@ -34,9 +34,6 @@ public sealed class NamespaceLogic(MetadataState state)
     /// </summary>
     private Task<T> MutateAsync<T>(Func<T> op) => _s.MutateAsync(op, Durability.Written);
 
-    /// <summary>A commit of file data from fsync/close: durable before the reply, with everything before it.</summary>
-    private Task<T> MutateDurablyAsync<T>(Func<T> op) => _s.MutateAsync(op, Durability.Durable);
-
     /// <summary>Starts telling a session about other sessions' changes (dispose to stop).</summary>
     public ChangeWatcher WatchChanges(string sessionId) => _s.Feed.Watch(sessionId);
 
@@ -524,7 +521,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return location;
     }
 
-    public Task<AttrReply> CommitWriteAsync(CommitWriteRequest r) => MutateDurablyAsync(() =>
+    public Task<AttrReply> CommitWriteAsync(CommitWriteRequest r) => _s.MutateAsync(() =>
     {
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new AttrReply { Errno = E.ENOENT };
         if (inode.Type == (int)InodeType.Directory) return new AttrReply { Errno = E.EISDIR };
@@ -577,7 +574,7 @@ public sealed class NamespaceLogic(MetadataState state)
         inode.CtimeNs = now;
         _s.MarkInode(inode.Id);
         return new AttrReply { Attr = Attrs.Of(inode) };
-    });
+    }, r.Lazy ? Durability.Written : Durability.Durable);
 
     // ---- sessions ----
 
