@@ -40,8 +40,8 @@ public sealed class JournaledStoreTests : IDisposable
     {
         var mapper = new BsonMapper { EnumAsInteger = true };
         var buffer = new ArrayBufferWriter<byte>();
-        JournalCodec.Encode([Inode(5, 0x1ED), StoreChange.Delete(RecordKind.Chunk, "abc"), Dirent(1, "f", 5)], mapper, buffer);
-        JournalCodec.Encode([StoreChange.Delete(RecordKind.Inode, 9L)], mapper, buffer);
+        JournalCodec.Encode([Inode(5, 0x1ED), StoreChange.Delete(RecordKind.Chunk, "abc"), Dirent(1, "f", 5)], buffer);
+        JournalCodec.Encode([StoreChange.Delete(RecordKind.Inode, 9L)], buffer);
         var whole = buffer.WrittenMemory;
 
         var groups = JournalCodec.Decode(whole, mapper).ToList();
@@ -84,7 +84,7 @@ public sealed class JournaledStoreTests : IDisposable
         var mapper = new BsonMapper { EnumAsInteger = true };
         Assert.Empty(JournalCodec.Decode(new byte[64 * 1024], mapper));
         var buffer = new ArrayBufferWriter<byte>();
-        JournalCodec.Encode([Inode(1)], mapper, buffer);
+        JournalCodec.Encode([Inode(1)], buffer);
         buffer.Write(new byte[4096]);
         Assert.Single(JournalCodec.Decode(buffer.WrittenMemory, mapper));
     }
@@ -159,8 +159,8 @@ public sealed class JournaledStoreTests : IDisposable
             lite.Apply([Inode(1, 1), Inode(2, 2)]);   // what the store already had when the process died
         var mapper = new BsonMapper { EnumAsInteger = true };
         var buffer = new ArrayBufferWriter<byte>();
-        JournalCodec.Encode([Inode(1, 1), Inode(2, 2)], mapper, buffer);
-        JournalCodec.Encode([Inode(1, 10), StoreChange.Delete(RecordKind.Inode, 2L)], mapper, buffer);
+        JournalCodec.Encode([Inode(1, 1), Inode(2, 2)], buffer);
+        JournalCodec.Encode([Inode(1, 10), StoreChange.Delete(RecordKind.Inode, 2L)], buffer);
         File.WriteAllBytes(Path.Combine(crash, JournaledMetadataStore.SegmentPrefix + "1.log"), buffer.WrittenSpan.ToArray());
 
         using var recovered = new JournaledMetadataStore(new LiteDbMetadataStore(crash), crash);

@@ -95,7 +95,7 @@ public sealed class JournaledMetadataStore : IMetadataStore
         if (_applyFailure is { } failed)
             throw new IOException("the metadata store failed to apply journaled changes", failed);
         _encoded.ResetWrittenCount();
-        JournalCodec.Encode(changes, _mapper, _encoded);
+        JournalCodec.Encode(changes, _encoded);
         if (_offset > 0 && _offset + _encoded.WrittenCount > _segmentBytes)
             Rotate();
         if (_offset + _encoded.WrittenCount > _current.Filled)
