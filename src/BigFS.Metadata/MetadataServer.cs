@@ -124,6 +124,7 @@ public sealed class MetadataServer : IAsyncDisposable
             // The same service class (and so the same handlers) as the gRPC endpoint.
             var dispatcher = new FastMetaDispatcher { OnSession = session => ChangeOrigin.Session = session };
             Namespace.BindService(dispatcher, new NamespaceService(_namespace, cluster, _endpoints));
+            Cluster.BindService(dispatcher, new ClusterService(cluster));
             _fast = FastMetaListener.Start(fastListen, dispatcher, loggerFactory.CreateLogger<FastMetaListener>());
             _endpoints.FastAddress = AdvertisedFastAddress(Address, fastListen, _fast.LocalEndPoint.Port);
         }

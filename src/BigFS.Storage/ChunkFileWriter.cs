@@ -8,13 +8,15 @@ namespace BigFS.Storage;
 /// One chunk upload in progress, transport-neutral: data is appended in order (each call one
 /// positional gathered write; the caller owns the buffers again once it completes), the
 /// whole-chunk and per-block checksums are computed as it arrives, and
-/// <see cref="CompleteAsync"/> checks size and checksum, writes the header, fsyncs and
-/// publishes the file (<see cref="SealAsync"/> alone does the first two, so the data can be
+/// <see cref="CompleteAsync"/> checks size and checksum, writes the header, publishes the file
+/// and makes it durable (<see cref="SealAsync"/> alone does the first two, so the data can be
 /// read from <see cref="StagedPath"/> before it is durable). Disposed before completion, the temporary file is removed and nothing
 /// is indexed. Not thread-safe: one upload, one caller.
 /// </summary>
 public sealed class ChunkFileWriter : IAsyncDisposable
 {
+    private const long PreallocateFrom = 1024 * 1024;
+
     private readonly LocalChunkStore _store;
     private readonly ChunkId _id;
     private readonly long _size;
@@ -45,7 +47,10 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         _file = new FileStream(tempPath, new FileStreamOptions
         {
             Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.Read,   // read while staged (the copies to replicas)
-            BufferSize = 0, Options = FileOptions.Asynchronous, PreallocationSize = _dataOffset + size,
+            BufferSize = 0, Options = FileOptions.Asynchronous,
+            // Large chunks are preallocated (one extent); small ones are not: their fsync is
+            // cheaper without the unwritten-extent conversion.
+            PreallocationSize = size >= PreallocateFrom ? _dataOffset + size : 0,
         });
     }
 
@@ -123,7 +128,7 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         return _sealed = header;
     }
 
-    /// <summary>Seals the chunk if not yet done, makes the file durable (fsync, rename, directory fsync) and indexes it.</summary>
+    /// <summary>Seals the chunk if not yet done, publishes the file under its name, makes it durable and indexes it (<see cref="LocalChunkStore.Publish"/>).</summary>
     public async Task<StoredChunk> CompleteAsync(CancellationToken ct)
     {
         var header = await SealAsync(ct);
@@ -132,9 +137,8 @@ public sealed class ChunkFileWriter : IAsyncDisposable
             _done = true;
             return _existing;
         }
-        _file!.Flush(flushToDisk: true);
+        var chunk = _store.Publish(_id, header, _tempPath!, _file!.SafeFileHandle);
         await _file.DisposeAsync();
-        var chunk = _store.Publish(_id, header, _tempPath!);
         _done = true;
         return chunk;
     }

@@ -203,7 +203,16 @@ public sealed class LocalChunkStore
     /// Moves a complete, fsync'd temporary file into place and indexes it. A concurrent upload
     /// of the same id that won the rename is accepted if its content is the same.
     /// </summary>
-    internal StoredChunk Publish(ChunkId id, ChunkFileHeader header, string tempPath)
+    /// <summary>
+    /// Renames a complete, sealed upload (<paramref name="tempPath"/>, still open as
+    /// <paramref name="file"/>) to its chunk path, then makes it durable with one fsync of the
+    /// file, and indexes it. Rename first, then fsync — not fsync, rename, directory fsync: on a
+    /// journaling filesystem (ext4, XFS, btrfs) the file's fsync commits the journal transaction
+    /// holding the rename too, so one disk flush replaces two on every write's path. A crash
+    /// between the two can leave a torn file under the chunk's name; it was never acknowledged
+    /// nor committed, and its checksums (verified by every read and by the scrubber) expose it.
+    /// </summary>
+    internal StoredChunk Publish(ChunkId id, ChunkFileHeader header, string tempPath, Microsoft.Win32.SafeHandles.SafeFileHandle file)
     {
         var finalPath = PathFor(id);
         var dir = System.IO.Path.GetDirectoryName(finalPath)!;
@@ -217,7 +226,8 @@ public sealed class LocalChunkStore
         catch (IOException) when (File.Exists(finalPath))
         {
             // A concurrent upload of the same id won the rename (it may not be indexed yet:
-            // its file is complete, since the header is written before the rename).
+            // its file is complete, since the header is written before the rename). It may not
+            // be durable yet either: this answer must not claim more than the disk holds.
             TryDelete(tempPath);
             if (!_chunks.TryGetValue(id, out var raced))
             {
@@ -225,11 +235,16 @@ public sealed class LocalChunkStore
             }
             if (raced.Size != header.Size || raced.Header.Checksum != header.Checksum)
                 throw new ChunkRejectedException(StatusCode.AlreadyExists, $"chunk {id} exists here with different content");
+            using (var winner = File.OpenHandle(finalPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+                RandomAccess.FlushToDisk(winner);
             return raced;
         }
-        DirectorySync.Fsync(dir);
+        RandomAccess.FlushToDisk(file);
         if (newDir)
+        {
+            DirectorySync.Fsync(dir);
             DirectorySync.Fsync(ChunksDirectory);
+        }
         return Add(new StoredChunk(id, header, finalPath));
     }
 

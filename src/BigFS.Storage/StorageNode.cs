@@ -1,5 +1,6 @@
 using BigFS.Protocol;
 using BigFS.Protocol.Bulk;
+using BigFS.Protocol.FastMeta;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Builder;
@@ -15,12 +16,13 @@ public sealed class StorageNode : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly DataDirectoryLock _lock;
     private readonly GrpcChannels _channels;
+    private readonly FastMetaCallInvoker _metadata;
     private readonly BulkClient _bulk;
     private readonly BackgroundWork _background;
     private readonly ILogger _logger;
     private int _stopped;
 
-    private StorageNode(string nodeId, string address, string dataAddress, NodeTraffic traffic, WebApplication app, DataDirectoryLock dirLock, GrpcChannels channels, BulkClient bulk,
+    private StorageNode(string nodeId, string address, string dataAddress, NodeTraffic traffic, WebApplication app, DataDirectoryLock dirLock, GrpcChannels channels, FastMetaCallInvoker metadata, BulkClient bulk,
         BackgroundWork background, LocalChunkStore store, ClusterAgent agent, Scrubber scrubber, ILogger logger)
     {
         NodeId = nodeId;
@@ -30,6 +32,7 @@ public sealed class StorageNode : IAsyncDisposable
         _app = app;
         _lock = dirLock;
         _channels = channels;
+        _metadata = metadata;
         _bulk = bulk;
         _background = background;
         Store = store;
@@ -45,6 +48,9 @@ public sealed class StorageNode : IAsyncDisposable
     public string DataAddress { get; }
 
     public NodeTraffic Traffic { get; }
+
+    /// <summary>Calls to the metadata server over its fast listener, and over gRPC (for tests and diagnostics).</summary>
+    public (long Fast, long Grpc) MetadataCalls => (_metadata.FastCalls, _metadata.FallbackCalls);
     internal LocalChunkStore Store { get; }
     internal ClusterAgent Agent { get; }
     internal Scrubber Scrubber { get; }
@@ -60,6 +66,7 @@ public sealed class StorageNode : IAsyncDisposable
         var channels = new GrpcChannels();
         var background = new BackgroundWork(logger);
         WebApplication? app = null;
+        FastMetaCallInvoker? metadata = null;
         try
         {
             var nodeId = NodeIdentity.LoadOrCreate(options.DataDirectory);
@@ -96,7 +103,14 @@ public sealed class StorageNode : IAsyncDisposable
             await app.StartAsync(ct);
             var address = options.AdvertiseAddress ?? app.BoundAddress();
             var dataAddress = dataEndpoint is null ? "" : AdvertisedDataAddress(address, dataListen!, dataEndpoint.IPEndPoint!.Port);
-            var cluster = new Cluster.ClusterClient(channels.Get(options.MetadataAddress));
+            // Chunk registrations and confirmations (on every write's path) go over the metadata
+            // server's fast listener when it has one, gRPC otherwise.
+            var grpc = channels.Get(options.MetadataAddress).CreateCallInvoker();
+            var grpcNamespace = new Namespace.NamespaceClient(grpc);
+            metadata = new FastMetaCallInvoker(grpc, async token =>
+                    (await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: token)).MetadataFastAddress,
+                () => null, loggerFactory.CreateLogger<FastMetaCallInvoker>());
+            var cluster = new Cluster.ClusterClient(metadata);
             var agent = new ClusterAgent(cluster, nodeId, address, dataAddress, options, store, loggerFactory.CreateLogger<ClusterAgent>());
             var bulk = new BulkClient();
             var pusher = new ReplicaPusher(channels, bulk, (chunk, reason) => agent.ReportCorruptAsync(chunk, reason), loggerFactory.CreateLogger<ReplicaPusher>());
@@ -111,13 +125,14 @@ public sealed class StorageNode : IAsyncDisposable
             background.RunLoop("scrubber", scrubber.RunAsync);
             logger.LogInformation("Storage node {NodeId} serving {Directory} at {Address} (bulk data at {DataAddress})",
                 nodeId, options.DataDirectory, address, dataAddress.Length > 0 ? dataAddress : "none");
-            return new StorageNode(nodeId, address, dataAddress, traffic, app, dirLock, channels, bulk, background, store, agent, scrubber, logger);
+            return new StorageNode(nodeId, address, dataAddress, traffic, app, dirLock, channels, metadata, bulk, background, store, agent, scrubber, logger);
         }
         catch
         {
             background.Cancel();
             if (app is not null)
                 await app.DisposeAsync();
+            metadata?.Dispose();
             channels.Dispose();
             dirLock.Dispose();
             throw;
@@ -164,6 +179,7 @@ public sealed class StorageNode : IAsyncDisposable
     private async Task ReleaseAsync()
     {
         await _app.DisposeAsync();
+        _metadata.Dispose();
         _channels.Dispose();
         _bulk.Dispose();
         _background.Dispose();

@@ -43,6 +43,34 @@ public sealed class FastMetadataTransportTests
     }
 
     [Fact]
+    public async Task StorageNodesRegisterAndConfirmChunksOverTheFastListener()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var client = await cluster.ClientAsync();
+        var data = RandomBytes(3 << 20, seed: 5);
+        var file = await CreateFileAsync(client, "c.bin");
+        await WriteAsync(client, file.Ino, 0, data);
+        Assert.Equal(data, await ReadAllAsync(client, file.Ino));
+        // Every chunk was registered by its primary and confirmed on two replicas: at least 3 fast calls in all.
+        var fast = cluster.Nodes.OfType<Storage.StorageNode>().Sum(n => n.MetadataCalls.Fast);
+        Assert.True(fast >= 3, $"{fast} fast calls from the storage nodes");
+    }
+
+    [Fact]
+    public async Task WithoutAFastListenerStorageNodesUseGrpc()
+    {
+        await using var cluster = await TestCluster.StartAsync(configure: o => o.FastListen = MetadataServerOptions.NoFastListener);
+        var client = await cluster.ClientAsync();
+        var data = RandomBytes(1 << 20, seed: 6);
+        var file = await CreateFileAsync(client, "c.bin");
+        await WriteAsync(client, file.Ino, 0, data);
+        Assert.Equal(data, await ReadAllAsync(client, file.Ino));
+        var nodes = cluster.Nodes.OfType<Storage.StorageNode>().ToList();
+        Assert.Equal(0, nodes.Sum(n => n.MetadataCalls.Fast));
+        Assert.True(nodes.Sum(n => n.MetadataCalls.Grpc) >= 3);
+    }
+
+    [Fact]
     public async Task WithoutAFastListenerEverythingGoesOverGrpc()
     {
         await using var cluster = await TestCluster.StartAsync(configure: o => o.FastListen = MetadataServerOptions.NoFastListener);

@@ -37,6 +37,8 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
     }
 
     private readonly FakeNamespace _service = new();
+
+    private sealed class NoCluster : Cluster.ClusterBase;
     private readonly List<string?> _sessions = [];
     private FastMetaListener _listener = null!;
     private string _address = "";
@@ -115,14 +117,17 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
     }
 
     [Fact]
-    public void Every_unary_namespace_method_has_a_distinct_id_and_streaming_has_none()
+    public void Every_unary_namespace_method_and_the_hot_cluster_ones_have_distinct_ids_and_streaming_has_none()
     {
         var all = MetaMethodIds.All.ToList();
         Assert.Equal(all.Count, all.Select(m => m.Id).Distinct().Count());
         Assert.True(MetaMethodIds.TryGetId("/bigfs.v1.Namespace/Rename", out _));
+        Assert.True(MetaMethodIds.TryGetId("/bigfs.v1.Cluster/RegisterChunk", out _));
         Assert.False(MetaMethodIds.TryGetId("/bigfs.v1.Namespace/WatchChanges", out _));
+        Assert.False(MetaMethodIds.TryGetId("/bigfs.v1.Cluster/ReportInventory", out _));
         var dispatcher = new FastMetaDispatcher();
         Namespace.BindService(dispatcher, _service);
+        Cluster.BindService(dispatcher, new NoCluster());
         Assert.Equal(all.Count, dispatcher.MethodCount);
     }
 
