@@ -60,7 +60,7 @@ public class ChangeFeedTests
     }
 
     [Fact]
-    public async Task Namespace_changes_are_acknowledged_once_written_and_a_commit_of_file_data_once_durable()
+    public async Task Namespace_changes_and_a_close_commit_are_acknowledged_once_written_an_fsync_commit_once_durable()
     {
         var f = await _h.Create(1, "f");
         await _h.Ns.RenameAsync(new RenameRequest { Parent = 1, Name = Name("f"), NewParent = 1, NewName = Name("g") });
@@ -71,8 +71,11 @@ public class ChangeFeedTests
         await _h.RegisterChunk("p", chunk, size: 10, owner: f, goal: 1);
         var commit = new CommitWriteRequest { Ino = f };
         commit.Extents.Add(new Extent { FileOffset = 0, Length = 10, ChunkId = chunk });
-        Assert.Equal(0, (await _h.Ns.CommitWriteAsync(commit)).Errno);
+        Assert.Equal(0, (await _h.Ns.CommitWriteAsync(commit)).Errno);   // fsync
         Assert.Equal(Durability.Durable, _h.Log.Appends[^1]);
+        commit.Lazy = true;                                                 // close, flush
+        Assert.Equal(0, (await _h.Ns.CommitWriteAsync(commit)).Errno);
+        Assert.Equal(Durability.Written, _h.Log.Appends[^1]);
 
         Assert.Equal(0, (await _h.Ns.SyncAsync()).Errno);
         Assert.Equal(1, _h.Log.Syncs);

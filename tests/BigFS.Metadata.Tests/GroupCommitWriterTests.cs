@@ -233,4 +233,78 @@ public class GroupCommitWriterTests
             store.AllowWrite.Release(100);
         }
     }
+
+    /// <summary>Records the first change id of every group written, in order.</summary>
+    private sealed class RecordingStore : IMetadataStore
+    {
+        public readonly List<long> Ids = [];
+        public readonly List<int> WriterThreads = [];
+
+        public MetadataSnapshot Load() => new([], [], [], [], [], null);
+        public void Apply(IReadOnlyList<StoreChange> changes) => Write(changes);
+
+        public void Write(IReadOnlyList<StoreChange> changes)
+        {
+            lock (Ids)
+            {
+                Ids.AddRange(changes.Select(c => (long)c.Key));
+                WriterThreads.Add(Environment.CurrentManagedThreadId);
+            }
+        }
+
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public void A_caller_that_writes_its_own_batch_has_a_written_change_acknowledged_on_its_thread()
+    {
+        var store = new RecordingStore();
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        var done = writer.AppendAsync([Change(1)], Durability.Written, callerWrites: true);
+        writer.WriteQueued();
+        Assert.True(done.IsCompletedSuccessfully);   // no hand-off: complete when WriteQueued returns
+        Assert.Equal([1L], store.Ids);
+        Assert.Equal([Environment.CurrentManagedThreadId], store.WriterThreads);
+    }
+
+    [Fact]
+    public async Task A_caller_finding_another_writer_busy_leaves_its_batch_to_that_writer()
+    {
+        var store = new GatedSyncStore(writesAllowed: 0);
+        store.AllowSync.Release(100);
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        var first = writer.AppendAsync([Change(1)], Durability.Written);       // the writer thread takes it and is held
+        Assert.True(await store.WriteStarted.WaitAsync(Patience));
+        var mine = writer.AppendAsync([Change(2), Change(3)], Durability.Written, callerWrites: true);
+        writer.WriteQueued();                                                     // returns at once: the write lock is taken
+        Assert.False(mine.IsCompleted);
+        store.AllowWrite.Release(100);
+        await Task.WhenAll(first, mine).WaitAsync(Patience);
+        Assert.Equal([1, 2], store.Written);                                       // the holder wrote it after its own group
+    }
+
+    [Fact]
+    public async Task Batches_written_by_callers_and_by_the_writer_thread_keep_the_order_they_were_queued_in()
+    {
+        var store = new RecordingStore();
+        using var writer = new GroupCommitWriter(store, NullLogger.Instance);
+        var order = new Lock();   // stands for the metadata lock: queued in this order
+        long next = 0;
+        var tasks = new List<Task>();
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(worker => Task.Run(() =>
+        {
+            for (var i = 0; i < 500; i++)
+            {
+                var callerWrites = (worker + i) % 2 == 0;
+                Task t;
+                lock (order)
+                    t = writer.AppendAsync([Change(++next)], i % 7 == 0 ? Durability.Durable : Durability.Written, callerWrites);
+                if (callerWrites)
+                    writer.WriteQueued();
+                lock (tasks) tasks.Add(t);
+            }
+        })));
+        await Task.WhenAll(tasks).WaitAsync(Patience);
+        Assert.Equal(Enumerable.Range(1, 2000).Select(i => (long)i), store.Ids);
+    }
 }

@@ -4,8 +4,10 @@ namespace BigFS.Metadata.Storage;
 
 /// <summary>
 /// Durable storage behind the in-memory metadata: load everything once at start, then apply
-/// batches of upserts and deletes atomically and durably. Called from one writer thread only,
-/// so an implementation may rely on thread affinity (LiteDB transactions do).
+/// batches of upserts and deletes atomically and durably. Writes come one at a time, but not
+/// always from the same thread (<see cref="GroupCommitWriter"/> lets callers write): a store
+/// that needs thread affinity (LiteDB transactions do) sits behind the journal
+/// (<see cref="JournaledMetadataStore"/>), which hands it everything on one thread of its own.
 /// </summary>
 public interface IMetadataStore : IDisposable
 {
@@ -16,7 +18,7 @@ public interface IMetadataStore : IDisposable
 
     /// <summary>
     /// Applies every change in one transaction without waiting for the disk: durable only once a
-    /// later <see cref="MakeDurable"/> returns. Called from the writer thread only. The list
+    /// later <see cref="MakeDurable"/> returns. Never called concurrently with itself. The list
     /// belongs to the caller again once the call returns (the records in it are never mutated).
     /// </summary>
     void Write(IReadOnlyList<StoreChange> changes) => Apply(changes);
