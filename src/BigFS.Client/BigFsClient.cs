@@ -86,14 +86,14 @@ public sealed class BigFsClient : IAsyncDisposable
         // Unary namespace calls go over the server's fast listener when it has one (gRPC otherwise).
         var fastMeta = options.FastMetadataTransport
             ? new FastMetaCallInvoker(grpc, async token =>
-                (await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: token)).MetadataFastAddress,
+                FastAddressOf(await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: token)),
                 () => session.Value, loggerFactory.CreateLogger<FastMetaCallInvoker>(), options.InlineMetadataCompletions)
             : null;
         try
         {
             var reply = await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
             var chunkSize = reply.ChunkSize is > 0 and <= 64 * 1024 * 1024 ? (int)reply.ChunkSize : DefaultChunkSize;
-            fastMeta?.UseAddress(reply.MetadataFastAddress);
+            fastMeta?.UseAddress(FastAddressOf(reply));
             var ns = fastMeta is null ? grpcNamespace : new Namespace.NamespaceClient(fastMeta);
             return new BigFsClient(channels, fastMeta, ns, session, chunkSize, options, loggerFactory);
         }
@@ -104,6 +104,10 @@ public sealed class BigFsClient : IAsyncDisposable
             throw BigFsException.Io($"cannot reach the metadata server at {metadataAddress}: {ex.Status.Detail}", ex);
         }
     }
+
+    /// <summary>The server's fast listener as this host dials it: its Unix socket when this is its host, else TCP.</summary>
+    internal static string? FastAddressOf(ListWritableNodesReply reply) =>
+        MetaConnection.ChooseAddress(reply.MetadataFastAddress, reply.MetadataFastUnix);
 
     public BigFsFile OpenFile(ulong ino, long knownSize) => new(this, ino, knownSize, _loggerFactory.CreateLogger<BigFsFile>());
 
@@ -209,6 +213,9 @@ public sealed class BigFsClient : IAsyncDisposable
 
     /// <summary>Unary namespace calls made over the fast metadata transport so far (diagnostics, tests).</summary>
     public long FastMetadataCalls => _fastMeta?.FastCalls ?? 0;
+
+    /// <summary>Where the fast metadata connection goes (host:port or unix:/path); null when there is none.</summary>
+    public string? FastMetadataAddress => _fastMeta?.ConnectedAddress;
 
     public ValueTask DisposeAsync()
     {

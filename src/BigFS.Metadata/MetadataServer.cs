@@ -29,6 +29,7 @@ public sealed class MetadataServer : IAsyncDisposable
     private ChunkMaintenance _maintenance = null!;
     private WebApplication? _app;
     private FastMetaListener? _fast;
+    private FastMetaListener? _fastUnix;
     private Task _maintenanceLoop = Task.CompletedTask;
     private Task? _stopped;
 
@@ -46,6 +47,9 @@ public sealed class MetadataServer : IAsyncDisposable
 
     /// <summary>The fast metadata listener as host:port once started; empty when it is turned off.</summary>
     public string FastAddress => _endpoints.FastAddress;
+
+    /// <summary>The fast listener's Unix socket path, or empty when there is none.</summary>
+    public string FastUnixPath => _endpoints.FastUnixPath;
 
     private readonly MetadataEndpoints _endpoints = new();
 
@@ -126,14 +130,41 @@ public sealed class MetadataServer : IAsyncDisposable
             Namespace.BindService(dispatcher, new NamespaceService(_namespace, cluster, _endpoints));
             Cluster.BindService(dispatcher, new ClusterService(cluster));
             _fast = FastMetaListener.Start(fastListen, dispatcher, loggerFactory.CreateLogger<FastMetaListener>());
-            _endpoints.FastAddress = AdvertisedFastAddress(Address, fastListen, _fast.LocalEndPoint.Port);
+            _endpoints.FastAddress = AdvertisedFastAddress(Address, fastListen, _fast.LocalEndPoint!.Port);
+            if (_options.FastListenUnix)
+                _fastUnix = StartUnixListener(dispatcher, loggerFactory.CreateLogger<FastMetaListener>());
+            _endpoints.FastUnixPath = _fastUnix?.UnixPath ?? "";
         }
         _maintenanceLoop = Task.Run(() => MaintenanceLoopAsync(_stopping.Token), CancellationToken.None);
         if (_options.HeartbeatTimeout <= _options.HeartbeatInterval)
             _logger.LogWarning("HeartbeatTimeout {Timeout} is not longer than HeartbeatInterval {Interval}: healthy nodes will turn Suspect",
                 _options.HeartbeatTimeout, _options.HeartbeatInterval);
-        _logger.LogInformation("Metadata server listening on {Address}, fast metadata transport on {FastAddress} (data {DataDirectory}, {Inodes} inodes, {Chunks} chunks)",
-            Address, _fast is null ? "none" : FastAddress, _options.DataDirectory, snapshot.Inodes.Count, snapshot.Chunks.Count);
+        _logger.LogInformation("Metadata server listening on {Address}, fast metadata transport on {FastAddress} and {FastUnixPath} (data {DataDirectory}, {Inodes} inodes, {Chunks} chunks)",
+            Address, _fast is null ? "none" : FastAddress, _fastUnix?.UnixPath ?? "no Unix socket", _options.DataDirectory, snapshot.Inodes.Count, snapshot.Chunks.Count);
+    }
+
+    /// <summary>
+    /// The fast listener on a Unix socket in the data directory, named uniquely for this run (so
+    /// a client never takes another server's socket for this one); sockets of earlier runs are
+    /// removed. Null (logged) when the path would be too long or the socket cannot be made.
+    /// </summary>
+    private FastMetaListener? StartUnixListener(FastMetaDispatcher dispatcher, ILogger<FastMetaListener> logger)
+    {
+        foreach (var stale in Directory.EnumerateFiles(_options.DataDirectory, "fast-*.sock"))
+        {
+            try { File.Delete(stale); }
+            catch (IOException) { }
+        }
+        var path = Path.Combine(Path.GetFullPath(_options.DataDirectory), $"fast-{Guid.NewGuid():N}.sock");
+        try
+        {
+            return FastMetaListener.StartUnix(path, dispatcher, logger);
+        }
+        catch (Exception ex) when (ex is ArgumentException or System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException)
+        {
+            _logger.LogInformation("No Unix socket for the fast metadata transport ({Reason}); same-host clients use TCP", ex.Message);
+            return null;
+        }
     }
 
     /// <summary>host:port clients dial: a wildcard listen is advertised with the host of the advertised gRPC address.</summary>
@@ -197,6 +228,8 @@ public sealed class MetadataServer : IAsyncDisposable
         _stopping.Cancel();
         try { await _maintenanceLoop.ConfigureAwait(false); }
         catch (Exception ex) { _logger.LogWarning(ex, "Maintenance loop ended with an error"); }
+        if (_fastUnix is not null)
+            await _fastUnix.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         if (_fast is not null)
             await _fast.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         if (_app is not null)

@@ -13,6 +13,13 @@ public sealed class MetadataServerOptions
     /// </summary>
     public string? FastListen { get; set; }
 
+    /// <summary>
+    /// Also serve the fast listener on a Unix socket in the data directory, for clients on this
+    /// host (a uniquely named <c>fast-*.sock</c>, advertised to clients; about 20 µs less per
+    /// call than TCP loopback). Only with a fast listener.
+    /// </summary>
+    public bool FastListenUnix { get; set; } = true;
+
     public const int DefaultFastPortOffset = 1000;
     public const string NoFastListener = "none";
 

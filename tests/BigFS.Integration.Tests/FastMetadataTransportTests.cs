@@ -43,6 +43,27 @@ public sealed class FastMetadataTransportTests
     }
 
     [Fact]
+    public async Task ASameHostClientUsesTheServersUnixSocket()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        Assert.EndsWith(".sock", cluster.Meta.FastUnixPath);
+        var client = await cluster.ClientAsync();
+        await ExerciseAsync(client);
+        Assert.Equal("unix:" + cluster.Meta.FastUnixPath, client.FastMetadataAddress);
+    }
+
+    [Fact]
+    public async Task WithTheUnixSocketTurnedOffASameHostClientUsesTcp()
+    {
+        await using var cluster = await TestCluster.StartAsync(configure: o => o.FastListenUnix = false);
+        Assert.Equal("", cluster.Meta.FastUnixPath);
+        var client = await cluster.ClientAsync();
+        await ExerciseAsync(client);
+        Assert.Equal(cluster.Meta.FastAddress, client.FastMetadataAddress);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.Root, "meta"), "fast-*.sock"));
+    }
+
+    [Fact]
     public async Task StorageNodesRegisterAndConfirmChunksOverTheFastListener()
     {
         await using var cluster = await TestCluster.StartAsync();
@@ -117,5 +138,8 @@ public sealed class FastMetadataTransportTests
         var data = RandomBytes(1 << 20, seed: 3);
         await WriteAsync(client, file.Ino, 0, data);
         Assert.Equal(data, await ReadAllAsync(client, file.Ino));
+        // The new run has a socket of its own; the old run's is gone, and the client is on the new one.
+        Assert.Equal([cluster.Meta.FastUnixPath], Directory.EnumerateFiles(Path.Combine(cluster.Root, "meta"), "fast-*.sock"));
+        Assert.Equal("unix:" + cluster.Meta.FastUnixPath, client.FastMetadataAddress);
     }
 }

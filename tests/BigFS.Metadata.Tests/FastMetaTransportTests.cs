@@ -48,7 +48,7 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
         var dispatcher = new FastMetaDispatcher { OnSession = s => { lock (_sessions) _sessions.Add(s); } };
         Namespace.BindService(dispatcher, _service);
         _listener = FastMetaListener.Start("127.0.0.1:0", dispatcher, NullLogger.Instance);
-        _address = $"127.0.0.1:{_listener.LocalEndPoint.Port}";
+        _address = $"127.0.0.1:{_listener.LocalEndPoint!.Port}";
         return Task.CompletedTask;
     }
 
@@ -146,6 +146,54 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
         Assert.Equal(300, invoker.FastCalls);
         lock (_sessions)
             Assert.All(_sessions, s => Assert.Equal("session-1", s));
+    }
+
+    [Fact]
+    public void A_client_dials_the_unix_socket_only_where_its_path_exists()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"bigfs-sock-{Guid.NewGuid():N}");
+        Assert.Equal("10.0.0.1:7", MetaConnection.ChooseAddress("10.0.0.1:7", ""));
+        Assert.Equal("10.0.0.1:7", MetaConnection.ChooseAddress("10.0.0.1:7", path));   // another host's path
+        File.WriteAllText(path, "");
+        try
+        {
+            Assert.Equal($"unix:{path};10.0.0.1:7", MetaConnection.ChooseAddress("10.0.0.1:7", path));
+            Assert.Equal($"unix:{path}", MetaConnection.ChooseAddress("", path));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        Assert.Null(MetaConnection.ChooseAddress("", ""));
+    }
+
+    [Fact]
+    public async Task Calls_go_over_the_unix_socket_and_a_dead_one_falls_through_to_tcp()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"bigfs-{Guid.NewGuid():N}.sock");
+        var dispatcher = new FastMetaDispatcher();
+        Namespace.BindService(dispatcher, _service);
+        await using (var unix = FastMetaListener.StartUnix(path, dispatcher, NullLogger.Instance))
+        {
+            using var viaUnix = new FastMetaCallInvoker(new UnreachableInvoker(), _ => Task.FromResult<string?>(null), () => null);
+            viaUnix.UseAddress(MetaConnection.ChooseAddress(_address, path));
+            Assert.Equal(4ul, (await new Namespace.NamespaceClient(viaUnix).GetAttrAsync(new InodeRequest { Ino = 2 })).Attr.Size);
+            Assert.Equal("unix:" + path, viaUnix.ConnectedAddress);
+        }
+        Assert.False(File.Exists(path));   // a stopped listener removes its socket
+
+        File.WriteAllText(path, "");        // a path that exists but where nobody listens
+        try
+        {
+            using var fallsThrough = new FastMetaCallInvoker(new UnreachableInvoker(), _ => Task.FromResult<string?>(null), () => null);
+            fallsThrough.UseAddress(MetaConnection.ChooseAddress(_address, path));
+            Assert.Equal(6ul, (await new Namespace.NamespaceClient(fallsThrough).GetAttrAsync(new InodeRequest { Ino = 3 })).Attr.Size);
+            Assert.Equal(_address, fallsThrough.ConnectedAddress);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     [Fact]

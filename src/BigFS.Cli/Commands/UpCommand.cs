@@ -14,7 +14,7 @@ public static class UpCommand
 {
     public static async Task<int> RunAsync(string[] args, CancellationToken ct)
     {
-        var cl = new CommandLine(args, new HashSet<string> { "data", "port", "nodes", "log-level", "mount", "meta-fast-listen" });
+        var cl = new CommandLine(args, new HashSet<string> { "data", "port", "nodes", "log-level", "mount", "meta-fast-listen", "meta-fast-unix" });
         var data = Path.GetFullPath(cl.Get("data") ?? ".bigfs");
         var port = cl.GetInt("port", 9000);
         var nodeCount = cl.GetInt("nodes", 3);
@@ -31,6 +31,7 @@ public static class UpCommand
             DataDirectory = Path.Combine(data, "meta"),
             Listen = $"127.0.0.1:{port}",
             FastListen = cl.Get("meta-fast-listen"),
+            FastListenUnix = cl.Get("meta-fast-unix")?.ToLowerInvariant() is not ("false" or "no" or "off" or "0"),
             DefaultGoal = Math.Min(3, nodeCount),
             MinCopiesBeforeAck = Math.Min(2, nodeCount),
         }, loggerFactory, ct);

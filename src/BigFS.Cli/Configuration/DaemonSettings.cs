@@ -38,6 +38,7 @@ public static class DaemonSettings
             DataDirectory = s.RequireString("data_dir", "--data DIR"),
             Listen = ReadAddress(s, "listen", "127.0.0.1:9000"),
             FastListen = ReadOptionalListen(s, "meta_fast_listen", MetadataServerOptions.NoFastListener),
+            FastListenUnix = s.GetBool("meta_fast_unix", true),
             ChunkSize = (int)Math.Min(int.MaxValue, s.GetSize("chunk_size", 4 * 1024 * 1024)),
             DefaultGoal = s.GetInt("goal", 3, 1, 16),
             MinCopiesBeforeAck = s.GetInt("min_copies_before_ack", 2, 1, 16),

@@ -40,6 +40,18 @@ public sealed class SettingsReader(IConfiguration configuration, IReadOnlySet<st
         return value;
     }
 
+    public bool GetBool(string key, bool fallback)
+    {
+        var text = GetString(key);
+        if (text is null) return fallback;
+        return text.ToLowerInvariant() switch
+        {
+            "true" or "yes" or "on" or "1" => true,
+            "false" or "no" or "off" or "0" => false,
+            _ => throw new ConfigurationError(key, $"'{text}' is not true or false"),
+        };
+    }
+
     public TimeSpan GetDuration(string key, TimeSpan fallback)
     {
         var text = GetString(key);

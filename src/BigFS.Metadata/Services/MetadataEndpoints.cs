@@ -5,4 +5,7 @@ public sealed class MetadataEndpoints
 {
     /// <summary>The fast listener as host:port, or empty when there is none.</summary>
     public string FastAddress { get; set; } = "";
+
+    /// <summary>The fast listener's Unix socket path, or empty when there is none.</summary>
+    public string FastUnixPath { get; set; } = "";
 }

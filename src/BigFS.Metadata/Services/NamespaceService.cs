@@ -47,6 +47,7 @@ public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster, Me
     {
         var reply = cluster.ListWritableNodes();
         reply.MetadataFastAddress = endpoints.FastAddress;
+        reply.MetadataFastUnix = endpoints.FastUnixPath;
         return Task.FromResult(reply);
     }
 

@@ -40,6 +40,9 @@ public sealed class FastMetaCallInvoker(
     public long FallbackCalls => Interlocked.Read(ref _fallbackCalls);
     private long _fastCalls, _fallbackCalls;
 
+    /// <summary>The address of the live fast connection (host:port or unix:/path), or null when there is none.</summary>
+    public string? ConnectedAddress => _connection is { IsAlive: true } live ? live.Address : null;
+
     /// <summary>Sets the fast address up front (e.g. from the reply that also told the chunk size); null or empty = none.</summary>
     public void UseAddress(string? address)
     {

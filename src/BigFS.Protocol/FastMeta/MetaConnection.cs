@@ -40,16 +40,44 @@ public sealed class MetaConnection : IDisposable
     /// <summary>
     /// Connects with a blocking connect on a pool thread (an asynchronous connect would put the
     /// socket in non-blocking mode, and every later blocking receive would then wait through
-    /// the runtime's event loop: one more thread hop per reply).
+    /// the runtime's event loop: one more thread hop per reply). <paramref name="address"/> is
+    /// host:port, <c>unix:/path</c>, or several of them separated by ';' — tried in order.
     /// </summary>
     /// <param name="inlineCompletions">Run callers' continuations on the receiving thread (no hop; they must never block).</param>
     public static async Task<MetaConnection> ConnectAsync(string address, TimeSpan timeout, bool inlineCompletions = false)
     {
-        var (host, port) = GrpcServerHost.ParseListen(address);
-        var endpoint = IPAddress.TryParse(host.Trim('[', ']'), out var ip)
-            ? new IPEndPoint(ip, port)
-            : new IPEndPoint((await Dns.GetHostAddressesAsync(host)).First(), port);
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Exception? last = null;
+        foreach (var alternative in address.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            try
+            {
+                return new MetaConnection(await ConnectOneAsync(alternative, timeout), alternative, inlineCompletions);
+            }
+            catch (Exception ex) when (ex is SocketException or IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                last = ex;
+            }
+        }
+        throw last as SocketException ?? new SocketException((int)SocketError.AddressNotAvailable);
+    }
+
+    private static async Task<Socket> ConnectOneAsync(string address, TimeSpan timeout)
+    {
+        EndPoint endpoint;
+        Socket socket;
+        if (address.StartsWith(UnixPrefix, StringComparison.Ordinal))
+        {
+            endpoint = new UnixDomainSocketEndPoint(address[UnixPrefix.Length..]);
+            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        }
+        else
+        {
+            var (host, port) = GrpcServerHost.ParseListen(address);
+            endpoint = IPAddress.TryParse(host.Trim('[', ']'), out var ip)
+                ? new IPEndPoint(ip, port)
+                : new IPEndPoint((await Dns.GetHostAddressesAsync(host)).First(), port);
+            socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        }
         var connect = Task.Run(() => socket.Connect(endpoint));
         if (await Task.WhenAny(connect, Task.Delay(timeout)) != connect)
         {
@@ -66,7 +94,22 @@ public sealed class MetaConnection : IDisposable
             socket.Dispose();
             throw;
         }
-        return new MetaConnection(socket, address, inlineCompletions);
+        return socket;
+    }
+
+    public const string UnixPrefix = "unix:";
+
+    /// <summary>
+    /// What a client dials for a server advertising <paramref name="tcpAddress"/> and
+    /// <paramref name="unixPath"/>: the Unix socket first when that path exists here (this host
+    /// is the server's), then TCP.
+    /// </summary>
+    public static string? ChooseAddress(string? tcpAddress, string? unixPath)
+    {
+        var tcp = string.IsNullOrEmpty(tcpAddress) ? null : tcpAddress;
+        if (string.IsNullOrEmpty(unixPath) || !File.Exists(unixPath))
+            return tcp;
+        return tcp is null ? UnixPrefix + unixPath : UnixPrefix + unixPath + ";" + tcp;
     }
 
     /// <summary>Sends one request; the task completes with the reply or faults with an <see cref="RpcException"/>.</summary>
