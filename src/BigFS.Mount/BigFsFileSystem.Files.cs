@@ -37,6 +37,8 @@ internal sealed partial class BigFsFileSystem
         if (created.Errno != 0) return new FuseError(created.Errno);
         cache.LearnNewEntry(generation, parent, name, created.Attr);
         cache.LearnAttr(generation, created.ParentAttr);
+        if (created.Created)
+            cache.LearnNoXattrs(generation, created.Attr.Ino);
         var handle = await OpenHandle(ctx, created.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0, Writable(flags));
         return new FuseCreateResult(Entry(created.Attr), handle);
     }, "create");

@@ -185,6 +185,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         {
             cache.LearnNewEntry(generation, parent, name, reply.Attr, isNewDirectory: type == InodeType.Directory);
             cache.LearnAttr(generation, reply.ParentAttr);
+            cache.LearnNoXattrs(generation, reply.Attr.Ino);   // exclusive: a new inode
         }
         return EntryOrError(reply, Entry);
     }, "create");

@@ -219,13 +219,24 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
         }
     }
 
+    /// <summary>Stands for every name in <see cref="_absentXattrs"/> (no extended attribute has an empty name).</summary>
+    private const string AllXattrs = "";
+
     /// <summary>True when <paramref name="name"/> is known not to be an extended attribute of <paramref name="ino"/>.</summary>
     public bool IsXattrAbsent(ulong ino, string name)
     {
         lock (_sync)
-            return _enabled && _absentXattrs.TryGetValue(ino, out var names) && names.TryGetValue(name, out var learnedAt)
+            return _enabled && _absentXattrs.TryGetValue(ino, out var names)
+                && (names.TryGetValue(name, out var learnedAt) || names.TryGetValue(AllXattrs, out learnedAt))
                 && time.GetElapsedTime(learnedAt) <= MaxAge;
     }
+
+    /// <summary>
+    /// This mount just created <paramref name="ino"/>: it has no extended attributes, so the
+    /// kernel's ask for <c>security.capability</c> before its first write needs no server call.
+    /// Kept, like any absence, until this mount changes its attributes or the change feed names it.
+    /// </summary>
+    public void LearnNoXattrs(long generation, ulong ino) => LearnXattrAbsent(generation, ino, AllXattrs);
 
     /// <summary>The server said <paramref name="ino"/> has no attribute <paramref name="name"/>; kept if nothing changed meanwhile.</summary>
     public void LearnXattrAbsent(long generation, ulong ino, string name)

@@ -145,6 +145,27 @@ public class LookupCacheTests
     }
 
     [Fact]
+    public void An_inode_this_mount_created_has_no_xattrs_until_it_changes()
+    {
+        _cache.LearnNoXattrs(_cache.Generation, 10);
+        Assert.True(_cache.IsXattrAbsent(10, "security.capability"));
+        Assert.True(_cache.IsXattrAbsent(10, "user.anything"));
+        Assert.False(_cache.IsXattrAbsent(11, "security.capability"));
+
+        _cache.ForgetXattrs(10);                                // our own setxattr
+        Assert.False(_cache.IsXattrAbsent(10, "user.anything"));
+
+        _cache.LearnNoXattrs(_cache.Generation, 10);
+        _cache.Apply(new ChangeNotice { Inodes = { 10 } });     // another session's setxattr
+        Assert.False(_cache.IsXattrAbsent(10, "security.capability"));
+
+        var raced = _cache.Generation;
+        _cache.Apply(new ChangeNotice { Inodes = { 99 } });     // a notice while the create was in flight
+        _cache.LearnNoXattrs(raced, 10);
+        Assert.False(_cache.IsXattrAbsent(10, "security.capability"));
+    }
+
+    [Fact]
     public void A_missing_xattr_reply_that_raced_with_a_change_is_not_kept()
     {
         var g = _cache.Generation;
