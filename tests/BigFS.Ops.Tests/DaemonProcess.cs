@@ -65,6 +65,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     }
 
     public const int SIGTERM = 15;
+    public const int SIGKILL = 9;
 
     public async Task WaitForExitAsync(TimeSpan timeout)
     {

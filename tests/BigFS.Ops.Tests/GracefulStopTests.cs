@@ -14,25 +14,26 @@ namespace BigFS.Ops.Tests;
 public sealed class GracefulStopTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempDirectory _root = new("bigfs-stop-");
-    private readonly List<IAsyncDisposable> _cleanup = [];
+    private StartedUnits? _units;
 
     [Fact]
     public async Task Sigterm_during_an_upload_finishes_or_cleanly_rejects_the_chunk()
     {
         var launcher = new UnitLauncher(_root.Path);
         launcher.InstallPackagedConfiguration();
+        var units = _units = new StartedUnits(launcher, _root);
         var metaAddress = $"127.0.0.1:{UnitLauncher.FreeLoopbackPort()}";
         // One node: goal and ack count 1, so the chunk is durable once this node has it.
-        var meta = await StartAsync(launcher, "bigfs-meta.service", null, new()
+        var meta = await units.StartAsync("bigfs-meta.service", null, new()
         {
             ["BIGFS_LISTEN"] = metaAddress, ["BIGFS_GOAL"] = "1", ["BIGFS_MIN_COPIES_BEFORE_ACK"] = "1",
         });
         var nodeAddress = $"127.0.0.1:{UnitLauncher.FreeLoopbackPort()}";
-        var node = await StartAsync(launcher, "bigfs-node@.service", "1", new()
+        var node = await units.StartAsync("bigfs-node@.service", "1", new()
         {
             ["BIGFS_LISTEN"] = nodeAddress, ["BIGFS_META"] = metaAddress, ["BIGFS_MIN_COPIES_BEFORE_ACK"] = "1",
         });
-        await WaitForActiveNodeAsync(metaAddress);
+        await StartedUnits.WaitForActiveNodesAsync(metaAddress);
 
         var data = new byte[4 * 1024 * 1024];
         new Random(11).NextBytes(data);
@@ -100,43 +101,12 @@ public sealed class GracefulStopTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(0, meta.Process.ExitCode);
     }
 
-    private async Task<(DaemonProcess Process, NotifySocket Notify, UnitFile Unit)> StartAsync(UnitLauncher launcher, string unitFile, string? instance, Dictionary<string, string> env)
-    {
-        var notify = new NotifySocket(_root.Combine($"notify-{instance ?? "meta"}.sock"));
-        env["NOTIFY_SOCKET"] = notify.Path;
-        var (exe, args, environment, unit) = launcher.Prepare(unitFile, instance, env);
-        var process = DaemonProcess.Start(exe, args, environment);
-        _cleanup.Add(process);
-        try
-        {
-            await notify.WaitForAsync("READY=1", TimeSpan.FromSeconds(90));
-        }
-        catch (TimeoutException e)
-        {
-            throw new TimeoutException($"{e.Message}\n{process}");
-        }
-        return (process, notify, unit);
-    }
-
-    private static async Task WaitForActiveNodeAsync(string metaAddress)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        var last = "";
-        while (DateTime.UtcNow < deadline)
-        {
-            var status = await DaemonProcess.RunAsync(RepoPaths.BigfsExecutable, ["status", "--meta", "http://" + metaAddress]);
-            last = status.Stdout + status.Stderr;
-            if (status.ExitCode == 0 && status.Stdout.Contains(" active ")) return;
-            await Task.Delay(200);
-        }
-        throw new TimeoutException($"no active node after 30s:\n{last}");
-    }
-
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
     {
-        foreach (var d in _cleanup) await d.DisposeAsync();
+        if (_units is not null)
+            await _units.DisposeAsync();
         _root.Dispose();
     }
 }

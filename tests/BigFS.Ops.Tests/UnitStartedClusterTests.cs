@@ -10,35 +10,19 @@ namespace BigFS.Ops.Tests;
 public sealed class UnitStartedClusterTests : IAsyncLifetime
 {
     private readonly TempDirectory _root = new("bigfs-units-");
-    private readonly List<(DaemonProcess Process, NotifySocket Notify, UnitFile Unit)> _daemons = [];
     private UnitLauncher _launcher = null!;
+    private StartedUnits _units = null!;
 
     public Task InitializeAsync()
     {
         _launcher = new UnitLauncher(_root.Path);
         _launcher.InstallPackagedConfiguration("2", "3");
+        _units = new StartedUnits(_launcher, _root);
         return Task.CompletedTask;
     }
 
-    private async Task<(DaemonProcess Process, NotifySocket Notify, UnitFile Unit)> StartAsync(string unitFile, string? instance, Dictionary<string, string> env)
-    {
-        var notify = new NotifySocket(_root.Combine($"notify-{unitFile}-{instance}.sock"));
-        env["NOTIFY_SOCKET"] = notify.Path;
-        var (exe, args, environment, unit) = _launcher.Prepare(unitFile, instance, env);
-        var process = DaemonProcess.Start(exe, args, environment);
-        var entry = (process, notify, unit);
-        _daemons.Add(entry);
-        try
-        {
-            var ready = await notify.WaitForAsync("READY=1", UnitLauncher.ParseSeconds(unit.Get("Service", "TimeoutStartSec"), TimeSpan.FromSeconds(90)));
-            Assert.Contains($"MAINPID={process.Id}", ready.Split('\n'));
-        }
-        catch (TimeoutException e)
-        {
-            throw new TimeoutException($"{e.Message}\n{process}");
-        }
-        return entry;
-    }
+    private Task<(DaemonProcess Process, NotifySocket Notify, UnitFile Unit)> StartAsync(string unitFile, string? instance, Dictionary<string, string> env) =>
+        _units.StartAsync(unitFile, instance, env);
 
     [Fact]
     public async Task Units_started_as_systemd_starts_them_serve_a_cluster_and_report_ready_and_stopping()
@@ -60,7 +44,7 @@ public sealed class UnitStartedClusterTests : IAsyncLifetime
         }
 
         var cli = new Dictionary<string, string> { ["BIGFS_META"] = "http://" + metaAddress };
-        await WaitForNodesAsync(cli, 3);
+        await StartedUnits.WaitForActiveNodesAsync(metaAddress, 3);
         var local = _root.Combine("in.bin");
         var data = new byte[5 * 1024 * 1024 + 12345];
         new Random(7).NextBytes(data);
@@ -71,7 +55,7 @@ public sealed class UnitStartedClusterTests : IAsyncLifetime
         Assert.Equal(data, await File.ReadAllBytesAsync(back));
 
         // SIGTERM, as systemctl stop sends it: STOPPING=1, then a clean exit within TimeoutStopSec=.
-        foreach (var (process, notify, unit) in Enumerable.Reverse(_daemons))
+        foreach (var (process, notify, unit) in _units.All.Reverse())
         {
             process.Signal(DaemonProcess.SIGTERM);
             var stopTimeout = UnitLauncher.ParseSeconds(unit.Get("Service", "TimeoutStopSec"), TimeSpan.FromSeconds(90));
@@ -88,24 +72,6 @@ public sealed class UnitStartedClusterTests : IAsyncLifetime
         await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
     }
 
-    private static async Task WaitForNodesAsync(Dictionary<string, string> env, int count)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        string last = "";
-        while (DateTime.UtcNow < deadline)
-        {
-            var status = await DaemonProcess.RunAsync(RepoPaths.BigfsExecutable, ["status"], env);
-            last = status.Stdout + status.Stderr;
-            if (status.ExitCode == 0 && CountActive(status.Stdout) >= count)
-                return;
-            await Task.Delay(200);
-        }
-        throw new TimeoutException($"fewer than {count} active nodes after 30s:\n{last}");
-    }
-
-    private static int CountActive(string status) =>
-        status.Split('\n').Count(l => l.Contains("active", StringComparison.OrdinalIgnoreCase) && l.Contains("127.0.0.1"));
-
     private static async Task RunCliAsync(Dictionary<string, string> env, params string[] args)
     {
         var run = await DaemonProcess.RunAsync(RepoPaths.BigfsExecutable, args, env, TimeSpan.FromSeconds(60));
@@ -114,11 +80,7 @@ public sealed class UnitStartedClusterTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var (process, notify, _) in _daemons)
-        {
-            await process.DisposeAsync();
-            notify.Dispose();
-        }
+        await _units.DisposeAsync();
         _root.Dispose();
     }
 }
