@@ -14,7 +14,7 @@ namespace BigFS.Metadata.Storage;
 /// Who writes a group: the writer thread, or — for a caller that asks to and then calls
 /// <see cref="WriteQueued"/> — the caller itself when no other thread is writing. A namespace
 /// change is then written and acknowledged on the thread that made it, sparing two thread
-/// hand-offs (to the writer and back), which were most of its latency.
+/// hand-offs (to the writer and back).
 /// </para>
 /// <para>
 /// A batch queued as <see cref="Durability.Written"/> completes as soon as its group is written
@@ -47,8 +47,6 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
     private readonly Thread _writerThread;
     private readonly Thread _syncThread;
     private long _commits;
-    /// <summary>Groups handed to the sync thread and not yet completed.</summary>
-    private long _groupsAtSync;
     /// <summary>1 while the sync thread holds a lazy flush open: written groups need not wake it again.</summary>
     private int _lazyFlushArmed;
     /// <summary>Set once a flush failed: nothing written afterwards may be acknowledged either.</summary>
@@ -108,7 +106,7 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
                 return;
             try
             {
-                while (WriteGroup(flushInline: false)) { }
+                while (WriteGroup()) { }
             }
             finally
             {
@@ -128,14 +126,12 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
         // Nothing to write: straight to the sync thread (a flush that starts later covers
         // everything acknowledged before this call), sparing a hop through the writer thread.
         var barrier = new Batch([], Durability.Durable, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        Interlocked.Increment(ref _groupsAtSync);
         try
         {
             _written.Add([barrier]);
         }
         catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
         {
-            Interlocked.Decrement(ref _groupsAtSync);
             return Task.FromException(new ObjectDisposedException(nameof(GroupCommitWriter), "the metadata writer is stopped"));
         }
         return barrier.Done.Task;
@@ -150,7 +146,7 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
                 _wake.Wait();
                 lock (_writeLock)
                 {
-                    while (WriteGroup(flushInline: true)) { }
+                    while (WriteGroup()) { }
                 }
                 Interlocked.MemoryBarrier();
                 if (Volatile.Read(ref _stopping) && _queue.IsEmpty)
@@ -165,9 +161,10 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
 
     /// <summary>
     /// Writes one group (call holding <see cref="_writeLock"/>): every batch queued so far, up to
-    /// a bound. False when the queue was empty.
+    /// a bound. False when the queue was empty. Never waits for the disk (the write lock would
+    /// hold every other writer back meanwhile): batches waiting for it go to the sync thread.
     /// </summary>
-    private bool WriteGroup(bool flushInline)
+    private bool WriteGroup()
     {
         if (!_queue.TryDequeue(out var first))
             return false;
@@ -192,7 +189,7 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
         {
             _store.Write(changes);
             Interlocked.Increment(ref _commits);
-            var seq = Interlocked.Increment(ref _writtenGroups);
+            Interlocked.Increment(ref _writtenGroups);
             var waiting = new List<Batch>(group.Count);
             foreach (var b in group)
             {
@@ -201,17 +198,9 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
                 else
                     waiting.Add(b);
             }
-            // On the writer thread, with nothing to overlap with (no flush running, nothing
-            // queued) and someone waiting for the disk: flush here and spare the hand-off.
-            if (flushInline && waiting.Count > 0 && Interlocked.Read(ref _groupsAtSync) == 0 && _queue.IsEmpty)
-            {
-                SyncAndComplete([waiting], seq);
-                return true;
-            }
             // A lazy flush already armed covers this group: it reads the written count after disarming.
             if (waiting.Count == 0 && Volatile.Read(ref _lazyFlushArmed) == 1)
                 return true;
-            Interlocked.Increment(ref _groupsAtSync);
             _written.Add(waiting);
         }
         catch (Exception ex)
@@ -249,7 +238,6 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
                 Interlocked.Exchange(ref _lazyFlushArmed, 0);
             // Every group handed over was written before it was handed over.
             SyncAndComplete(groups, Interlocked.Read(ref _writtenGroups));
-            Interlocked.Add(ref _groupsAtSync, -groups.Count);
         }
     }
 
@@ -279,7 +267,7 @@ public sealed class GroupCommitWriter : IChangeLog, IDisposable
                 Fail(group, ex);
             return;
         }
-        // The writer's inline flush and the sync thread may finish out of order: only ever raise it.
+        // Only ever raised: a count read for an earlier flush must never lower it.
         for (var seen = Interlocked.Read(ref _durableGroups); writtenBeforeFlush > seen;)
         {
             var was = Interlocked.CompareExchange(ref _durableGroups, writtenBeforeFlush, seen);
