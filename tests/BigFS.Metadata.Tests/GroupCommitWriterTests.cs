@@ -197,6 +197,16 @@ public class GroupCommitWriterTests
             var first = writer.AppendAsync([Change(1)]);
             Assert.True(await store.SyncStarted.WaitAsync(Patience));    // its flush is in flight
             var waiting = Enumerable.Range(2, 5).Select(i => writer.AppendAsync([Change(i)])).ToList();
+            // All five written while the first flush is still held: a group written only after
+            // the next flush began would need a flush of its own.
+            var deadline = DateTime.UtcNow + Patience;
+            while (true)
+            {
+                lock (store.Written)
+                    if (store.Written.Sum() == 6) break;
+                Assert.True(DateTime.UtcNow < deadline, "the five changes were not written during the first flush");
+                await Task.Delay(5);
+            }
             store.AllowSync.Release();
             await first.WaitAsync(Patience);
             Assert.True(await store.SyncStarted.WaitAsync(Patience));    // one more flush ...
