@@ -8,6 +8,9 @@ namespace BigFS.Metadata.Storage;
 /// structure that does not add up is a bug or a foreign file: every read is bounds-checked and
 /// fails with <see cref="InvalidDataException"/>, never with garbage or an index error.
 /// </summary>
+/// <summary>Reads one item of a list (see <see cref="JournalReader.List{T}"/>).</summary>
+internal delegate T JournalItemReader<out T>(ref JournalReader r);
+
 internal ref struct JournalReader(ReadOnlySpan<byte> span)
 {
     private readonly ReadOnlySpan<byte> _span = span;
@@ -51,6 +54,18 @@ internal ref struct JournalReader(ReadOnlySpan<byte> span)
         if (count < -1 || (count > 0 && count > Remaining / minItemSize))
             throw Malformed($"{what} count {count} does not fit the {Remaining} bytes left");
         return count;
+    }
+
+    /// <summary>What <see cref="JournalWriter.List{T}"/> wrote: null for count -1 (see <see cref="Count"/>).</summary>
+    public List<T>? List<T>(int minItemSize, string what, JournalItemReader<T> item)
+    {
+        var count = Count(minItemSize, what);
+        if (count < 0)
+            return null;
+        var list = new List<T>(count);
+        for (var i = 0; i < count; i++)
+            list.Add(item(ref this));
+        return list;
     }
 
     private int Length(string what)

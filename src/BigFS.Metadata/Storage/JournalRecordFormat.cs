@@ -68,52 +68,33 @@ internal static class JournalRecordFormat
         w.Int64(x.Parent);
         w.Bytes(x.SymlinkTarget);
         // StoredBytes is derived from the layout and never persisted.
-        if (x.Xattrs is null)
-        {
-            w.Count(-1);
-            return;
-        }
-        w.Count(x.Xattrs.Count);
-        foreach (var xattr in x.Xattrs)
+        w.List(x.Xattrs, static (ref JournalWriter w, XattrEntry xattr) =>
         {
             w.Bytes(xattr.Name);
             w.Bytes(xattr.Value);
-        }
+        });
     }
 
-    private static InodeRecord ReadInode(ref JournalReader r)
+    // Object initializers evaluate in source order: the fields are read in the order written.
+    private static InodeRecord ReadInode(ref JournalReader r) => new()
     {
-        // Object initializers evaluate in source order: the fields are read in the order written.
-        var inode = new InodeRecord
-        {
-            Id = r.Int64(),
-            Type = r.Int32(),
-            Mode = r.Int32(),
-            Uid = r.Int64(),
-            Gid = r.Int64(),
-            Nlink = r.Int32(),
-            Size = r.Int64(),
-            Rdev = r.Int64(),
-            AtimeNs = r.Int64(),
-            MtimeNs = r.Int64(),
-            CtimeNs = r.Int64(),
-            Version = r.Int64(),
-            Goal = r.Int32(),
-            Parent = r.Int64(),
-            SymlinkTarget = r.Bytes(),
-        };
-        var count = r.Count(2 * sizeof(int), "xattr list");
-        if (count < 0)
-        {
-            inode.Xattrs = null!;
-            return inode;
-        }
-        var xattrs = new List<XattrEntry>(count);
-        for (var i = 0; i < count; i++)
-            xattrs.Add(new XattrEntry { Name = r.Bytes()!, Value = r.Bytes()! });
-        inode.Xattrs = xattrs;
-        return inode;
-    }
+        Id = r.Int64(),
+        Type = r.Int32(),
+        Mode = r.Int32(),
+        Uid = r.Int64(),
+        Gid = r.Int64(),
+        Nlink = r.Int32(),
+        Size = r.Int64(),
+        Rdev = r.Int64(),
+        AtimeNs = r.Int64(),
+        MtimeNs = r.Int64(),
+        CtimeNs = r.Int64(),
+        Version = r.Int64(),
+        Goal = r.Int32(),
+        Parent = r.Int64(),
+        SymlinkTarget = r.Bytes(),
+        Xattrs = r.List(2 * sizeof(int), "xattr list", static (ref JournalReader r) => new XattrEntry { Name = r.Bytes()!, Value = r.Bytes()! })!,
+    };
 
     private static void WriteDirent(ref JournalWriter w, DirentRecord x)
     {
@@ -152,36 +133,23 @@ internal static class JournalRecordFormat
         w.String(x.Id);
         w.Int64(x.Ino);
         w.Int64(x.Region);
-        if (x.Extents is null)
-        {
-            w.Count(-1);
-            return;
-        }
-        w.Count(x.Extents.Count);
-        foreach (var e in x.Extents)
+        w.List(x.Extents, static (ref JournalWriter w, ExtentRecord e) =>
         {
             w.Int64(e.FileOffset);
             w.Int64(e.Length);
             w.String(e.ChunkId);
             w.Int64(e.ChunkOffset);
-        }
+        });
     }
 
-    private static LayoutRegionRecord ReadLayout(ref JournalReader r)
+    private static LayoutRegionRecord ReadLayout(ref JournalReader r) => new()
     {
-        var layout = new LayoutRegionRecord { Id = r.String()!, Ino = r.Int64(), Region = r.Int64() };
-        var count = r.Count(3 * sizeof(long) + sizeof(int), "extent list");
-        if (count < 0)
-        {
-            layout.Extents = null!;
-            return layout;
-        }
-        var extents = new List<ExtentRecord>(count);
-        for (var i = 0; i < count; i++)
-            extents.Add(new ExtentRecord { FileOffset = r.Int64(), Length = r.Int64(), ChunkId = r.String()!, ChunkOffset = r.Int64() });
-        layout.Extents = extents;
-        return layout;
-    }
+        Id = r.String()!,
+        Ino = r.Int64(),
+        Region = r.Int64(),
+        Extents = r.List(3 * sizeof(long) + sizeof(int), "extent list", static (ref JournalReader r) =>
+            new ExtentRecord { FileOffset = r.Int64(), Length = r.Int64(), ChunkId = r.String()!, ChunkOffset = r.Int64() })!,
+    };
 
     private static void WriteChunk(ref JournalWriter w, ChunkRecord x)
     {
@@ -195,48 +163,30 @@ internal static class JournalRecordFormat
         w.Int32(x.Goal);
         w.Int32(x.ReplacementCount);
         w.Int64(x.ReplacementsExhaustedMs);
-        if (x.Copies is null)
-        {
-            w.Count(-1);
-            return;
-        }
-        w.Count(x.Copies.Count);
-        foreach (var c in x.Copies)
+        w.List(x.Copies, static (ref JournalWriter w, CopyRecord c) =>
         {
             w.String(c.NodeId);
             w.Int32((int)c.Status);
             w.Bool(c.Primary);
             w.Int64(c.DesignatedMs);
-        }
+        });
     }
 
-    private static ChunkRecord ReadChunk(ref JournalReader r)
+    private static ChunkRecord ReadChunk(ref JournalReader r) => new()
     {
-        var chunk = new ChunkRecord
-        {
-            Id = r.String()!,
-            Size = r.Int64(),
-            Checksum = r.Int64(),
-            BlockChecksums = r.Int64Array()!,
-            OwnerIno = r.Int64(),
-            CreatedMs = r.Int64(),
-            State = (ChunkState)r.Int32(),
-            Goal = r.Int32(),
-            ReplacementCount = r.Int32(),
-            ReplacementsExhaustedMs = r.Int64(),
-        };
-        var count = r.Count(2 * sizeof(int) + 1 + sizeof(long), "copy list");
-        if (count < 0)
-        {
-            chunk.Copies = null!;
-            return chunk;
-        }
-        var copies = new List<CopyRecord>(count);
-        for (var i = 0; i < count; i++)
-            copies.Add(new CopyRecord { NodeId = r.String()!, Status = (CopyState)r.Int32(), Primary = r.Bool(), DesignatedMs = r.Int64() });
-        chunk.Copies = copies;
-        return chunk;
-    }
+        Id = r.String()!,
+        Size = r.Int64(),
+        Checksum = r.Int64(),
+        BlockChecksums = r.Int64Array()!,
+        OwnerIno = r.Int64(),
+        CreatedMs = r.Int64(),
+        State = (ChunkState)r.Int32(),
+        Goal = r.Int32(),
+        ReplacementCount = r.Int32(),
+        ReplacementsExhaustedMs = r.Int64(),
+        Copies = r.List(2 * sizeof(int) + 1 + sizeof(long), "copy list", static (ref JournalReader r) =>
+            new CopyRecord { NodeId = r.String()!, Status = (CopyState)r.Int32(), Primary = r.Bool(), DesignatedMs = r.Int64() })!,
+    };
 
     private static void WriteNode(ref JournalWriter w, NodeRecord x)
     {
@@ -247,38 +197,18 @@ internal static class JournalRecordFormat
         w.Int64(x.UsedBytes);
         w.Int64(x.ChunkCount);
         w.Int64(x.LastHeartbeatMs);
-        if (x.Labels is null)
-        {
-            w.Count(-1);
-            return;
-        }
-        w.Count(x.Labels.Count);
-        foreach (var label in x.Labels)
-            w.String(label);
+        w.List(x.Labels, static (ref JournalWriter w, string label) => w.String(label));
     }
 
-    private static NodeRecord ReadNode(ref JournalReader r)
+    private static NodeRecord ReadNode(ref JournalReader r) => new()
     {
-        var node = new NodeRecord
-        {
-            Id = r.String()!,
-            Address = r.String()!,
-            DataAddress = r.String()!,
-            CapacityBytes = r.Int64(),
-            UsedBytes = r.Int64(),
-            ChunkCount = r.Int64(),
-            LastHeartbeatMs = r.Int64(),
-        };
-        var count = r.Count(sizeof(int), "label list");
-        if (count < 0)
-        {
-            node.Labels = null!;
-            return node;
-        }
-        var labels = new List<string>(count);
-        for (var i = 0; i < count; i++)
-            labels.Add(r.String()!);
-        node.Labels = labels;
-        return node;
-    }
+        Id = r.String()!,
+        Address = r.String()!,
+        DataAddress = r.String()!,
+        CapacityBytes = r.Int64(),
+        UsedBytes = r.Int64(),
+        ChunkCount = r.Int64(),
+        LastHeartbeatMs = r.Int64(),
+        Labels = r.List(sizeof(int), "label list", static (ref JournalReader r) => r.String()!)!,
+    };
 }

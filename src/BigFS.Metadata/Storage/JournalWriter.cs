@@ -8,6 +8,9 @@ namespace BigFS.Metadata.Storage;
 /// it only counts, so the encoder can retry once with exactly the room the record needs instead
 /// of measuring every record first.
 /// </summary>
+/// <summary>Writes one item of a list (see <see cref="JournalWriter.List{T}"/>).</summary>
+internal delegate void JournalItemWriter<in T>(ref JournalWriter w, T item);
+
 internal ref struct JournalWriter(Span<byte> span)
 {
     private readonly Span<byte> _span = span;
@@ -51,6 +54,19 @@ internal ref struct JournalWriter(Span<byte> span)
 
     /// <summary>A count of items that follow; -1 for a null collection.</summary>
     public void Count(int count) => Int32(count);
+
+    /// <summary>Item count (-1 for null), then each item as <paramref name="item"/> writes it.</summary>
+    public void List<T>(List<T>? list, JournalItemWriter<T> item)
+    {
+        if (list is null)
+        {
+            Count(-1);
+            return;
+        }
+        Count(list.Count);
+        foreach (var x in list)
+            item(ref this, x);
+    }
 
     /// <summary>Byte length, then the bytes; -1 for null.</summary>
     public void Bytes(byte[]? value)
