@@ -85,15 +85,14 @@ public sealed class BigFsClient : IAsyncDisposable
         var grpcNamespace = new Namespace.NamespaceClient(grpc);
         // Unary namespace calls go over the server's fast listener when it has one (gRPC otherwise).
         var fastMeta = options.FastMetadataTransport
-            ? new FastMetaCallInvoker(grpc, async token =>
-                FastAddressOf(await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: token)),
+            ? new FastMetaCallInvoker(grpc, FastMetaCallInvoker.DiscoverThrough(grpcNamespace),
                 () => session.Value, loggerFactory.CreateLogger<FastMetaCallInvoker>(), options.InlineMetadataCompletions)
             : null;
         try
         {
             var reply = await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
             var chunkSize = reply.ChunkSize is > 0 and <= 64 * 1024 * 1024 ? (int)reply.ChunkSize : DefaultChunkSize;
-            fastMeta?.UseAddress(FastAddressOf(reply));
+            fastMeta?.UseAddress(FastMetaCallInvoker.AddressFrom(reply));
             var ns = fastMeta is null ? grpcNamespace : new Namespace.NamespaceClient(fastMeta);
             return new BigFsClient(channels, fastMeta, ns, session, chunkSize, options, loggerFactory);
         }
@@ -104,10 +103,6 @@ public sealed class BigFsClient : IAsyncDisposable
             throw BigFsException.Io($"cannot reach the metadata server at {metadataAddress}: {ex.Status.Detail}", ex);
         }
     }
-
-    /// <summary>The server's fast listener as this host dials it: its Unix socket when this is its host, else TCP.</summary>
-    internal static string? FastAddressOf(ListWritableNodesReply reply) =>
-        MetaConnection.ChooseAddress(reply.MetadataFastAddress, reply.MetadataFastUnix);
 
     public BigFsFile OpenFile(ulong ino, long knownSize) => new(this, ino, knownSize, _loggerFactory.CreateLogger<BigFsFile>());
 

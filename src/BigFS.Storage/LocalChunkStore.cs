@@ -200,10 +200,6 @@ public sealed class LocalChunkStore
     }
 
     /// <summary>
-    /// Moves a complete, fsync'd temporary file into place and indexes it. A concurrent upload
-    /// of the same id that won the rename is accepted if its content is the same.
-    /// </summary>
-    /// <summary>
     /// Renames a complete, sealed upload (<paramref name="tempPath"/>, still open as
     /// <paramref name="file"/>) to its chunk path, then makes it durable with one fsync of the
     /// file, and indexes it. Rename first, then fsync — not fsync, rename, directory fsync: on a
@@ -211,6 +207,7 @@ public sealed class LocalChunkStore
     /// holding the rename too, so one disk flush replaces two on every write's path. A crash
     /// between the two can leave a torn file under the chunk's name; it was never acknowledged
     /// nor committed, and its checksums (verified by every read and by the scrubber) expose it.
+    /// A concurrent upload of the same id that won the rename is accepted if its content is the same.
     /// </summary>
     internal StoredChunk Publish(ChunkId id, ChunkFileHeader header, string tempPath, Microsoft.Win32.SafeHandles.SafeFileHandle file)
     {

@@ -106,13 +106,8 @@ public sealed class StorageNode : IAsyncDisposable
             // Chunk registrations and confirmations (on every write's path) go over the metadata
             // server's fast listener when it has one, gRPC otherwise.
             var grpc = channels.Get(options.MetadataAddress).CreateCallInvoker();
-            var grpcNamespace = new Namespace.NamespaceClient(grpc);
-            async Task<string?> DiscoverFastAddress(CancellationToken token)
-            {
-                var reply = await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: token);
-                return MetaConnection.ChooseAddress(reply.MetadataFastAddress, reply.MetadataFastUnix);
-            }
-            metadata = new FastMetaCallInvoker(grpc, DiscoverFastAddress, () => null, loggerFactory.CreateLogger<FastMetaCallInvoker>());
+            metadata = new FastMetaCallInvoker(grpc, FastMetaCallInvoker.DiscoverThrough(new Namespace.NamespaceClient(grpc)), () => null,
+                loggerFactory.CreateLogger<FastMetaCallInvoker>());
             var cluster = new Cluster.ClusterClient(metadata);
             var agent = new ClusterAgent(cluster, nodeId, address, dataAddress, options, store, loggerFactory.CreateLogger<ClusterAgent>());
             var bulk = new BulkClient();

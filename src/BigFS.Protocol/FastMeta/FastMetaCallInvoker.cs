@@ -40,6 +40,14 @@ public sealed class FastMetaCallInvoker(
     public long FallbackCalls => Interlocked.Read(ref _fallbackCalls);
     private long _fastCalls, _fallbackCalls;
 
+    /// <summary>The server's fast listener as this host dials it (from a ListWritableNodes reply): its Unix socket when this is its host, else TCP.</summary>
+    public static string? AddressFrom(ListWritableNodesReply reply) =>
+        MetaConnection.ChooseAddress(reply.MetadataFastAddress, reply.MetadataFastUnix);
+
+    /// <summary>A discover function for the constructor: asks the server where its fast listener is, over <paramref name="grpc"/>.</summary>
+    public static Func<CancellationToken, Task<string?>> DiscoverThrough(Namespace.NamespaceClient grpc) => async token =>
+        AddressFrom(await grpc.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: token));
+
     /// <summary>The address of the live fast connection (host:port or unix:/path), or null when there is none.</summary>
     public string? ConnectedAddress => _connection is { IsAlive: true } live ? live.Address : null;
 
