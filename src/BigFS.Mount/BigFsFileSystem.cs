@@ -20,6 +20,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     private readonly Namespace.NamespaceClient _ns = client.Namespace;
     private readonly OpenFileTable _open = new();
     private PageCacheFiller? _pageCacheFiller;
+    private IFuseNotifier? _notifier;
 
     internal OpenFileTable OpenFiles => _open;
 
@@ -28,6 +29,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
 
     public void Init(FuseConnectionInfo connection)
     {
+        _notifier = connection.Notifier;
         if (options.FillPageCache)
         {
             _pageCacheFiller = new PageCacheFiller(_open.Find, logger);
@@ -273,8 +275,13 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         cache.ForgetXattrs(ino);
         try
         {
-            return (await _ns.SetXattrAsync(new SetXattrRequest { Ino = ino, Name = Name(name), Value = ByteString.CopyFrom(value.Span), Flags = (uint)flags },
+            var errno = (await _ns.SetXattrAsync(new SetXattrRequest { Ino = ino, Name = Name(name), Value = ByteString.CopyFrom(value.Span), Flags = (uint)flags },
                 cancellationToken: ctx.CancellationToken)).Errno;
+            // An access ACL sets the mode's permission bits, and the kernel, which checks them,
+            // only drops its cached ctime after a setxattr. (Attributes only: no inode lock needed.)
+            if (errno == 0 && name == "system.posix_acl_access")
+                _notifier?.InvalidateInode(ino, offset: -1);
+            return errno;
         }
         finally
         {

@@ -174,6 +174,38 @@ public class PosixCornerCaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AccessAclsAndTheModeStayOneThing()
+    {
+        // cp -a copies a file's ACL (a minimal one for a plain 0644 file): it is the mode, not an
+        // xattr, so a later chmod is what the next cp -a out of the mount copies.
+        var local = Directory.CreateTempSubdirectory("bigfs-acl-").FullName;
+        try
+        {
+            await RunAsync($"echo hi > {Quote(local)}/f && chmod 644 {Quote(local)}/f && cp -a {Quote(local)}/f {Quote(Mnt)}/acl");
+            Assert.DoesNotContain("posix_acl", await RunAsync($"getfattr -d -m - {Quote(Mnt)}/acl"));
+            Assert.DoesNotContain("+", (await RunAsync($"ls -l {Quote(Mnt)}/acl")).Split(' ')[0]);
+            await RunAsync($"chmod 600 {Quote(Mnt)}/acl && cp -a {Quote(Mnt)}/acl {Quote(local)}/back");
+            Assert.Equal("600", (await RunAsync($"stat -c %a {Quote(local)}/back")).Trim());
+
+            // An extended ACL (user:1000:r-x, mask r-x) sets the group triad to its mask, seen at once;
+            // a chmod rewrites the ACL's owner, mask and other entries.
+            await RunAsync($"setfattr -n system.posix_acl_access -v 0sAgAAAAEABgD/////AgAFAOgDAAAEAAQA/////xAABQD/////IAAAAP////8= {Quote(Mnt)}/acl");
+            Assert.Equal("650", (await RunAsync($"stat -c %a {Quote(Mnt)}/acl")).Trim());
+            await RunAsync($"chmod 741 {Quote(Mnt)}/acl");
+            Assert.Contains("system.posix_acl_access=0x0200000001000700ffffffff02000500e803000004000400ffffffff10000400ffffffff20000100ffffffff",
+                await RunAsync($"getfattr -e hex -n system.posix_acl_access {Quote(Mnt)}/acl"));
+            // Removing the ACL leaves the mode as it is (removing it again is no error either).
+            await RunAsync($"setfattr -x system.posix_acl_access {Quote(Mnt)}/acl && setfattr -x system.posix_acl_access {Quote(Mnt)}/acl");
+            Assert.DoesNotContain("posix_acl", await RunAsync($"getfattr -d -m - {Quote(Mnt)}/acl"));
+            Assert.Equal("741", (await RunAsync($"stat -c %a {Quote(Mnt)}/acl")).Trim());
+        }
+        finally
+        {
+            Directory.Delete(local, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task ADirectoryOfTenThousandEntriesIsListedCompletely()
     {
         await RunAsync($"mkdir {Quote(Mnt)}/many && cd {Quote(Mnt)}/many && seq 1 10000 | xargs touch", timeout: TimeSpan.FromMinutes(5));

@@ -1,3 +1,4 @@
+using System.Text;
 using BigFS.Core;
 using BigFS.Metadata.Model;
 using BigFS.Metadata.Storage;
@@ -151,7 +152,10 @@ public sealed class NamespaceLogic(MetadataState state)
         if ((v & FattrSize) != 0)
             Truncate(inode, (long)r.Size, now);
         if ((v & FattrMode) != 0)
+        {
             inode.Mode = (int)r.Mode & Attrs.PermissionMask;
+            KeepAccessAclInStep(inode);
+        }
         if ((v & FattrUid) != 0) inode.Uid = r.Uid;
         if ((v & FattrGid) != 0) inode.Gid = r.Gid;
         // chown (and KILL_SUIDGID on write/truncate) of a non-directory drops set-id bits,
@@ -448,6 +452,8 @@ public sealed class NamespaceLogic(MetadataState state)
         var err = ValidXattrName(r.Name);
         if (err != 0) return new StatusReply { Errno = err };
         if (r.Value.Length > MaxXattrValue) return new StatusReply { Errno = E.E2BIG };
+        if (PosixAcl.KindOf(r.Name.Span) is { } acl)
+            return new StatusReply { Errno = SetAcl(inode, acl, r.Value.Span) };
         var at = FindXattr(inode, r.Name);
         if (at >= 0 && (r.Flags & XattrCreate) != 0) return new StatusReply { Errno = E.EEXIST };
         if (at < 0 && (r.Flags & XattrReplace) != 0) return new StatusReply { Errno = E.ENODATA };
@@ -458,6 +464,50 @@ public sealed class NamespaceLogic(MetadataState state)
         _s.MarkInode(inode.Id);
         return new StatusReply();
     });
+
+    /// <summary>
+    /// Sets an ACL as the kernel's POSIX ACL handler does: validated; an access ACL sets the
+    /// mode's permission bits and is stored only when the mode cannot express it; a default
+    /// ACL only on a directory. Returns the errno.
+    /// </summary>
+    private int SetAcl(InodeRecord inode, string kind, ReadOnlySpan<byte> value)
+    {
+        if (inode.Type == (int)InodeType.Symlink) return E.EOPNOTSUPP;
+        if (kind == PosixAcl.DefaultXattr && inode.Type != (int)InodeType.Directory) return E.EACCES;
+        if (!PosixAcl.TryParse(value, out var acl)) return E.EINVAL;
+        var name = Encoding.ASCII.GetBytes(kind);
+        var at = inode.Xattrs.FindIndex(x => x.Name.AsSpan().SequenceEqual(name));
+        var store = kind == PosixAcl.DefaultXattr || !acl!.IsEquivalentToMode;
+        if (kind == PosixAcl.AccessXattr)
+            inode.Mode = (inode.Mode & ~0x1FF) | acl!.PermissionBits;
+        if (store)
+        {
+            var entry = new XattrEntry { Name = name, Value = acl!.ToBytes() };
+            if (at >= 0) inode.Xattrs[at] = entry;
+            else inode.Xattrs.Add(entry);
+        }
+        else if (at >= 0)
+        {
+            inode.Xattrs.RemoveAt(at);
+        }
+        inode.CtimeNs = _s.NowNs;
+        _s.MarkInode(inode.Id);
+        return 0;
+    }
+
+    /// <summary>After a chmod: a stored access ACL takes the new permission bits (owner, group class, other).</summary>
+    private static void KeepAccessAclInStep(InodeRecord inode)
+    {
+        for (var i = 0; i < inode.Xattrs.Count; i++)
+        {
+            var x = inode.Xattrs[i];
+            if (PosixAcl.KindOf(x.Name) == PosixAcl.AccessXattr && PosixAcl.TryParse(x.Value, out var acl))
+            {
+                inode.Xattrs[i] = new XattrEntry { Name = x.Name, Value = acl!.WithPermissionBits(inode.Mode) };
+                return;
+            }
+        }
+    }
 
     public ListXattrReply ListXattr(InodeRequest r) => Read(() =>
     {
@@ -474,7 +524,8 @@ public sealed class NamespaceLogic(MetadataState state)
         var err = ValidXattrName(r.Name);
         if (err != 0) return new StatusReply { Errno = err };
         var at = FindXattr(inode, r.Name);
-        if (at < 0) return new StatusReply { Errno = E.ENODATA };
+        // Removing an ACL that is not there is not an error (setfacl -b on a plain file).
+        if (at < 0) return new StatusReply { Errno = PosixAcl.KindOf(r.Name.Span) is null ? E.ENODATA : 0 };
         inode.Xattrs.RemoveAt(at);
         inode.CtimeNs = _s.NowNs;
         _s.MarkInode(inode.Id);
