@@ -176,7 +176,7 @@ public sealed class BulkConnectionHandler(
                     segments.Add(segment);
                 try
                 {
-                    await writer.AppendAsync(segments, ct);
+                    writer.Append(segments);
                 }
                 finally
                 {

@@ -165,13 +165,13 @@ public sealed class LocalChunkStore
                 batchBytes += frame.Length;
                 if (batchBytes >= WriteBatchBytes)
                 {
-                    await writer.AppendAsync(batch, ct);
+                    writer.Append(batch);
                     batch.Clear();
                     batchBytes = 0;
                 }
             }
             if (batchBytes > 0)
-                await writer.AppendAsync(batch, ct);
+                writer.Append(batch);
             return writer;
         }
         catch

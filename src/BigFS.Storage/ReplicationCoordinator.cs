@@ -27,7 +27,7 @@ public sealed class ReplicationCoordinator(
     /// <summary>Completes the upload in <paramref name="writer"/> (received, not yet sealed) as described above; the caller disposes the writer afterwards.</summary>
     public async Task<WriteChunkReply> StoreAndReplicateAsync(ChunkFileWriter writer, ChunkHeader header, CancellationToken ct)
     {
-        var staged = new StoredChunk(writer.Id, await writer.SealAsync(ct), writer.StagedPath);
+        var staged = new StoredChunk(writer.Id, writer.Seal(), writer.StagedPath);
         // Opened before the rename, so the copies can read the data while it is made durable here.
         var source = File.OpenHandle(staged.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
         // Not cancellable: once started, the local copy is completed (or fails) as a whole.
