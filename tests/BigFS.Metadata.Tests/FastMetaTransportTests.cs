@@ -149,6 +149,47 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reply_that_arrives_before_the_deadline_watch_is_set_up_completes_the_call()
+    {
+        // The deadline and cancellation watch is set up after the request is sent; a reply that
+        // races it once made the call throw ObjectDisposedException (EIO from close in the mount).
+        var (ns, invoker) = Client();
+        using var _ = invoker;
+        using var cts = new CancellationTokenSource();
+        for (var round = 0; round < 5; round++)
+        {
+            var replies = await Task.WhenAll(Enumerable.Range(1, 500).Select(i => Task.Run(async () =>
+                (await ns.GetAttrAsync(new InodeRequest { Ino = (ulong)i }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: cts.Token)).Attr.Size)));
+            Assert.Equal(Enumerable.Range(1, 500).Select(i => (ulong)i * 2), replies);
+        }
+    }
+
+    [Fact]
+    public async Task A_call_watch_released_while_it_is_being_set_up_neither_throws_nor_fires()
+    {
+        using var cts = new CancellationTokenSource();
+        var abandoned = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            var watch = new CallWatch();
+            var reply = Task.Run(watch.Release);   // the reply, racing the set-up
+            watch.Start(DateTime.UtcNow.AddSeconds(30), cts.Token, _ => Interlocked.Increment(ref abandoned));
+            await reply;
+        }
+        cts.Cancel();
+        Assert.Equal(0, abandoned);
+
+        // Unreleased, it fires at the deadline; released first, a later start watches nothing.
+        var fired = new TaskCompletionSource<StatusCode>();
+        new CallWatch().Start(DateTime.UtcNow.AddMilliseconds(20), CancellationToken.None, s => fired.TrySetResult(s.StatusCode));
+        Assert.Equal(StatusCode.DeadlineExceeded, await fired.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        var late = new CallWatch();
+        late.Release();
+        late.Start(DateTime.UtcNow, CancellationToken.None, _ => Interlocked.Increment(ref abandoned));
+        Assert.Equal(0, abandoned);
+    }
+
+    [Fact]
     public void A_client_dials_the_unix_socket_only_where_its_path_exists()
     {
         var path = Path.Combine(Path.GetTempPath(), $"bigfs-sock-{Guid.NewGuid():N}");

@@ -248,24 +248,12 @@ public sealed class MetaConnection : IDisposable
     private sealed class PendingCall<T>(Marshaller<T> replies, bool inline) : PendingCall
     {
         private readonly TaskCompletionSource<T> _done = new(inline ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
-        private CancellationTokenRegistration _cancel;
-        private CancellationTokenSource? _timer;
+        private readonly CallWatch _watch = new();
 
         public Task<T> Task => _done.Task;
 
-        public void Watch(MetaConnection connection, ulong id, DateTime? deadline, CancellationToken ct)
-        {
-            if (deadline is { } at)
-            {
-                var left = at.ToUniversalTime() - DateTime.UtcNow;
-                _timer = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero);
-                _timer.Token.Register(() => connection.Abandon(id, this, new Status(StatusCode.DeadlineExceeded, "deadline exceeded")));
-            }
-            if (ct.CanBeCanceled)
-                _cancel = ct.Register(() => connection.Abandon(id, this, new Status(StatusCode.Cancelled, "call cancelled")));
-            if (_done.Task.IsCompleted)
-                Release();
-        }
+        public void Watch(MetaConnection connection, ulong id, DateTime? deadline, CancellationToken ct) =>
+            _watch.Start(deadline, ct, status => connection.Abandon(id, this, status));
 
         public override void Complete(StatusCode status, ReadOnlyMemory<byte> payload)
         {
@@ -294,10 +282,6 @@ public sealed class MetaConnection : IDisposable
             _done.TrySetException(error);
         }
 
-        private void Release()
-        {
-            _cancel.Dispose();
-            _timer?.Dispose();
-        }
+        private void Release() => _watch.Release();
     }
 }
