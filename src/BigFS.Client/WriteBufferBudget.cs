@@ -28,7 +28,7 @@ internal sealed class WriteBufferBudget(long capacity)
 
     public Task AcquireAsync(long bytes, CancellationToken ct)
     {
-        LinkedListNode<(long, TaskCompletionSource)> node;
+        LinkedListNode<(long Bytes, TaskCompletionSource Done)> node;
         lock (_lock)
         {
             if (_waiters.Count == 0 && FitsLocked(bytes))
@@ -38,20 +38,24 @@ internal sealed class WriteBufferBudget(long capacity)
             }
             node = _waiters.AddLast((bytes, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)));
         }
-        if (ct.CanBeCanceled)
+        return ct.CanBeCanceled ? WaitAsync(node, ct) : node.Value.Done.Task;
+    }
+
+    /// <summary>Waits for a queued acquisition; cancelling withdraws it unless already granted.</summary>
+    private async Task WaitAsync(LinkedListNode<(long Bytes, TaskCompletionSource Done)> node, CancellationToken ct)
+    {
+        // Disposed when the wait ends, granted or not: a long-lived token must not collect one registration per wait.
+        using var registration = ct.Register(() =>
         {
-            ct.Register(() =>
+            lock (_lock)
             {
-                lock (_lock)
-                {
-                    if (node.List is null)
-                        return; // already granted
-                    _waiters.Remove(node);
-                }
-                node.Value.Item2.TrySetCanceled(ct);
-            });
-        }
-        return node.Value.Item2.Task;
+                if (node.List is null)
+                    return; // already granted
+                _waiters.Remove(node);
+            }
+            node.Value.Done.TrySetCanceled(ct);
+        });
+        await node.Value.Done.Task.ConfigureAwait(false);
     }
 
     public void Release(long bytes)
