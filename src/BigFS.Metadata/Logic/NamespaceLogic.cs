@@ -1,4 +1,3 @@
-using System.Text;
 using BigFS.Core;
 using BigFS.Metadata.Model;
 using BigFS.Metadata.Storage;
@@ -453,7 +452,7 @@ public sealed class NamespaceLogic(MetadataState state)
         if (err != 0) return new StatusReply { Errno = err };
         if (r.Value.Length > MaxXattrValue) return new StatusReply { Errno = E.E2BIG };
         if (PosixAcl.KindOf(r.Name.Span) is { } acl)
-            return new StatusReply { Errno = SetAcl(inode, acl, r.Value.Span) };
+            return new StatusReply { Errno = SetAcl(inode, acl, r.Name, r.Value.Span) };
         var at = FindXattr(inode, r.Name);
         if (at >= 0 && (r.Flags & XattrCreate) != 0) return new StatusReply { Errno = E.EEXIST };
         if (at < 0 && (r.Flags & XattrReplace) != 0) return new StatusReply { Errno = E.ENODATA };
@@ -470,19 +469,18 @@ public sealed class NamespaceLogic(MetadataState state)
     /// mode's permission bits and is stored only when the mode cannot express it; a default
     /// ACL only on a directory. Returns the errno.
     /// </summary>
-    private int SetAcl(InodeRecord inode, string kind, ReadOnlySpan<byte> value)
+    private int SetAcl(InodeRecord inode, string kind, ByteString name, ReadOnlySpan<byte> value)
     {
         if (inode.Type == (int)InodeType.Symlink) return E.EOPNOTSUPP;
         if (kind == PosixAcl.DefaultXattr && inode.Type != (int)InodeType.Directory) return E.EACCES;
         if (!PosixAcl.TryParse(value, out var acl)) return E.EINVAL;
-        var name = Encoding.ASCII.GetBytes(kind);
-        var at = inode.Xattrs.FindIndex(x => x.Name.AsSpan().SequenceEqual(name));
+        var at = FindXattr(inode, name);
         var store = kind == PosixAcl.DefaultXattr || !acl!.IsEquivalentToMode;
         if (kind == PosixAcl.AccessXattr)
             inode.Mode = (inode.Mode & ~0x1FF) | acl!.PermissionBits;
         if (store)
         {
-            var entry = new XattrEntry { Name = name, Value = acl!.ToBytes() };
+            var entry = new XattrEntry { Name = name.ToByteArray(), Value = acl!.ToBytes() };
             if (at >= 0) inode.Xattrs[at] = entry;
             else inode.Xattrs.Add(entry);
         }
