@@ -196,7 +196,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     {
         var generation = BeforeEntryChange(parent, name);
         var reply = await _ns.UnlinkAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
-        cache.LearnAttr(generation, reply.ParentAttr);
+        AfterRemoval(generation, parent, name, reply);
         return reply.Errno;
     }, "unlink");
 
@@ -204,7 +204,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     {
         var generation = BeforeEntryChange(parent, name);
         var reply = await _ns.RemoveDirectoryAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
-        cache.LearnAttr(generation, reply.ParentAttr);
+        AfterRemoval(generation, parent, name, reply);
         return reply.Errno;
     }, "rmdir");
 
@@ -217,6 +217,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
             cancellationToken: ctx.CancellationToken);
         if (reply.Errno == 0)
         {
+            if (reply.SourceRemoved)
+                cache.LearnRemoved(parent, name);
             if (reply.Attr is { } moved)
                 cache.LearnNewEntry(generation, newParent, newName, moved);
             cache.LearnAttr(generation, reply.ParentAttr);
@@ -226,6 +228,14 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     }, "rename");
 
     /// <summary>Before this mount removes or replaces a name: forget it, and the directory's attributes.</summary>
+    /// <summary>An unlink or rmdir answered: only a success makes the name absent (a failed one may leave it, e.g. ENOTEMPTY).</summary>
+    private void AfterRemoval(long generation, ulong parent, string name, StatusReply reply)
+    {
+        if (reply.Errno == 0)
+            cache.LearnRemoved(parent, name);
+        cache.LearnAttr(generation, reply.ParentAttr);
+    }
+
     private long BeforeEntryChange(ulong parent, string name)
     {
         var generation = cache.BeginChange();

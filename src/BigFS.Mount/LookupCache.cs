@@ -29,8 +29,17 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
     private sealed class Directory
     {
         public readonly Dictionary<string, ulong> Names = new(StringComparer.Ordinal);
-        /// <summary>Every name of the directory is in <see cref="Names"/>: a missing one does not exist.</summary>
+        /// <summary>Every name of the directory is in <see cref="Names"/>: a missing one does not exist (unless <see cref="Unsettled"/>).</summary>
         public bool Complete;
+        /// <summary>
+        /// Names of a complete directory that this mount is changing or failed to change: whether
+        /// they exist is not known here until a reply says so (a failed rmdir leaves its name).
+        /// </summary>
+        public HashSet<string>? Unsettled;
+
+        public bool IsUnsettled(string name) => Unsettled is { } u && u.Contains(name);
+
+        public void Settle(string name) => Unsettled?.Remove(name);
     }
 
     private readonly record struct CachedAttr(InodeAttr Attr, long LearnedAt);
@@ -93,7 +102,7 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
             if (!_enabled || !_directories.TryGetValue(parent, out var dir))
                 return CachedLookup.Unknown;
             if (!dir.Names.TryGetValue(name, out var ino))
-                return dir.Complete ? CachedLookup.Absent : CachedLookup.Unknown;
+                return dir.Complete && !dir.IsUnsettled(name) ? CachedLookup.Absent : CachedLookup.Unknown;
             if (!_attrs.TryGetValue(ino, out var cached) || time.GetElapsedTime(cached.LearnedAt) > MaxAge)
                 return CachedLookup.Unknown;
             attr = cached.Attr;
@@ -153,6 +162,7 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
             _names++;
         else
             dir.Names[name] = ino;
+        dir.Settle(name);
     }
 
     /// <summary>
@@ -197,26 +207,42 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
     }
 
     /// <summary>
-    /// This mount removed or replaced <paramref name="name"/>: the name goes, and the attributes
-    /// of the inode it named (its link count changed). If that inode is not known here, another
-    /// cached name may still link to it, so every attribute goes.
+    /// This mount is about to remove or replace <paramref name="name"/>: the name goes, and the
+    /// attributes of the inode it named (its link count changes). If that inode is not known
+    /// here, another cached name may still link to it, so every attribute goes. The name stays
+    /// unknown — not absent — until <see cref="LearnRemoved"/> or a reply naming it.
     /// </summary>
     public void ForgetEntry(ulong parent, string name)
     {
         lock (_sync)
         {
-            if (_directories.TryGetValue(parent, out var dir) && dir.Names.Remove(name, out var ino))
+            if (!_directories.TryGetValue(parent, out var dir))
+            {
+                _attrs.Clear();
+                return;
+            }
+            if (dir.Complete)
+                (dir.Unsettled ??= new(StringComparer.Ordinal)).Add(name);
+            if (dir.Names.Remove(name, out var ino))
             {
                 _names--;
                 _attrs.Remove(ino);
                 if (_directories.Remove(ino, out var removed))   // a removed directory: nothing below it is reachable by name
                     _names -= removed.Names.Count;
             }
-            else if (dir is null || !dir.Complete)
+            else if (!dir.Complete)
             {
                 _attrs.Clear();
             }
         }
+    }
+
+    /// <summary>This mount's change removed <paramref name="name"/> from <paramref name="parent"/>: a complete directory may answer it absent again.</summary>
+    public void LearnRemoved(ulong parent, string name)
+    {
+        lock (_sync)
+            if (_directories.TryGetValue(parent, out var dir))
+                dir.Settle(name);
     }
 
     /// <summary>Stands for every name in <see cref="_absentXattrs"/> (no extended attribute has an empty name).</summary>

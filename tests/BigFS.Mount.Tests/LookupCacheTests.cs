@@ -53,6 +53,25 @@ public class LookupCacheTests
     }
 
     [Fact]
+    public void A_name_being_changed_is_not_answered_absent_until_its_removal_is_confirmed()
+    {
+        _cache.LearnNewEntry(_cache.BeginChange(), 1, "d", Dir(20), isNewDirectory: true);
+        _cache.LearnNewEntry(_cache.BeginChange(), 20, "x", File(21));
+        _cache.BeginChange();
+        _cache.ForgetEntry(20, "x");   // an rmdir, unlink or rename of x is in flight, or failed
+        Assert.Equal(CachedLookup.Unknown, _cache.TryLookup(20, "x", out _));
+        Assert.Equal(CachedLookup.Absent, _cache.TryLookup(20, "y", out _));   // the rest of the directory is still known
+
+        _cache.LearnRemoved(20, "x");
+        Assert.Equal(CachedLookup.Absent, _cache.TryLookup(20, "x", out _));
+
+        _cache.ForgetEntry(20, "x");
+        _cache.LearnLookup(_cache.Generation, 20, "x", File(22));   // the server says it is there after all
+        Assert.Equal(CachedLookup.Found, _cache.TryLookup(20, "x", out var attr));
+        Assert.Equal(22ul, attr!.Ino);
+    }
+
+    [Fact]
     public void A_reply_that_raced_with_a_change_is_not_kept()
     {
         var before = _cache.Generation;

@@ -6,6 +6,11 @@ namespace BigFS.Mount.Tests;
 /// <summary>POSIX corner cases through real syscalls and shell tools on one mount.</summary>
 public class PosixCornerCaseTests : IAsyncLifetime
 {
+    [DllImport("libc", SetLastError = true)]
+    private static extern int renameat2(int oldDirFd, string oldPath, int newDirFd, string newPath, uint flags);
+    private const int AtFdCwd = -100;
+    private const uint RenameExchange = 2;
+
     private MountedCluster _m = null!;
     private string Mnt => _m.MountPoint;
 
@@ -83,6 +88,29 @@ public class PosixCornerCaseTests : IAsyncLifetime
         await RunAsync($"rm {Quote(Mnt)}/a/f");
         Assert.Equal("1", (await RunAsync($"stat -c %h {Quote(Mnt)}/b/g")).Trim());
         Assert.Equal("shared\nmore\n", await File.ReadAllTextAsync($"{Mnt}/b/g"));
+    }
+
+    [Fact]
+    public async Task NamesThatAFailedOrSwappingChangeLeavesInPlaceAreStillFound()
+    {
+        // A directory made through this mount is known completely here, so a name missing from
+        // the mount's cache is answered absent without asking the server. A change that fails,
+        // swaps two names or renames between two links of one inode leaves its names in place.
+        var d = $"{Mnt}/known";
+        await RunAsync($"mkdir {Quote(d)} {Quote(d)}/full && touch {Quote(d)}/full/f {Quote(d)}/one && ln {Quote(d)}/one {Quote(d)}/two"
+            + $" && echo data > {Quote(d)}/file && ln -s nowhere {Quote(d)}/link");
+        var rmdir = await TryRunAsync($"rmdir {Quote(d)}/full");
+        Assert.Contains("Directory not empty", rmdir.Stderr);
+        Assert.Equal(0, renameat2(AtFdCwd, $"{d}/file", AtFdCwd, $"{d}/link", RenameExchange));
+        File.Move($"{d}/one", $"{d}/two", overwrite: true);   // rename(2) between two links of one inode changes nothing
+
+        await RunAsync("echo 2 > /proc/sys/vm/drop_caches");   // the kernel forgets its dentries: each name is looked up again
+        Assert.Equal("directory", (await RunAsync($"stat -c %F {Quote(d)}/full")).Trim());
+        Assert.Equal("symbolic link", (await RunAsync($"stat -c %F {Quote(d)}/file")).Trim());
+        Assert.Equal("data\n", await File.ReadAllTextAsync($"{d}/link"));
+        Assert.Equal("2 2", (await RunAsync($"stat -c %h {Quote(d)}/one && stat -c %h {Quote(d)}/two")).Replace('\n', ' ').Trim());
+        var mkdirBelowFile = await TryRunAsync($"mkdir {Quote(d)}/link/sub");
+        Assert.Contains("Not a directory", mkdirBelowFile.Stderr);
     }
 
     [Fact]

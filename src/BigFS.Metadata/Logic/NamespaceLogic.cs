@@ -305,6 +305,7 @@ public sealed class NamespaceLogic(MetadataState state)
             reply.Attr = Attrs.Of(_s.Inodes[moved.Child]);
         if (_s.Inodes.TryGetValue((long)r.Parent, out var oldParent))
             reply.ParentAttr = Attrs.Of(oldParent);
+        reply.SourceRemoved = _s.Directories.TryGetValue((long)r.Parent, out var oldDir) && oldDir.Find(r.Name.Span) is null;
         if (_s.Inodes.TryGetValue((long)r.NewParent, out var newParent))
             reply.NewParentAttr = Attrs.Of(newParent);
         return reply;
