@@ -93,7 +93,10 @@ public sealed class BigFsClient : IAsyncDisposable
             var reply = await grpcNamespace.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
             var chunkSize = reply.ChunkSize is > 0 and <= 64 * 1024 * 1024 ? (int)reply.ChunkSize : DefaultChunkSize;
             fastMeta?.UseAddress(FastMetaCallInvoker.AddressFrom(reply));
-            var ns = fastMeta is null ? grpcNamespace : new Namespace.NamespaceClient(fastMeta);
+            CallInvoker invoker = fastMeta is null ? grpc : fastMeta;
+            if (options.MetadataOutageWindow > TimeSpan.Zero)
+                invoker = new OutageRetryingCallInvoker(invoker, options.MetadataOutageWindow, loggerFactory.CreateLogger<OutageRetryingCallInvoker>());
+            var ns = new Namespace.NamespaceClient(invoker);
             return new BigFsClient(channels, fastMeta, ns, session, chunkSize, options, loggerFactory);
         }
         catch (RpcException ex)

@@ -16,4 +16,11 @@ public sealed class BigFsClientOptions
     /// Only for callers whose continuations never block (the mount's FUSE handlers).
     /// </summary>
     public bool InlineMetadataCompletions { get; set; }
+
+    /// <summary>
+    /// How long calls wait out an unreachable metadata server (a restart) before failing; only
+    /// calls that are safe to repeat wait (see <see cref="BigFS.Protocol.OutageRetryingCallInvoker"/>).
+    /// Zero (the default for programs and the CLI) fails at once.
+    /// </summary>
+    public TimeSpan MetadataOutageWindow { get; set; } = TimeSpan.Zero;
 }

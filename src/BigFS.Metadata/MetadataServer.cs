@@ -232,6 +232,7 @@ public sealed class MetadataServer : IAsyncDisposable
             await _fastUnix.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         if (_fast is not null)
             await _fast.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        State?.Feed.Close();   // change-feed streams would otherwise hold the gRPC shutdown for its full timeout
         if (_app is not null)
         {
             await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);

@@ -33,6 +33,11 @@ public sealed class BigFsMountOptions
     /// thread-pool hop per namespace syscall (the handlers never block, so this is safe here).
     /// </summary>
     public bool InlineMetadataCompletions { get; set; } = true;
+    /// <summary>
+    /// A metadata server restart shows as a pause of up to this long, not as EIO: calls that
+    /// are safe to repeat wait for the server to come back (like an NFS hard mount, but bounded).
+    /// </summary>
+    public TimeSpan MetadataOutageWindow { get; set; } = TimeSpan.FromSeconds(60);
 
     internal BigFsClientOptions ToClientOptions() => new()
     {
@@ -40,5 +45,6 @@ public sealed class BigFsMountOptions
         ChunkCacheBytes = ChunkCacheBytes,
         MaxInFlightChunkUploads = MaxInFlightChunkUploads,
         InlineMetadataCompletions = InlineMetadataCompletions,
+        MetadataOutageWindow = MetadataOutageWindow,
     };
 }

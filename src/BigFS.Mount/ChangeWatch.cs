@@ -31,19 +31,23 @@ internal sealed class ChangeWatch : IAsyncDisposable
 
     private async Task RunAsync(CancellationToken ct)
     {
+        var lost = false;   // said once per outage, not at every retry
         while (!ct.IsCancellationRequested)
         {
             var sessionId = _session.Id;
+            var first = true;
             try
             {
                 using var call = _ns.WatchChanges(new SessionRequest { SessionId = sessionId }, cancellationToken: ct);
-                var first = true;
                 await foreach (var notice in call.ResponseStream.ReadAllAsync(ct))
                 {
                     if (first)
                     {
                         _cache.Enable();   // the watch is in place: changes from now on will be told
                         first = false;
+                        if (lost)
+                            _logger.LogInformation("Change feed back; lookups are cached again");
+                        lost = false;
                         continue;
                     }
                     _cache.Apply(notice);
@@ -57,8 +61,17 @@ internal sealed class ChangeWatch : IAsyncDisposable
             }
             catch (Exception e)
             {
-                _logger.LogWarning("Change feed lost ({Reason}); lookups go to the metadata server until it is back",
-                    e is RpcException rpc ? rpc.StatusCode.ToString() : e.Message);
+                var reason = e is RpcException rpc ? rpc.StatusCode.ToString() : e.Message;
+                if (!lost)
+                    _logger.LogWarning("Change feed lost ({Reason}); lookups go to the metadata server until it is back", reason);
+                else
+                    _logger.LogDebug("Change feed still down ({Reason})", reason);
+                lost = true;
+            }
+            if (!first && !lost && !ct.IsCancellationRequested && _session.Id == sessionId)
+            {
+                _logger.LogWarning("Change feed ended by the metadata server; lookups go to it until the feed is back");
+                lost = true;
             }
             _cache.Disable();
             try

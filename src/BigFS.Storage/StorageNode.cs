@@ -108,7 +108,8 @@ public sealed class StorageNode : IAsyncDisposable
             var grpc = channels.Get(options.MetadataAddress).CreateCallInvoker();
             metadata = new FastMetaCallInvoker(grpc, FastMetaCallInvoker.DiscoverThrough(new Namespace.NamespaceClient(grpc)), () => null,
                 loggerFactory.CreateLogger<FastMetaCallInvoker>());
-            var cluster = new Cluster.ClusterClient(metadata);
+            var cluster = new Cluster.ClusterClient(new OutageRetryingCallInvoker(metadata, options.MetadataOutageWindow,
+                loggerFactory.CreateLogger<OutageRetryingCallInvoker>()));
             var agent = new ClusterAgent(cluster, nodeId, address, dataAddress, options, store, loggerFactory.CreateLogger<ClusterAgent>());
             var bulk = new BulkClient();
             var pusher = new ReplicaPusher(channels, bulk, (chunk, reason) => agent.ReportCorruptAsync(chunk, reason), loggerFactory.CreateLogger<ReplicaPusher>());

@@ -41,6 +41,12 @@ public sealed class StorageNodeOptions
     /// <summary>Bound on scrub reads, so scrubbing never competes seriously with client I/O.</summary>
     public long ScrubBytesPerSecond { get; set; } = 32L * 1024 * 1024;
 
+    /// <summary>
+    /// How long calls to an unreachable metadata server (a restart) wait for it before failing,
+    /// so a writer's upload pauses instead of failing; only calls safe to repeat wait. Zero fails at once.
+    /// </summary>
+    public TimeSpan MetadataOutageWindow { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Chunk registrations that failed are retried at this pace (with back-off up to 30 s).</summary>
     public TimeSpan RegistrationRetryInterval { get; set; } = TimeSpan.FromSeconds(1);
 }

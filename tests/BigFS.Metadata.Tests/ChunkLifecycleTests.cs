@@ -53,7 +53,7 @@ public class ChunkLifecycleTests
     }
 
     [Fact]
-    public async Task Confirm_moves_pending_to_available_only_for_a_pending_assignment()
+    public async Task Confirm_moves_pending_to_available_only_for_a_pending_assignment_and_may_be_repeated()
     {
         await Nodes("p", "a", "b", "c");
         var id = NewChunkId();
@@ -65,7 +65,8 @@ public class ChunkLifecycleTests
         Assert.Equal(Errno.ENOENT, (await Confirm(id, "p")).Errno);   // the primary is AVAILABLE, not PENDING
         Assert.Equal(0, (await Confirm(id, replica)).Errno);
         Assert.Equal(CopyState.Available, _h.Chunk(id).CopyOn(replica)!.Status);
-        Assert.Equal(Errno.ENOENT, (await Confirm(id, replica)).Errno);   // no longer PENDING
+        Assert.Equal(0, (await Confirm(id, replica)).Errno);   // again (a lost reply): still AVAILABLE, nothing changes
+        Assert.Equal(CopyState.Available, _h.Chunk(id).CopyOn(replica)!.Status);
     }
 
     private Task<ConfirmReplicaReply> Confirm(string chunk, string replica) =>

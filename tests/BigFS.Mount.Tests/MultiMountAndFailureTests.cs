@@ -63,6 +63,31 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task AMetadataServerRestartIsAPauseForTheMountNotAnError()
+    {
+        await using var m = await MountedCluster.StartAsync();
+        var mount = m.Mounts[0];
+        var data = FileHelpers.RandomBytes(3 << 20, seed: 24);
+        await File.WriteAllBytesAsync($"{mount.MountPoint}/before.bin", data);
+
+        await m.Cluster.StopMetaAsync();
+        // Started while the server is down: every step waits for it instead of failing.
+        var during = TryRunAsync($"cd {Quote(mount.MountPoint)} && mkdir during && head -c 1000000 /dev/urandom > during/f.bin && sha256sum during/f.bin"
+            + " && mv during/f.bin during/g.bin && sha256sum before.bin && ls during", timeout: TimeSpan.FromSeconds(90));
+        await Poll.UntilAsync(() => mount.Log.Contains("Metadata server unreachable"), TimeSpan.FromSeconds(30), "the mount to wait for the metadata server");
+        Assert.False(during.IsCompleted);
+        await m.Cluster.StartMetaAsync();
+
+        var result = await during;
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var written = lines[0].Split(' ')[0];
+        Assert.Equal(FileHelpers.Sha256(data).ToLowerInvariant(), lines[1].Split(' ')[0]);
+        Assert.Equal("g.bin", lines[2]);
+        Assert.Equal(written, FileHelpers.Sha256(await File.ReadAllBytesAsync($"{mount.MountPoint}/during/g.bin")).ToLowerInvariant());
+    }
+
+    [Fact]
     public async Task AKilledMountDaemonIsRemountedOverTheStaleMountWithFsyncedFilesIntact()
     {
         await using var m = await MountedCluster.StartAsync();

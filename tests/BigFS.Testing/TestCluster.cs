@@ -68,11 +68,18 @@ public sealed class TestCluster : IAsyncDisposable
 
     public async Task RestartMetaAsync()
     {
-        var address = Meta.Address;
-        await Meta.StopAsync();
-        MetaOptions.Listen = address.Replace("http://", "");
-        Meta = await MetadataServer.StartAsync(MetaOptions);
+        await StopMetaAsync();
+        await StartMetaAsync();
     }
+
+    /// <summary>Stops the metadata server; <see cref="StartMetaAsync"/> brings it back on the same gRPC address and data.</summary>
+    public async Task StopMetaAsync()
+    {
+        MetaOptions.Listen = Meta.Address.Replace("http://", "");
+        await Meta.StopAsync();
+    }
+
+    public async Task StartMetaAsync() => Meta = await MetadataServer.StartAsync(MetaOptions);
 
     public async Task<BigFsClient> ClientAsync(BigFsClientOptions? options = null)
     {

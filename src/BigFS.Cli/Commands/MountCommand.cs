@@ -124,6 +124,7 @@ public static class MountCommand
             FillPageCache = GetBool(s, "fill_page_cache", true),
             LookupCacheEntries = s.GetInt("lookup_cache_entries", 200_000, min: 0),
             LookupCacheMaxAge = s.GetDuration("lookup_cache_max_age", TimeSpan.FromSeconds(60)),
+            MetadataOutageWindow = s.GetDuration("meta_outage_timeout", TimeSpan.FromSeconds(60), allowZero: true),
         };
         s.GetString("log_level");
         s.RejectUnknownKeys();

@@ -52,13 +52,13 @@ public sealed class SettingsReader(IConfiguration configuration, IReadOnlySet<st
         };
     }
 
-    public TimeSpan GetDuration(string key, TimeSpan fallback)
+    public TimeSpan GetDuration(string key, TimeSpan fallback, bool allowZero = false)
     {
         var text = GetString(key);
         if (text is null) return fallback;
         var value = ParseDuration(text) ?? throw new ConfigurationError(key, $"'{text}' is not a duration (e.g. 500ms, 30s, 5m, 1h)");
-        if (value <= TimeSpan.Zero)
-            throw new ConfigurationError(key, "must be positive");
+        if (value < TimeSpan.Zero || (value == TimeSpan.Zero && !allowZero))
+            throw new ConfigurationError(key, allowZero ? "must not be negative" : "must be positive");
         return value;
     }
 

@@ -14,6 +14,7 @@ public sealed class ChangeFeed
 
     private readonly Lock _sync = new();
     private ChangeWatcher[] _watchers = [];
+    private bool _closed;
 
     public bool HasWatchers => Volatile.Read(ref _watchers).Length > 0;
 
@@ -21,8 +22,27 @@ public sealed class ChangeFeed
     {
         var watcher = new ChangeWatcher(this, sessionId);
         lock (_sync)
-            _watchers = [.. _watchers, watcher];
+        {
+            if (_closed)
+                watcher.End();
+            else
+                _watchers = [.. _watchers, watcher];
+        }
         return watcher;
+    }
+
+    /// <summary>The server is stopping: every watch ends (its stream closes and the mount reconnects later), so shutdown never waits for them.</summary>
+    public void Close()
+    {
+        ChangeWatcher[] ended;
+        lock (_sync)
+        {
+            _closed = true;
+            ended = _watchers;
+            _watchers = [];
+        }
+        foreach (var watcher in ended)
+            watcher.End();
     }
 
     internal void Remove(ChangeWatcher watcher)
@@ -75,15 +95,18 @@ public sealed class ChangeWatcher : IDisposable
             Volatile.Write(ref _overflowed, 1);
     }
 
-    /// <summary>The next notice; a reset once notices were dropped (then the backlog starts over).</summary>
-    public async ValueTask<ChangeNotice> NextAsync(CancellationToken ct)
+    internal void End() => _notices.Writer.TryComplete();
+
+    /// <summary>The next notice; a reset once notices were dropped (then the backlog starts over); null once the feed is closed.</summary>
+    public async ValueTask<ChangeNotice?> NextAsync(CancellationToken ct)
     {
         if (Interlocked.Exchange(ref _overflowed, 0) == 1)
         {
             while (_notices.Reader.TryRead(out _)) { }
             return ResetNotice;
         }
-        var notice = await _notices.Reader.ReadAsync(ct).ConfigureAwait(false);
+        if (!await _notices.Reader.WaitToReadAsync(ct).ConfigureAwait(false) || !_notices.Reader.TryRead(out var notice))
+            return null;
         // Dropped while we waited: what we hold may predate the gap; the reset covers it.
         return Interlocked.Exchange(ref _overflowed, 0) == 1 ? ResetNotice : notice;
     }

@@ -139,11 +139,16 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
     public Task<ConfirmReplicaReply> ConfirmReplicaAsync(ConfirmReplicaRequest r) => MutateAsync(() =>
         new ConfirmReplicaReply { Errno = Confirm(r.ChunkId, r.ReplicaNodeId) });
 
-    /// <summary>PENDING → AVAILABLE, only for an existing PENDING assignment of that node (under the lock).</summary>
+    /// <summary>
+    /// PENDING → AVAILABLE, only for an existing PENDING assignment of that node (under the lock).
+    /// Confirming an AVAILABLE copy again succeeds and changes nothing, so a node may repeat a
+    /// confirmation whose reply it lost.
+    /// </summary>
     public int Confirm(string chunkId, string replicaNodeId)
     {
         if (!_s.Chunks.TryGetValue(chunkId, out var chunk)) return E.ENOENT;
         var copy = chunk.CopyOn(replicaNodeId);
+        if (copy is { Status: CopyState.Available, Primary: false }) return 0;
         if (copy is null || copy.Status != CopyState.Pending) return E.ENOENT;
         copy.Status = CopyState.Available;
         copy.DesignatedMs = 0;

@@ -39,8 +39,8 @@ public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster, Me
             throw new RpcException(new Status(StatusCode.InvalidArgument, "a session id is required"));
         using var watcher = ns.WatchChanges(request.SessionId);
         await responseStream.WriteAsync(new ChangeNotice());   // the watch is in place
-        while (!context.CancellationToken.IsCancellationRequested)
-            await responseStream.WriteAsync(await watcher.NextAsync(context.CancellationToken));
+        while (await watcher.NextAsync(context.CancellationToken) is { } notice)
+            await responseStream.WriteAsync(notice);
     }
 
     public override Task<ListWritableNodesReply> ListWritableNodes(ListWritableNodesRequest request, ServerCallContext context)

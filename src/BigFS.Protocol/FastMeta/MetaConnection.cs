@@ -129,7 +129,7 @@ public sealed class MetaConnection : IDisposable
         lock (_pendingLock)
         {
             if (_closed)
-                return Task.FromException<TResponse>(Unavailable());
+                return Task.FromException<TResponse>(Unavailable(sent: false));
             id = ++_nextRequestId;
             _pending.Add(id, call);
         }
@@ -213,8 +213,12 @@ public sealed class MetaConnection : IDisposable
         Close(reason);
     }
 
-    private RpcException Unavailable() =>
-        new(new Status(StatusCode.Unavailable, $"metadata connection to {Address} lost: {_closeReason}"));
+    /// <summary>The error of a call on a lost connection; one never sent says so (<see cref="RequestNotSentException"/>), so it may be repeated.</summary>
+    private RpcException Unavailable(bool sent = true)
+    {
+        var detail = $"metadata connection to {Address} lost: {_closeReason}";
+        return new(new Status(StatusCode.Unavailable, detail, sent ? null : new RequestNotSentException(detail)));
+    }
 
     private void Close(string reason)
     {

@@ -1,0 +1,130 @@
+using System.Net.Sockets;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace BigFS.Protocol;
+
+/// <summary>
+/// Rides out a metadata server that is briefly unreachable (a restart, an upgrade): a unary
+/// call that failed with Unavailable is tried again, with back-off, for up to
+/// <paramref name="window"/> (and never past the call's own deadline or cancellation) — like
+/// an NFS hard mount, a restart shows as a pause, not as EIO in every program using the mount.
+/// <para>
+/// Only calls that are safe to repeat are repeated: any call the server cannot have received
+/// (<see cref="NeverSent"/>: the connection was refused or already gone before sending), and
+/// calls whose repetition ends in the same state (<see cref="IsRepeatable"/>) whatever happened
+/// to them. Any other change that was in flight when the connection broke may have been
+/// applied (a repeated unlink would answer ENOENT), so it fails as before.
+/// </para>
+/// </summary>
+public sealed class OutageRetryingCallInvoker(CallInvoker inner, TimeSpan window, ILogger? logger = null) : CallInvoker
+{
+    private static readonly TimeSpan FirstDelay = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(2);
+    private static readonly Task<Metadata> NoHeaders = Task.FromResult(Metadata.Empty);
+
+    /// <summary>
+    /// Methods that read, or set state to given values (SetAttr: a mode, an owner, a size, times;
+    /// ConfirmReplica: a copy AVAILABLE), so repeating one after an unknown outcome ends the same way.
+    /// </summary>
+    private static readonly HashSet<string> RepeatableMethods = new(StringComparer.Ordinal)
+    {
+        "Lookup", "GetAttr", "ReadLink", "ReadDirectory", "StatFs", "GetXattr", "ListXattr", "GetLayout",
+        "ListWritableNodes", "Sync", "RenewSession", "Heartbeat", "GetClusterStatus", "SetAttr", "ConfirmReplica",
+    };
+
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
+    private int _waiting;
+
+    /// <summary>True when running <paramref name="method"/> twice leaves the server as running it once.</summary>
+    public static bool IsRepeatable(string method) => RepeatableMethods.Contains(method);
+
+    /// <summary>
+    /// True when the failure proves the request never reached the server: the connection was
+    /// refused, or the call was turned away before being sent (<see cref="RequestNotSentException"/>).
+    /// </summary>
+    public static bool NeverSent(RpcException error)
+    {
+        for (Exception? e = error.Status.DebugException; e is not null; e = e.InnerException)
+        {
+            if (e is RequestNotSentException)
+                return true;
+            if (e is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.AddressNotAvailable })
+                return true;
+        }
+        return false;
+    }
+
+    public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+    {
+        var call = inner.AsyncUnaryCall(method, host, options, request);
+        if (window <= TimeSpan.Zero || call.ResponseAsync.IsCompletedSuccessfully)
+            return call;
+        var reply = RetryThroughOutageAsync(call.ResponseAsync, method, host, options, request);
+        return new AsyncUnaryCall<TResponse>(reply, NoHeaders, () => StatusOf(reply), () => Metadata.Empty, static () => { });
+    }
+
+    private async Task<TResponse> RetryThroughOutageAsync<TRequest, TResponse>(Task<TResponse> first, Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+        where TRequest : class where TResponse : class
+    {
+        var attempt = first;
+        DateTime? giveUpAt = null;
+        var delay = FirstDelay;
+        var waited = false;
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    return await attempt.ConfigureAwait(false);
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && (NeverSent(e) || IsRepeatable(method.Name)))
+                {
+                    var now = DateTime.UtcNow;
+                    giveUpAt ??= now + window;
+                    var until = options.Deadline is { } deadline && deadline.ToUniversalTime() < giveUpAt ? deadline.ToUniversalTime() : giveUpAt.Value;
+                    if (now + delay >= until || options.CancellationToken.IsCancellationRequested)
+                        throw;
+                    if (!waited)
+                    {
+                        waited = true;
+                        if (Interlocked.Increment(ref _waiting) == 1)
+                            _logger.LogWarning("Metadata server unreachable ({Detail}); calls wait for it for up to {Window}s", e.Status.Detail, window.TotalSeconds);
+                    }
+                    await Task.Delay(delay, options.CancellationToken).ConfigureAwait(false);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxDelay.Ticks));
+                    attempt = inner.AsyncUnaryCall(method, host, options, request).ResponseAsync;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (options.CancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, "call cancelled while the metadata server was unreachable"));
+        }
+        finally
+        {
+            if (waited && Interlocked.Decrement(ref _waiting) == 0)
+                _logger.LogInformation("Metadata server calls are going through again");
+        }
+    }
+
+    private static Status StatusOf(Task task) => task.Exception?.InnerException is RpcException rpc ? rpc.Status
+        : task.IsCompletedSuccessfully ? Status.DefaultSuccess : new Status(StatusCode.Unknown, "call not complete");
+
+    public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+        inner.BlockingUnaryCall(method, host, options, request);
+
+    public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+        inner.AsyncServerStreamingCall(method, host, options, request);
+
+    public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+        inner.AsyncClientStreamingCall(method, host, options);
+
+    public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+        inner.AsyncDuplexStreamingCall(method, host, options);
+}
+
+/// <summary>A call turned away before anything was sent (its connection was already closed): safe to repeat.</summary>
+public sealed class RequestNotSentException(string message) : Exception(message);

@@ -1,0 +1,123 @@
+using System.Net.Sockets;
+using BigFS.Protocol;
+using Grpc.Core;
+
+namespace BigFS.Metadata.Tests;
+
+/// <summary>Which calls wait out an unreachable metadata server, and for how long.</summary>
+public class OutageRetryingCallInvokerTests
+{
+    private static readonly TimeSpan Window = TimeSpan.FromSeconds(30);
+
+    private static RpcException Refused() => new(new Status(StatusCode.Unavailable, "Error connecting to subchannel.",
+        new HttpRequestException("Connection refused", new SocketException((int)SocketError.ConnectionRefused))));
+
+    private static RpcException NotSent() => new(new Status(StatusCode.Unavailable, "connection lost",
+        new RequestNotSentException("connection lost")));
+
+    private static RpcException LostInFlight() => new(new Status(StatusCode.Unavailable, "metadata connection lost: reset by peer"));
+
+    [Fact]
+    public async Task A_change_the_server_never_received_is_sent_again_once_it_is_back()
+    {
+        var inner = new ScriptedInvoker(Refused(), NotSent(), Refused());
+        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        var reply = await ns.UnlinkAsync(new RemoveRequest { Parent = 1 });
+        Assert.Equal(0, reply.Errno);
+        Assert.Equal(4, inner.Calls);
+    }
+
+    [Fact]
+    public async Task A_change_lost_in_flight_may_have_been_made_so_it_fails_at_once()
+    {
+        var inner = new ScriptedInvoker(LostInFlight());
+        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await ns.UnlinkAsync(new RemoveRequest { Parent = 1 }));
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Equal(1, inner.Calls);
+    }
+
+    [Theory]
+    [InlineData("GetAttr")]
+    [InlineData("SetAttr")]
+    public async Task A_call_that_ends_the_same_however_often_it_runs_is_repeated_after_any_outage(string method)
+    {
+        var inner = new ScriptedInvoker(LostInFlight(), Refused());
+        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        var reply = method == "GetAttr"
+            ? await ns.GetAttrAsync(new InodeRequest { Ino = 1 })
+            : await ns.SetAttrAsync(new SetAttrRequest { Ino = 1 });
+        Assert.Equal(0, reply.Errno);
+        Assert.Equal(3, inner.Calls);
+    }
+
+    [Fact]
+    public async Task Other_errors_are_not_repeated()
+    {
+        var inner = new ScriptedInvoker(new RpcException(new Status(StatusCode.Internal, "boom")));
+        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        Assert.Equal(StatusCode.Internal, (await Assert.ThrowsAsync<RpcException>(async () => await ns.GetAttrAsync(new InodeRequest()))).StatusCode);
+        Assert.Equal(1, inner.Calls);
+    }
+
+    [Fact]
+    public async Task The_wait_ends_at_the_window_or_the_calls_deadline_whichever_comes_first()
+    {
+        var forever = new ScriptedInvoker(Enumerable.Repeat(Refused(), 1000).ToArray());
+        var shortWindow = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(forever, TimeSpan.FromMilliseconds(400)));
+        Assert.Equal(StatusCode.Unavailable, (await Assert.ThrowsAsync<RpcException>(async () => await shortWindow.GetAttrAsync(new InodeRequest()))).StatusCode);
+        Assert.InRange(forever.Calls, 2, 5);
+
+        var again = new ScriptedInvoker(Enumerable.Repeat(Refused(), 1000).ToArray());
+        var longWindow = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(again, Window));
+        await Assert.ThrowsAsync<RpcException>(async () => await longWindow.GetAttrAsync(new InodeRequest(), deadline: DateTime.UtcNow.AddMilliseconds(400)));
+        Assert.InRange(again.Calls, 2, 5);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_waiting_call_ends_it_as_cancelled()
+    {
+        var inner = new ScriptedInvoker(Enumerable.Repeat(Refused(), 1000).ToArray());
+        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        using var cts = new CancellationTokenSource();
+        var call = ns.GetAttrAsync(new InodeRequest(), cancellationToken: cts.Token).ResponseAsync;
+        var giveUp = DateTime.UtcNow.AddSeconds(10);
+        while (inner.Calls < 2)   // the call is waiting for the server
+        {
+            Assert.True(DateTime.UtcNow < giveUp, "the call never repeated");
+            await Task.Delay(20);
+        }
+        cts.Cancel();
+        Assert.Equal(StatusCode.Cancelled, (await Assert.ThrowsAsync<RpcException>(() => call)).StatusCode);
+    }
+
+    [Fact]
+    public async Task With_no_window_nothing_waits()
+    {
+        var inner = new ScriptedInvoker(Refused());
+        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, TimeSpan.Zero));
+        await Assert.ThrowsAsync<RpcException>(async () => await ns.GetAttrAsync(new InodeRequest()));
+        Assert.Equal(1, inner.Calls);
+    }
+
+    /// <summary>Fails the first calls with the given errors, then answers every call with an empty (errno 0) reply.</summary>
+    private sealed class ScriptedInvoker(params RpcException[] failures) : CallInvoker
+    {
+        private int _calls;
+        public int Calls => Volatile.Read(ref _calls);
+
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+        {
+            var n = Interlocked.Increment(ref _calls);
+            var reply = n <= failures.Length
+                ? Task.FromException<TResponse>(failures[n - 1])
+                : Task.FromResult(Activator.CreateInstance<TResponse>());
+            return new AsyncUnaryCall<TResponse>(reply, Task.FromResult(Grpc.Core.Metadata.Empty), () => Status.DefaultSuccess, () => Grpc.Core.Metadata.Empty, () => { });
+        }
+
+        public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+        public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) => throw new NotSupportedException();
+        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) => throw new NotSupportedException();
+    }
+}
