@@ -86,6 +86,8 @@ public sealed class BigFsFile : IAsyncDisposable
     {
         if (offset < 0 || offset + (long)data.Length < offset)
             throw new BigFsException(Errno.EINVAL, $"bad write offset {offset}");
+        if (_client.Uploader.RecentlyFull)
+            throw new BigFsException(Errno.ENOSPC, "the cluster has no room for new data");
         Interlocked.Increment(ref _changeEpoch);
         while (!data.IsEmpty)
         {
@@ -998,6 +1000,23 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
+    /// <summary>Chunks uploaded for data that is dropped uncommitted: their space is given back now, not after the metadata server's grace.</summary>
+    private async Task AbandonAsync(List<string> chunkIds)
+    {
+        if (chunkIds.Count == 0)
+            return;
+        try
+        {
+            var request = new AbandonChunksRequest();
+            request.ChunkIds.AddRange(chunkIds);
+            await _client.Namespace.AbandonChunksAsync(request, deadline: DateTime.UtcNow.AddSeconds(10));
+        }
+        catch (RpcException ex)
+        {
+            _logger.LogWarning("Inode {Ino}: {Count} uploaded chunks not given back ({Status}); they go after the grace period", Ino, chunkIds.Count, ex.StatusCode);
+        }
+    }
+
     /// <summary>Flushes what is buffered (errors are logged: call FlushAsync to see them), then frees the buffers.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -1023,6 +1042,7 @@ public sealed class BigFsFile : IAsyncDisposable
             _pending.Clear();
         }
         await Task.WhenAll(pending.Select(p => p.Upload));
+        await AbandonAsync(pending.Select(p => p.ChunkId).OfType<string>().ToList());
         foreach (var p in pending)
         {
             if (p.Pages is { } pages)

@@ -29,6 +29,17 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
 
     private int _failedAttempts;
 
+    /// <summary>After an upload ends in ENOSPC, new writes fail at once for this long (not only at close).</summary>
+    private static readonly TimeSpan FullMemory = TimeSpan.FromSeconds(2);
+    private long _fullUntilTicks;
+
+    /// <summary>
+    /// True shortly after an upload found no node with room: write(2) then answers ENOSPC itself,
+    /// as a local filesystem would, instead of buffering data whose close will fail (programs
+    /// that ignore close's errors would lose it silently).
+    /// </summary>
+    public bool RecentlyFull => Environment.TickCount64 < Volatile.Read(ref _fullUntilTicks);
+
     public int MaxObservedInFlight => Volatile.Read(ref _maxInFlight);
     public int FailedAttempts => Volatile.Read(ref _failedAttempts);
 
@@ -71,6 +82,11 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
                     logger.LogWarning("Upload of chunk {ChunkId} ({Length} bytes) to {Node} failed: {Status}; attempt {Attempt} of {Attempts}",
                         id, length, node.Address, ex.Status, attempt + 1, attempts);
                 }
+            }
+            if (last is RpcException { StatusCode: StatusCode.ResourceExhausted } full)
+            {
+                Volatile.Write(ref _fullUntilTicks, Environment.TickCount64 + (long)FullMemory.TotalMilliseconds);
+                throw new BigFsException(Errno.ENOSPC, $"no storage node has room for the chunk: {full.Status.Detail}", full);
             }
             throw BigFsException.Io($"chunk upload failed after {attempts} attempts: {last?.Message}", last);
         }

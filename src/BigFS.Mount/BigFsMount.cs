@@ -50,6 +50,7 @@ public sealed class BigFsMount : IAsyncDisposable
             if (options.LookupCacheEntries > 0)
                 watch = new ChangeWatch(client.Namespace, session, cache, logger);
             var fs = new BigFsFileSystem(client, session, cache, options, logger);
+            session.OpenInodes = fs.OpenFiles.Snapshot;
             var fuse = await FuseMount.MountAsync(Path.GetFullPath(options.MountPoint), fs, new FuseMountOptions
             {
                 FsName = "bigfs:" + options.MetadataAddress.Replace("http://", ""),

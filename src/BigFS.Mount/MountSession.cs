@@ -17,6 +17,13 @@ internal sealed class MountSession : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task _renewal = Task.CompletedTask;
 
+    /// <summary>
+    /// The inodes open on this mount and their handle counts. A new session (the old one expired,
+    /// or the metadata server restarted and forgot it) registers them again, so files open here
+    /// keep their unlink-while-open protection and the chunks they are writing are not collected.
+    /// </summary>
+    public Func<List<(ulong Ino, int Handles)>>? OpenInodes { get; set; }
+
     /// <summary>The session id; the client sends it with every call.</summary>
     public string Id
     {
@@ -59,6 +66,12 @@ internal sealed class MountSession : IAsyncDisposable
                         var fresh = await _ns.OpenSessionAsync(new OpenSessionRequest { ClientName = Environment.MachineName, MountPoint = mountPoint }, cancellationToken: _stop.Token);
                         _logger.LogWarning("Session {Old} expired; continuing as {New}", Id, fresh.SessionId);
                         Id = fresh.SessionId;
+                        await ReopenAsync(fresh.SessionId);
+                    }
+                    else if (reply.SessionRecreated)
+                    {
+                        _logger.LogInformation("The metadata server restarted and forgot session {Session}; registering this mount's open files again", Id);
+                        await ReopenAsync(Id);
                     }
                 }
                 catch (RpcException e) when (!_stop.IsCancellationRequested)
@@ -68,6 +81,26 @@ internal sealed class MountSession : IAsyncDisposable
             }
         }
         catch (OperationCanceledException) { }
+    }
+
+    private async Task ReopenAsync(string sessionId)
+    {
+        if (OpenInodes?.Invoke() is not { Count: > 0 } open)
+            return;
+        var failed = 0;
+        foreach (var (ino, handles) in open)
+        {
+            for (var i = 0; i < handles; i++)
+            {
+                var reply = await _ns.OpenAsync(new OpenRequest { SessionId = sessionId, Ino = ino }, cancellationToken: _stop.Token);
+                if (reply.Errno != 0)
+                {
+                    failed++;
+                    break;
+                }
+            }
+        }
+        _logger.LogInformation("Registered {Count} open files under session {Session} ({Failed} no longer exist)", open.Count, sessionId, failed);
     }
 
     public async ValueTask DisposeAsync()

@@ -45,6 +45,13 @@ internal sealed class OpenFileTable
         }
     }
 
+    /// <summary>Every open inode and its handle count (to register them again under a new session).</summary>
+    public List<(ulong Ino, int Handles)> Snapshot()
+    {
+        lock (_files)
+            return _files.Select(f => (f.Key, f.Value.Handles)).ToList();
+    }
+
     public OpenFile? Find(ulong ino)
     {
         lock (_files)

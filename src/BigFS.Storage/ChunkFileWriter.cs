@@ -31,6 +31,7 @@ public sealed class ChunkFileWriter : IAsyncDisposable
     private int _blockFill, _blockIndex;
     private ChunkFileHeader? _sealed;
     private bool _done;
+    private bool _reserved;
 
     private ChunkFileWriter(LocalChunkStore store, ChunkId id, long size, ulong checksum, StoredChunk? existing, string? tempPath)
     {
@@ -44,16 +45,45 @@ public sealed class ChunkFileWriter : IAsyncDisposable
             return;
         _dataOffset = ChunkFileHeader.DataOffsetFor(size);
         _blockChecksums = new ulong[ChunkChecksum.BlockCount(size)];
-        _file = new FileStream(tempPath, new FileStreamOptions
+        store.Reserve(_dataOffset + size);
+        _reserved = true;
+        try
         {
-            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.Read,   // read while staged (the copies to replicas)
-            // Synchronous: a positional write into the page cache takes microseconds, less than
-            // the thread-pool hand-off an asynchronous one costs here (Linux has no async file I/O).
-            BufferSize = 0, Options = FileOptions.None,
-            // Large chunks are preallocated (one extent); small ones are not: their fsync is
-            // cheaper without the unwritten-extent conversion.
-            PreallocationSize = size >= PreallocateFrom ? _dataOffset + size : 0,
-        });
+            _file = Open(tempPath, _dataOffset + size);
+        }
+        catch
+        {
+            ReleaseReservation();
+            throw;
+        }
+    }
+
+    private static FileStream Open(string tempPath, long fileSize)
+    {
+        try
+        {
+            return new FileStream(tempPath, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.Read,   // read while staged (the copies to replicas)
+                // Synchronous: a positional write into the page cache takes microseconds, less than
+                // the thread-pool hand-off an asynchronous one costs here (Linux has no async file I/O).
+                BufferSize = 0, Options = FileOptions.None,
+                // Large chunks are preallocated (one extent); small ones are not: their fsync is
+                // cheaper without the unwritten-extent conversion.
+                PreallocationSize = fileSize >= PreallocateFrom ? fileSize : 0,
+            });
+        }
+        catch (IOException ex) when (LocalChunkStore.IsDiskFull(ex))
+        {
+            throw new ChunkRejectedException(StatusCode.ResourceExhausted, "no space left on the node's disk: " + ex.Message);
+        }
+    }
+
+    private void ReleaseReservation()
+    {
+        if (_reserved)
+            _store.Release(_dataOffset + _size);
+        _reserved = false;
     }
 
     internal static ChunkFileWriter Create(LocalChunkStore store, ChunkId id, long size, ulong checksum, string tempPath) =>
@@ -84,7 +114,14 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         {
             foreach (var b in buffers)
                 Hash(b.Span);
-            RandomAccess.Write(_file.SafeFileHandle, buffers, _dataOffset + Received);
+            try
+            {
+                RandomAccess.Write(_file.SafeFileHandle, buffers, _dataOffset + Received);
+            }
+            catch (IOException ex) when (LocalChunkStore.IsDiskFull(ex))
+            {
+                throw new ChunkRejectedException(StatusCode.ResourceExhausted, "no space left on the node's disk: " + ex.Message);
+            }
         }
         Received += bytes;
     }
@@ -142,6 +179,7 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         var chunk = _store.Publish(_id, header, _tempPath!, _file!.SafeFileHandle);
         await _file.DisposeAsync();
         _done = true;
+        ReleaseReservation();   // now counted in the store's used bytes
         return chunk;
     }
 
@@ -152,5 +190,6 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         if (!_done && _tempPath is not null)
             _store.TryDelete(_tempPath);
         _done = true;
+        ReleaseReservation();
     }
 }

@@ -243,17 +243,5 @@ public sealed class ClusterAgent(
         return request;
     }
 
-    public long Capacity()
-    {
-        if (options.CapacityBytes > 0)
-            return options.CapacityBytes;
-        try
-        {
-            return store.UsedBytes + new DriveInfo(Path.GetFullPath(options.DataDirectory)).AvailableFreeSpace;
-        }
-        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
-        {
-            return store.UsedBytes;
-        }
-    }
+    public long Capacity() => store.EffectiveCapacity();
 }

@@ -22,11 +22,15 @@ public sealed class LocalChunkStore
 
     private readonly ConcurrentDictionary<ChunkId, StoredChunk> _chunks = new();
     private readonly ILogger _logger;
+    private readonly string _dataDirectory;
     private long _usedBytes;
+    private long _reservedBytes;
 
-    public LocalChunkStore(string dataDirectory, ILogger logger)
+    public LocalChunkStore(string dataDirectory, ILogger logger, long capacityBytes = 0)
     {
         _logger = logger;
+        _dataDirectory = Path.GetFullPath(dataDirectory);
+        CapacityBytes = capacityBytes;
         ChunksDirectory = Path.Combine(dataDirectory, "chunks");
         TempDirectory = Path.Combine(dataDirectory, "tmp");
         Directory.CreateDirectory(ChunksDirectory);
@@ -56,6 +60,44 @@ public sealed class LocalChunkStore
     public string ChunksDirectory { get; }
     public string TempDirectory { get; }
     public long UsedBytes => Interlocked.Read(ref _usedBytes);
+
+    /// <summary>The most chunk data this node holds (0: as much as its filesystem has room for).</summary>
+    public long CapacityBytes { get; }
+
+    /// <summary>What this node offers: <see cref="CapacityBytes"/>, or the chunks held plus the filesystem's free space.</summary>
+    public long EffectiveCapacity() => CapacityBytes > 0 ? CapacityBytes : UsedBytes + DiskFreeBytes();
+
+    private long DiskFreeBytes()
+    {
+        try
+        {
+            return new DriveInfo(_dataDirectory).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return long.MaxValue;   // unknown: the write itself reports a full disk
+        }
+    }
+
+    /// <summary>
+    /// Sets room aside for an upload of <paramref name="size"/> bytes, counting the uploads in
+    /// progress, or refuses it with ResourceExhausted (the writer's ENOSPC). Released by the writer.
+    /// </summary>
+    internal void Reserve(long size)
+    {
+        var reserved = Interlocked.Add(ref _reservedBytes, size);
+        var room = CapacityBytes > 0 ? CapacityBytes - UsedBytes : DiskFreeBytes();
+        if (reserved <= room)
+            return;
+        Interlocked.Add(ref _reservedBytes, -size);
+        throw new ChunkRejectedException(StatusCode.ResourceExhausted,
+            $"no space for a chunk of {size} bytes ({Math.Max(0, room)} bytes free{(CapacityBytes > 0 ? $" of the configured capacity {CapacityBytes}" : " on the disk")})");
+    }
+
+    internal void Release(long size) => Interlocked.Add(ref _reservedBytes, -size);
+
+    /// <summary>A full disk met while writing is the writer's ENOSPC, not an I/O error.</summary>
+    internal static bool IsDiskFull(IOException ex) => ex.HResult is 28 or 112;   // ENOSPC; ERROR_DISK_FULL as .NET may map it
     public int Count => _chunks.Count;
     public ICollection<StoredChunk> All => _chunks.Values;
 

@@ -94,6 +94,7 @@ public sealed class ReplicationCoordinator(
         if (durable >= wanted)
             enough.TrySetResult();
         var outstanding = targets.Count;
+        var full = 0;   // copies refused for want of space: the writer's ENOSPC if they are why too few copies were made
         foreach (var target in targets)
         {
             // Not bound to the writer's call: the remaining copies finish after the reply.
@@ -102,7 +103,7 @@ public sealed class ReplicationCoordinator(
                 var ok = false;
                 try
                 {
-                    ok = await CopyAndConfirmAsync(chunk, target, image, stopping);
+                    ok = await CopyAndConfirmAsync(chunk, target, image, stopping, () => Interlocked.Increment(ref full));
                 }
                 finally
                 {
@@ -129,7 +130,8 @@ public sealed class ReplicationCoordinator(
         lock (copies)
         {
             if (durable < wanted)
-                throw new ChunkRejectedException(StatusCode.Unavailable, $"chunk {chunk.Id}: only {durable} of {wanted} copies became durable");
+                throw new ChunkRejectedException(Volatile.Read(ref full) > 0 ? StatusCode.ResourceExhausted : StatusCode.Unavailable,
+                    $"chunk {chunk.Id}: only {durable} of {wanted} copies became durable{(full > 0 ? $" ({full} replica(s) out of space)" : "")}");
             copies.DurableCopies = (uint)durable;
             return copies.Clone();
         }
@@ -144,7 +146,7 @@ public sealed class ReplicationCoordinator(
         return list.Where((_, i) => results[i]).Select(t => t.NodeId).ToList();
     }
 
-    private async Task<bool> CopyAndConfirmAsync(StoredChunk chunk, NodeTarget target, SharedChunkImage? image, CancellationToken ct)
+    private async Task<bool> CopyAndConfirmAsync(StoredChunk chunk, NodeTarget target, SharedChunkImage? image, CancellationToken ct, Action? outOfSpace = null)
     {
         try
         {
@@ -152,6 +154,8 @@ public sealed class ReplicationCoordinator(
         }
         catch (Exception ex) when (ex is RpcException or ChunkRejectedException or IOException)
         {
+            if (ex is RpcException { StatusCode: StatusCode.ResourceExhausted } or ChunkRejectedException { Code: StatusCode.ResourceExhausted })
+                outOfSpace?.Invoke();
             logger.LogWarning("Copying chunk {ChunkId} to {Node} at {Address} failed: {Error}", chunk.Id, target.NodeId, target.Address, ex.Message);
             return false;
         }

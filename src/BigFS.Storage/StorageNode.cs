@@ -70,7 +70,7 @@ public sealed class StorageNode : IAsyncDisposable
         try
         {
             var nodeId = NodeIdentity.LoadOrCreate(options.DataDirectory);
-            var store = new LocalChunkStore(options.DataDirectory, loggerFactory.CreateLogger<LocalChunkStore>());
+            var store = new LocalChunkStore(options.DataDirectory, loggerFactory.CreateLogger<LocalChunkStore>(), options.CapacityBytes);
             store.Load();
 
             // The advertised address is only known once Kestrel is bound, so services resolve it late.

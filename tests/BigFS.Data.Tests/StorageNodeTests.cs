@@ -333,6 +333,22 @@ public class StorageNodeTests
     }
 
     [Fact]
+    public async Task A_node_at_its_capacity_refuses_new_chunks_as_ResourceExhausted_and_takes_them_again_once_room_is_freed()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.CapacityBytes = 3L << 20);
+        var client = cluster.ClientFor(cluster.Nodes[0]);
+        var first = ChunkId.NewRandom().ToString();
+        await ChunkUploads.WriteAsync(client, first, ChunkUploads.Random(2 << 20, 1), goal: 1);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => ChunkUploads.WriteAsync(client, ChunkId.NewRandom().ToString(), ChunkUploads.Random(2 << 20, 2), goal: 1));
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));   // nothing half-written left behind
+
+        await client.DeleteChunkAsync(new DeleteChunkRequest { ChunkId = first });
+        await ChunkUploads.WriteAsync(client, ChunkId.NewRandom().ToString(), ChunkUploads.Random(2 << 20, 3), goal: 1);   // the refused one's reservation was released too
+    }
+
+    [Fact]
     public async Task HeartbeatAskingToRegisterAgain_ReRegistersAndReportsInventory()
     {
         await using var cluster = await TestCluster.StartAsync(1);

@@ -270,8 +270,21 @@ public class ChunkLifecycleTests
         Assert.Empty(_h.Cluster.ListWritableNodes().Nodes);
         _h.Time.Advance(_h.Options.DeadTimeout);
         Assert.Equal(NodeState.Dead, State());
-        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "p", CapacityBytes = 10 });
+        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "p", CapacityBytes = 10UL << 30 });
         Assert.Equal(NodeState.Active, State());
         Assert.Single(_h.Cluster.ListWritableNodes().Nodes);
+    }
+
+    [Fact]
+    public async Task A_full_node_is_offered_for_no_new_chunk_until_it_has_room_again()
+    {
+        await Nodes("p", "a", "full");
+        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "full", CapacityBytes = 1UL << 30, UsedBytes = (1UL << 30) - 4096 });
+        Assert.DoesNotContain("full", _h.Cluster.ListWritableNodes().Nodes.Select(n => n.NodeId));
+        var reply = await _h.RegisterChunk("p", NewChunkId());
+        Assert.Equal(["a"], reply.Replicas.Select(r => r.NodeId));   // goal 3, but the full node takes no copy
+
+        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "full", CapacityBytes = 1UL << 30, UsedBytes = 1UL << 20 });
+        Assert.Contains("full", _h.Cluster.ListWritableNodes().Nodes.Select(n => n.NodeId));
     }
 }

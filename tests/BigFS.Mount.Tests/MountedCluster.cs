@@ -14,10 +14,11 @@ public sealed class MountedCluster : IAsyncDisposable
 
     private MountedCluster(TestCluster cluster) => Cluster = cluster;
 
-    public static async Task<MountedCluster> StartAsync(int nodes = 3, int mounts = 1, Action<BigFS.Metadata.MetadataServerOptions>? configure = null)
+    public static async Task<MountedCluster> StartAsync(int nodes = 3, int mounts = 1, Action<BigFS.Metadata.MetadataServerOptions>? configure = null,
+        Action<BigFS.Storage.StorageNodeOptions>? configureNode = null)
     {
         Prerequisites.Check();
-        var cluster = await TestCluster.StartAsync(nodes, configure);
+        var cluster = await TestCluster.StartAsync(nodes, configure, configureNode);
         var mc = new MountedCluster(cluster);
         try
         {

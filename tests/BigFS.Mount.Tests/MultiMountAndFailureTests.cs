@@ -88,6 +88,49 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task AFullClusterAnswersENOSPCAtCloseAndLosesNothing()
+    {
+        // 24 MiB per node, three copies of everything: about 24 MiB of files fit.
+        await using var m = await MountedCluster.StartAsync(configureNode: o => o.CapacityBytes = 24L << 20);
+        var mnt = m.MountPoint;
+        var kept = FileHelpers.RandomBytes(9 << 20, seed: 25);
+        await File.WriteAllBytesAsync($"{mnt}/kept.bin", kept);
+
+        var tooBig = await TryRunAsync($"dd if=/dev/urandom of={Quote(mnt)}/big.bin bs=1M count=40");
+        Assert.NotEqual(0, tooBig.ExitCode);
+        Assert.Contains("No space left on device", tooBig.Stderr);
+        Assert.Equal(FileHelpers.Sha256(kept), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{mnt}/kept.bin")));
+
+        // Room comes back once removed files are collected (the failed write's uploaded chunks
+        // included); then writes succeed again. cp reports close(2)'s error (.NET's File API does not).
+        File.Delete($"{mnt}/kept.bin");
+        File.Delete($"{mnt}/big.bin");
+        var later = Path.Combine(m.Cluster.Root, "later.bin");
+        await File.WriteAllBytesAsync(later, FileHelpers.RandomBytes(8 << 20, seed: 26));
+        await Poll.UntilAsync(async () => (await TryRunAsync($"cp {Quote(later)} {Quote(mnt)}/later.bin")).ExitCode == 0,
+            TimeSpan.FromSeconds(60), "a write to succeed once space is reclaimed");
+        Assert.Equal(FileHelpers.Sha256(await File.ReadAllBytesAsync(later)), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{mnt}/later.bin")));
+    }
+
+    [Fact]
+    public async Task AFileKeptOpenLongerThanTheUncommittedGraceKeepsItsData()
+    {
+        // Chunks uploaded while a file is written are committed at its close; garbage collection
+        // must not take them for a dead client's leftovers while the file is still open.
+        await using var m = await MountedCluster.StartAsync(configure: o => o.UncommittedChunkGrace = TimeSpan.FromSeconds(1));
+        var data = FileHelpers.RandomBytes(9 << 20, seed: 27);
+        await using (var fs = new FileStream($"{m.MountPoint}/long.bin", FileMode.Create, FileAccess.Write))
+        {
+            await fs.WriteAsync(data);   // two full chunks upload now, the rest waits for the close
+            await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).ChunksUncommitted >= 2, TimeSpan.FromSeconds(30), "chunks uploaded before the close");
+            // Several collection passes (every 300 ms here) past the 1 s grace: proving a thing does not happen takes time.
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            Assert.True((await m.Cluster.StatusAsync()).ChunksUncommitted >= 2, "uncommitted chunks of an open file were collected");
+        }
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{m.MountPoint}/long.bin")));
+    }
+
+    [Fact]
     public async Task AKilledMountDaemonIsRemountedOverTheStaleMountWithFsyncedFilesIntact()
     {
         await using var m = await MountedCluster.StartAsync();

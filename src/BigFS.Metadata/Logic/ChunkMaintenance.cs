@@ -166,8 +166,13 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
     private void PlanGarbageCollection(long now, List<DeleteCall> calls)
     {
         var grace = (long)_s.Options.UncommittedChunkGrace.TotalMilliseconds;
+        // Open files are known from sessions, which live in memory: after a restart, mounts get one
+        // lease (or the grace, if shorter) to register theirs again before uncommitted chunks are judged.
+        var opensKnown = now - _s.StartedMs > Math.Min(grace, (long)_s.Options.SessionLease.TotalMilliseconds);
         var candidates = _s.Chunks.Values
-            .Where(c => c.State == ChunkState.Garbage || (c.State == ChunkState.Uncommitted && now - c.CreatedMs > grace))
+            .Where(c => c.State == ChunkState.Garbage || (c.State == ChunkState.Uncommitted && now - c.CreatedMs > grace
+                // A file still open in a live session may be written for hours before its close commits these.
+                && opensKnown && !_s.IsOpen(c.OwnerIno)))
             .ToList();
         foreach (var chunk in candidates)
         {

@@ -107,6 +107,7 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
             OwnerIno = (long)r.OwnerIno, CreatedMs = now, State = ChunkState.Uncommitted, Goal = goal,
             Copies = [new CopyRecord { NodeId = node.Id, Status = CopyState.Available, Primary = true }],
         };
+        node.UsedBytes += chunk.Size;   // until its next heartbeat
         foreach (var target in Designate(chunk, goal - 1, exclude: []))
             reply.Replicas.Add(TargetOf(target.Id));
         _s.Chunks[chunk.Id] = chunk;
@@ -120,12 +121,15 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
         if (count <= 0) return [];
         var holders = chunk.Copies.Select(c => c.NodeId).ToHashSet(StringComparer.Ordinal);
         var candidates = _s.Nodes.Values.Where(n =>
-            !holders.Contains(n.Id) && !exclude.Contains(n.Id) && _s.LivenessOf(n) == NodeLiveness.Active);
+            !holders.Contains(n.Id) && !exclude.Contains(n.Id) && _s.LivenessOf(n) == NodeLiveness.Active && !n.IsFull());
         var usedLabels = chunk.Copies.SelectMany(c => _s.Nodes.TryGetValue(c.NodeId, out var n) ? n.Labels : []);
         var chosen = ReplicaPlacement.Choose(candidates, count, usedLabels, random);
         var now = _s.NowMs;
         foreach (var n in chosen)
+        {
             chunk.Copies.Add(new CopyRecord { NodeId = n.Id, Status = CopyState.Pending, DesignatedMs = now });
+            n.UsedBytes += chunk.Size;   // counted until its next heartbeat says what it really holds
+        }
         if (chosen.Count > 0)
             _s.MarkChunk(chunk.Id);
         return chosen;
@@ -264,7 +268,7 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
         lock (_s.Sync)
         {
             var reply = new ListWritableNodesReply { ChunkSize = (uint)_s.Options.ChunkSize };
-            foreach (var n in _s.Nodes.Values.Where(n => _s.LivenessOf(n) == NodeLiveness.Active).OrderByDescending(n => n.FreeBytes()))
+            foreach (var n in _s.Nodes.Values.Where(n => _s.LivenessOf(n) == NodeLiveness.Active && !n.IsFull()).OrderByDescending(n => n.FreeBytes()))
             {
                 var w = new WritableNode
                     {

@@ -571,6 +571,21 @@ public sealed class NamespaceLogic(MetadataState state)
         return location;
     }
 
+    /// <summary>Uploaded chunks a writer will never commit: uncommitted ones become garbage now (committed ones are not touched).</summary>
+    public Task<StatusReply> AbandonChunksAsync(AbandonChunksRequest r) => _s.MutateAsync(() =>
+    {
+        foreach (var id in r.ChunkIds)
+        {
+            if (!ChunkId.IsValid(id)) return new StatusReply { Errno = E.EINVAL };
+            if (_s.Chunks.TryGetValue(id, out var chunk) && chunk.State == ChunkState.Uncommitted)
+            {
+                chunk.State = ChunkState.Garbage;
+                _s.MarkChunk(id);
+            }
+        }
+        return new StatusReply();
+    }, Storage.Durability.Written);
+
     public Task<AttrReply> CommitWriteAsync(CommitWriteRequest r) => _s.MutateAsync(() =>
     {
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new AttrReply { Errno = E.ENOENT };
@@ -639,19 +654,22 @@ public sealed class NamespaceLogic(MetadataState state)
     private long LeaseMs => (long)_s.Options.SessionLease.TotalMilliseconds;
 
     /// <summary>Sessions live in memory: after a server restart a renewal re-creates the session.</summary>
-    private SessionRecord Session(string id)
+    private SessionRecord Session(string id) => Session(id, out _);
+
+    private SessionRecord Session(string id, out bool created)
     {
-        if (!_s.Sessions.TryGetValue(id, out var session))
+        created = !_s.Sessions.TryGetValue(id, out var session);
+        if (created)
             _s.Sessions[id] = session = new SessionRecord { Id = id };
-        session.ExpiresMs = _s.NowMs + LeaseMs;
+        session!.ExpiresMs = _s.NowMs + LeaseMs;
         return session;
     }
 
     public StatusReply RenewSession(SessionRequest r) => Read(() =>
     {
         if (string.IsNullOrEmpty(r.SessionId) || r.SessionId.Length > 128) return new StatusReply { Errno = E.EINVAL };
-        Session(r.SessionId);
-        return new StatusReply();
+        Session(r.SessionId, out var created);
+        return new StatusReply { SessionRecreated = created };
     });
 
     public Task<StatusReply> CloseSessionAsync(SessionRequest r) => MutateAsync(() =>

@@ -18,6 +18,12 @@ public sealed class NodeRecord
 
     public long FreeBytes() => Math.Max(0, CapacityBytes - UsedBytes);
 
+    /// <summary>Below this much free space a node takes no new copies (one checksum block: even a small chunk would not fit).</summary>
+    public const long MinFreeBytes = 64 * 1024;
+
+    /// <summary>Known to have no room for new chunks (a node reporting no capacity is not judged).</summary>
+    public bool IsFull() => CapacityBytes > 0 && FreeBytes() < MinFreeBytes;
+
     public NodeRecord Clone()
     {
         var copy = (NodeRecord)MemberwiseClone();

@@ -51,6 +51,8 @@ public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster, Me
         return Task.FromResult(reply);
     }
 
+    public override Task<StatusReply> AbandonChunks(AbandonChunksRequest request, ServerCallContext context) => ns.AbandonChunksAsync(request);
+
     public override async Task<StatusReply> ReportBadCopy(ReportBadCopyRequest request, ServerCallContext context) =>
         new() { Errno = await cluster.ReportBadCopyAsync(request.ChunkId, request.NodeId, request.Reason) };
 }

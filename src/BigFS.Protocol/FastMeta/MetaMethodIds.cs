@@ -22,6 +22,7 @@ public static class MetaMethodIds
         (Namespace + "CloseSession", 21), (Namespace + "Open", 22), (Namespace + "Release", 23), (Namespace + "ListWritableNodes", 24),
         (Namespace + "ReportBadCopy", 25),
         (Cluster + "RegisterChunk", 26), (Cluster + "ConfirmReplica", 27), (Cluster + "Heartbeat", 28), (Cluster + "ReportCorruptChunk", 29),
+        (Namespace + "AbandonChunks", 30),
     ];
 
     private static readonly FrozenDictionary<string, ushort> ByFullName =
