@@ -53,11 +53,35 @@ public sealed class UnitLauncher(string root)
         : arg.StartsWith("/var/lib/", StringComparison.Ordinal) ? Path.Combine(StateRoot, arg["/var/lib/".Length..])
         : arg;
 
+    /// <summary>
+    /// A loopback port free now, with port + 1000 free too (the daemons' second listener), taken
+    /// below the kernel's ephemeral range (32768 and up): a port from bind(0) is an ephemeral one,
+    /// which an outgoing connection of a test running beside this one can take before the daemon
+    /// binds it ("already in use").
+    /// </summary>
     public static int FreeLoopbackPort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; attempt < 1000; attempt++)
+        {
+            var port = Random.Shared.Next(10_000, 31_000);
+            if (CanBind(port) && CanBind(port + 1000))
+                return port;
+        }
+        throw new InvalidOperationException("no free loopback port pair found below the ephemeral range");
+    }
+
+    private static bool CanBind(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     public static TimeSpan ParseSeconds(string? systemdTime, TimeSpan fallback) =>
