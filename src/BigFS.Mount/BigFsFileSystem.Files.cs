@@ -155,7 +155,13 @@ internal sealed partial class BigFsFileSystem
         if (_open.Find(ino) is not { } open) return LinuxErrno.EBADF;
         ForgetAttr(ino);
         if (offset + length > open.File.Size)
+        {
+            // Space is not set aside, but a range the whole cluster could not hold even once is ENOSPC now, not a promise broken at the first write.
+            var free = await _ns.StatFsAsync(new StatFsRequest(), cancellationToken: ctx.CancellationToken);
+            if (free.Errno == 0 && (ulong)(offset + length - Math.Max(offset, open.File.Size)) > free.FreeBytes)
+                return LinuxErrno.ENOSPC;
             await open.File.TruncateAsync(offset + length, ctx.CancellationToken);
+        }
         return 0;
     }, "fallocate");
 

@@ -96,6 +96,9 @@ public class MultiMountAndFailureTests
         var kept = FileHelpers.RandomBytes(9 << 20, seed: 25);
         await File.WriteAllBytesAsync($"{mnt}/kept.bin", kept);
 
+        var reserve = await TryRunAsync($"fallocate -l 1G {Quote(mnt)}/reserved.bin");   // more than the cluster holds even once
+        Assert.Contains("No space left on device", reserve.Stderr);
+
         var tooBig = await TryRunAsync($"dd if=/dev/urandom of={Quote(mnt)}/big.bin bs=1M count=40");
         Assert.NotEqual(0, tooBig.ExitCode);
         Assert.Contains("No space left on device", tooBig.Stderr);
