@@ -213,7 +213,8 @@ public class StorageNodeTests
     [Fact]
     public async Task MetadataServerDown_NodeStillStoresAndKeepsChunk()
     {
-        await using var cluster = await TestCluster.StartAsync(1);
+        // Not waiting out the outage (the default waits 30 s, and in a test another server may take the port meanwhile).
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MetadataOutageWindow = TimeSpan.Zero);
         await cluster.Meta.DisposeAsync();
         var id = ChunkId.NewRandom().ToString();
 
