@@ -202,6 +202,7 @@ public sealed class BigFsFile : IAsyncDisposable
             if (reply.Errno != 0)
                 throw new BigFsException(reply.Errno, $"truncate of inode {Ino} failed: errno {reply.Errno}");
             long freed;
+            List<string> dropped;
             lock (_sync)
             {
                 _committedSize = size;
@@ -209,12 +210,14 @@ public sealed class BigFsFile : IAsyncDisposable
                 freed = _dirty.Truncate(size);
                 foreach (var p in _pending)
                     p.Length = (int)Math.Clamp(size - p.FileOffset, 0, p.Length);
+                dropped = _pending.Where(p => p.Length == 0 && p.ChunkId is not null).Select(p => p.ChunkId!).ToList();
                 _pending.RemoveAll(p => p.Length == 0 && p.ChunkId is not null);
                 InvalidateLayoutLocked();
                 if (size == 0 && _pending.Count == 0)
                     _regionChunks.ResetEmpty();
             }
             _client.Budget.Release(freed);
+            await AbandonAsync(dropped);   // uploaded, now wholly beyond the new size
         }
         finally
         {
@@ -606,6 +609,7 @@ public sealed class BigFsFile : IAsyncDisposable
     {
         var regionSize = _client.ChunkSize;
         var rewrites = new List<PendingChunk>();
+        var compacted = false;
         long start = 0, end = 0;
         try
         {
@@ -666,6 +670,7 @@ public sealed class BigFsFile : IAsyncDisposable
             }
             if (replaced.Count > 0)
             {
+                compacted = true;
                 lock (_sync)
                 {
                     foreach (var p in rewrites.Where(p => p.ChunkId is not null))
@@ -688,6 +693,8 @@ public sealed class BigFsFile : IAsyncDisposable
                         _pending.Remove(p);
                     InvalidateLayoutLocked();
                 }
+                if (!compacted)
+                    await AbandonAsync(rewrites.Select(p => p.ChunkId).OfType<string>().ToList());   // skipped or failed: the rewritten chunks go now
             }
         }
     }
