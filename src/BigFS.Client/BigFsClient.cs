@@ -95,7 +95,7 @@ public sealed class BigFsClient : IAsyncDisposable
             fastMeta?.UseAddress(FastMetaCallInvoker.AddressFrom(reply));
             CallInvoker invoker = fastMeta is null ? grpc : fastMeta;
             if (options.MetadataOutageWindow > TimeSpan.Zero)
-                invoker = new OutageRetryingCallInvoker(invoker, options.MetadataOutageWindow, loggerFactory.CreateLogger<OutageRetryingCallInvoker>());
+                invoker = invoker.Intercept(new OutageRetryInterceptor(options.MetadataOutageWindow, loggerFactory.CreateLogger<OutageRetryInterceptor>()));
             var ns = new Namespace.NamespaceClient(invoker);
             return new BigFsClient(channels, fastMeta, ns, session, chunkSize, options, loggerFactory);
         }

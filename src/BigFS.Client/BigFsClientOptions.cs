@@ -19,7 +19,7 @@ public sealed class BigFsClientOptions
 
     /// <summary>
     /// How long calls wait out an unreachable metadata server (a restart) before failing; only
-    /// calls that are safe to repeat wait (see <see cref="BigFS.Protocol.OutageRetryingCallInvoker"/>).
+    /// calls that are safe to repeat wait (see <see cref="BigFS.Protocol.OutageRetryInterceptor"/>).
     /// Zero (the default for programs and the CLI) fails at once.
     /// </summary>
     public TimeSpan MetadataOutageWindow { get; set; } = TimeSpan.Zero;

@@ -1,6 +1,7 @@
 using BigFS.Protocol;
 using BigFS.Protocol.Bulk;
 using BigFS.Protocol.FastMeta;
+using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Builder;
@@ -108,8 +109,8 @@ public sealed class StorageNode : IAsyncDisposable
             var grpc = channels.Get(options.MetadataAddress).CreateCallInvoker();
             metadata = new FastMetaCallInvoker(grpc, FastMetaCallInvoker.DiscoverThrough(new Namespace.NamespaceClient(grpc)), () => null,
                 loggerFactory.CreateLogger<FastMetaCallInvoker>());
-            var cluster = new Cluster.ClusterClient(new OutageRetryingCallInvoker(metadata, options.MetadataOutageWindow,
-                loggerFactory.CreateLogger<OutageRetryingCallInvoker>()));
+            var cluster = new Cluster.ClusterClient(metadata.Intercept(new OutageRetryInterceptor(options.MetadataOutageWindow,
+                loggerFactory.CreateLogger<OutageRetryInterceptor>())));
             var agent = new ClusterAgent(cluster, nodeId, address, dataAddress, options, store, loggerFactory.CreateLogger<ClusterAgent>());
             var bulk = new BulkClient();
             var pusher = new ReplicaPusher(channels, bulk, (chunk, reason) => agent.ReportCorruptAsync(chunk, reason), loggerFactory.CreateLogger<ReplicaPusher>());

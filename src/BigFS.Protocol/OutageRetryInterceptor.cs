@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -18,7 +19,8 @@ namespace BigFS.Protocol;
 /// applied (a repeated unlink would answer ENOENT), so it fails as before.
 /// </para>
 /// </summary>
-public sealed class OutageRetryingCallInvoker(CallInvoker inner, TimeSpan window, ILogger? logger = null) : CallInvoker
+/// <remarks>A client interceptor (<c>invoker.Intercept(...)</c>): only unary calls are touched, the rest pass through.</remarks>
+public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = null) : Interceptor
 {
     private static readonly TimeSpan FirstDelay = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(2);
@@ -56,18 +58,21 @@ public sealed class OutageRetryingCallInvoker(CallInvoker inner, TimeSpan window
         return false;
     }
 
-    public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+    public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context,
+        AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
     {
-        var call = inner.AsyncUnaryCall(method, host, options, request);
+        var call = continuation(request, context);
         if (window <= TimeSpan.Zero || call.ResponseAsync.IsCompletedSuccessfully)
             return call;
-        var reply = RetryThroughOutageAsync(call.ResponseAsync, method, host, options, request);
+        var reply = RetryThroughOutageAsync(call.ResponseAsync, request, context, continuation);
         return new AsyncUnaryCall<TResponse>(reply, NoHeaders, () => StatusOf(reply), () => Metadata.Empty, static () => { });
     }
 
-    private async Task<TResponse> RetryThroughOutageAsync<TRequest, TResponse>(Task<TResponse> first, Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+    private async Task<TResponse> RetryThroughOutageAsync<TRequest, TResponse>(Task<TResponse> first, TRequest request,
+        ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
         where TRequest : class where TResponse : class
     {
+        var options = context.Options;
         var attempt = first;
         DateTime? giveUpAt = null;
         var delay = FirstDelay;
@@ -80,7 +85,7 @@ public sealed class OutageRetryingCallInvoker(CallInvoker inner, TimeSpan window
                 {
                     return await attempt.ConfigureAwait(false);
                 }
-                catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && (NeverSent(e) || IsRepeatable(method.Name)))
+                catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && (NeverSent(e) || IsRepeatable(context.Method.Name)))
                 {
                     var now = DateTime.UtcNow;
                     giveUpAt ??= now + window;
@@ -95,7 +100,7 @@ public sealed class OutageRetryingCallInvoker(CallInvoker inner, TimeSpan window
                     }
                     await Task.Delay(delay, options.CancellationToken).ConfigureAwait(false);
                     delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxDelay.Ticks));
-                    attempt = inner.AsyncUnaryCall(method, host, options, request).ResponseAsync;
+                    attempt = continuation(request, context).ResponseAsync;
                 }
             }
         }
@@ -112,18 +117,6 @@ public sealed class OutageRetryingCallInvoker(CallInvoker inner, TimeSpan window
 
     private static Status StatusOf(Task task) => task.Exception?.InnerException is RpcException rpc ? rpc.Status
         : task.IsCompletedSuccessfully ? Status.DefaultSuccess : new Status(StatusCode.Unknown, "call not complete");
-
-    public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
-        inner.BlockingUnaryCall(method, host, options, request);
-
-    public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
-        inner.AsyncServerStreamingCall(method, host, options, request);
-
-    public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
-        inner.AsyncClientStreamingCall(method, host, options);
-
-    public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
-        inner.AsyncDuplexStreamingCall(method, host, options);
 }
 
 /// <summary>A call turned away before anything was sent (its connection was already closed): safe to repeat.</summary>

@@ -1,11 +1,12 @@
 using System.Net.Sockets;
 using BigFS.Protocol;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 
 namespace BigFS.Metadata.Tests;
 
 /// <summary>Which calls wait out an unreachable metadata server, and for how long.</summary>
-public class OutageRetryingCallInvokerTests
+public class OutageRetryInterceptorTests
 {
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(30);
 
@@ -21,7 +22,7 @@ public class OutageRetryingCallInvokerTests
     public async Task A_change_the_server_never_received_is_sent_again_once_it_is_back()
     {
         var inner = new ScriptedInvoker(Refused(), NotSent(), Refused());
-        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(Window)));
         var reply = await ns.UnlinkAsync(new RemoveRequest { Parent = 1 });
         Assert.Equal(0, reply.Errno);
         Assert.Equal(4, inner.Calls);
@@ -31,7 +32,7 @@ public class OutageRetryingCallInvokerTests
     public async Task A_change_lost_in_flight_may_have_been_made_so_it_fails_at_once()
     {
         var inner = new ScriptedInvoker(LostInFlight());
-        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(Window)));
         var error = await Assert.ThrowsAsync<RpcException>(async () => await ns.UnlinkAsync(new RemoveRequest { Parent = 1 }));
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         Assert.Equal(1, inner.Calls);
@@ -43,7 +44,7 @@ public class OutageRetryingCallInvokerTests
     public async Task A_call_that_ends_the_same_however_often_it_runs_is_repeated_after_any_outage(string method)
     {
         var inner = new ScriptedInvoker(LostInFlight(), Refused());
-        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(Window)));
         var reply = method == "GetAttr"
             ? await ns.GetAttrAsync(new InodeRequest { Ino = 1 })
             : await ns.SetAttrAsync(new SetAttrRequest { Ino = 1 });
@@ -55,7 +56,7 @@ public class OutageRetryingCallInvokerTests
     public async Task Other_errors_are_not_repeated()
     {
         var inner = new ScriptedInvoker(new RpcException(new Status(StatusCode.Internal, "boom")));
-        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(Window)));
         Assert.Equal(StatusCode.Internal, (await Assert.ThrowsAsync<RpcException>(async () => await ns.GetAttrAsync(new InodeRequest()))).StatusCode);
         Assert.Equal(1, inner.Calls);
     }
@@ -64,12 +65,12 @@ public class OutageRetryingCallInvokerTests
     public async Task The_wait_ends_at_the_window_or_the_calls_deadline_whichever_comes_first()
     {
         var forever = new ScriptedInvoker(Enumerable.Repeat(Refused(), 1000).ToArray());
-        var shortWindow = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(forever, TimeSpan.FromMilliseconds(400)));
+        var shortWindow = new Namespace.NamespaceClient(forever.Intercept(new OutageRetryInterceptor(TimeSpan.FromMilliseconds(400))));
         Assert.Equal(StatusCode.Unavailable, (await Assert.ThrowsAsync<RpcException>(async () => await shortWindow.GetAttrAsync(new InodeRequest()))).StatusCode);
         Assert.InRange(forever.Calls, 2, 5);
 
         var again = new ScriptedInvoker(Enumerable.Repeat(Refused(), 1000).ToArray());
-        var longWindow = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(again, Window));
+        var longWindow = new Namespace.NamespaceClient(again.Intercept(new OutageRetryInterceptor(Window)));
         await Assert.ThrowsAsync<RpcException>(async () => await longWindow.GetAttrAsync(new InodeRequest(), deadline: DateTime.UtcNow.AddMilliseconds(400)));
         Assert.InRange(again.Calls, 2, 5);
     }
@@ -78,7 +79,7 @@ public class OutageRetryingCallInvokerTests
     public async Task Cancelling_a_waiting_call_ends_it_as_cancelled()
     {
         var inner = new ScriptedInvoker(Enumerable.Repeat(Refused(), 1000).ToArray());
-        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, Window));
+        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(Window)));
         using var cts = new CancellationTokenSource();
         var call = ns.GetAttrAsync(new InodeRequest(), cancellationToken: cts.Token).ResponseAsync;
         var giveUp = DateTime.UtcNow.AddSeconds(10);
@@ -95,7 +96,7 @@ public class OutageRetryingCallInvokerTests
     public async Task With_no_window_nothing_waits()
     {
         var inner = new ScriptedInvoker(Refused());
-        var ns = new Namespace.NamespaceClient(new OutageRetryingCallInvoker(inner, TimeSpan.Zero));
+        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(TimeSpan.Zero)));
         await Assert.ThrowsAsync<RpcException>(async () => await ns.GetAttrAsync(new InodeRequest()));
         Assert.Equal(1, inner.Calls);
     }
