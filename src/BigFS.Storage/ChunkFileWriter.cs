@@ -75,7 +75,7 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         }
         catch (IOException ex) when (LocalChunkStore.IsDiskFull(ex))
         {
-            throw new ChunkRejectedException(StatusCode.ResourceExhausted, "no space left on the node's disk: " + ex.Message);
+            throw LocalChunkStore.DiskFull(ex);
         }
     }
 
@@ -120,7 +120,7 @@ public sealed class ChunkFileWriter : IAsyncDisposable
             }
             catch (IOException ex) when (LocalChunkStore.IsDiskFull(ex))
             {
-                throw new ChunkRejectedException(StatusCode.ResourceExhausted, "no space left on the node's disk: " + ex.Message);
+                throw LocalChunkStore.DiskFull(ex);
             }
         }
         Received += bytes;

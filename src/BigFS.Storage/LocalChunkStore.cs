@@ -86,7 +86,7 @@ public sealed class LocalChunkStore
     internal void Reserve(long size)
     {
         var reserved = Interlocked.Add(ref _reservedBytes, size);
-        var room = CapacityBytes > 0 ? CapacityBytes - UsedBytes : DiskFreeBytes();
+        var room = EffectiveCapacity() - UsedBytes;
         if (reserved <= room)
             return;
         Interlocked.Add(ref _reservedBytes, -size);
@@ -98,6 +98,10 @@ public sealed class LocalChunkStore
 
     /// <summary>A full disk met while writing is the writer's ENOSPC, not an I/O error.</summary>
     internal static bool IsDiskFull(IOException ex) => ex.HResult is 28 or 112;   // ENOSPC; ERROR_DISK_FULL as .NET may map it
+
+    internal static ChunkRejectedException DiskFull(IOException ex) =>
+        new(StatusCode.ResourceExhausted, "no space left on the node's disk: " + ex.Message);
+
     public int Count => _chunks.Count;
     public ICollection<StoredChunk> All => _chunks.Values;
 

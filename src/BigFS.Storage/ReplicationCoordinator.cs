@@ -130,8 +130,11 @@ public sealed class ReplicationCoordinator(
         lock (copies)
         {
             if (durable < wanted)
-                throw new ChunkRejectedException(Volatile.Read(ref full) > 0 ? StatusCode.ResourceExhausted : StatusCode.Unavailable,
-                    $"chunk {chunk.Id}: only {durable} of {wanted} copies became durable{(full > 0 ? $" ({full} replica(s) out of space)" : "")}");
+            {
+                var outOfSpace = Volatile.Read(ref full);
+                throw new ChunkRejectedException(outOfSpace > 0 ? StatusCode.ResourceExhausted : StatusCode.Unavailable,
+                    $"chunk {chunk.Id}: only {durable} of {wanted} copies became durable{(outOfSpace > 0 ? $" ({outOfSpace} replica(s) out of space)" : "")}");
+            }
             copies.DurableCopies = (uint)durable;
             return copies.Clone();
         }
