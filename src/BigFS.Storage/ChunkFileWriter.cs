@@ -33,7 +33,7 @@ public sealed class ChunkFileWriter : IAsyncDisposable
     private bool _done;
     private bool _reserved;
 
-    private ChunkFileWriter(LocalChunkStore store, ChunkId id, long size, ulong checksum, StoredChunk? existing, string? tempPath)
+    private ChunkFileWriter(LocalChunkStore store, ChunkId id, long size, ulong checksum, StoredChunk? existing, string? tempPath, StagingFile? staged = null)
     {
         _store = store;
         _id = id;
@@ -45,18 +45,26 @@ public sealed class ChunkFileWriter : IAsyncDisposable
             return;
         _dataOffset = ChunkFileHeader.DataOffsetFor(size);
         _blockChecksums = new ulong[ChunkChecksum.BlockCount(size)];
-        store.Reserve(_dataOffset + size);
-        _reserved = true;
         try
         {
-            _file = Open(tempPath, _dataOffset + size);
+            store.Reserve(_dataOffset + size);
+            _reserved = true;
+            _file = staged is not null ? new FileStream(staged.Handle, FileAccess.Write, bufferSize: 0) : Open(tempPath, _dataOffset + size);
         }
         catch
         {
             ReleaseReservation();
+            if (staged is not null)
+            {
+                staged.Handle.Dispose();
+                store.TryDelete(staged.Path);
+            }
             throw;
         }
     }
+
+    /// <summary>Whether a chunk file of this many bytes (header included) is written into a file made ahead (<see cref="StagingFilePool"/>), not a new preallocated one.</summary>
+    internal static bool UsesStagingFile(long fileSize) => fileSize < PreallocateFrom;
 
     private static FileStream Open(string tempPath, long fileSize)
     {
@@ -86,8 +94,9 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         _reserved = false;
     }
 
-    internal static ChunkFileWriter Create(LocalChunkStore store, ChunkId id, long size, ulong checksum, string tempPath) =>
-        new(store, id, size, checksum, null, tempPath);
+    /// <summary>A new upload into <paramref name="staged"/> if given (a file made ahead, at <paramref name="tempPath"/>), or into a file created at <paramref name="tempPath"/>.</summary>
+    internal static ChunkFileWriter Create(LocalChunkStore store, ChunkId id, long size, ulong checksum, string tempPath, StagingFile? staged = null) =>
+        new(store, id, size, checksum, null, staged?.Path ?? tempPath, staged);
 
     /// <summary>The chunk is already here with this content: the data is only drained.</summary>
     internal static ChunkFileWriter ForExisting(LocalChunkStore store, StoredChunk existing) =>

@@ -10,8 +10,11 @@ namespace BigFS.Storage;
 /// digits of the id), each a <see cref="ChunkFileHeader"/> followed by the data; uploads land
 /// in <c>DATA/tmp</c> first. Paths are only ever built from a parsed <see cref="ChunkId"/>.
 /// </summary>
-public sealed class LocalChunkStore
+public sealed class LocalChunkStore : IDisposable
 {
+    /// <summary>Empty files kept ready for small uploads (<see cref="StagingFilePool"/>).</summary>
+    private const int StagingFilesAhead = 32;
+
     public const long MaxChunkSize = 64L * 1024 * 1024;
 
     /// <summary>Received frames are gathered into writes of this size: one syscall and thread-pool hop per MiB, not per 64 KiB.</summary>
@@ -25,6 +28,7 @@ public sealed class LocalChunkStore
     private readonly string _dataDirectory;
     private long _usedBytes;
     private long _reservedBytes;
+    private readonly StagingFilePool _staging;
 
     public LocalChunkStore(string dataDirectory, ILogger logger, long capacityBytes = 0)
     {
@@ -36,7 +40,14 @@ public sealed class LocalChunkStore
         Directory.CreateDirectory(ChunksDirectory);
         Directory.CreateDirectory(TempDirectory);
         CreateFanOutDirectories();
+        _staging = new StagingFilePool(TempDirectory, StagingFilesAhead, logger);
     }
+
+    /// <summary>Keeps empty files ready for small uploads until cancelled; run after <see cref="Load"/> (which clears the temporary directory).</summary>
+    public Task MakeStagingFilesAheadAsync(CancellationToken ct) => _staging.RefillAsync(ct);
+
+    /// <summary>Closes and removes the staging files made ahead.</summary>
+    public void Dispose() => _staging.Dispose();
 
     /// <summary>
     /// The 256 `chunks/xx` directories are made (and made durable) once at start, so the first
@@ -93,6 +104,9 @@ public sealed class LocalChunkStore
         throw new ChunkRejectedException(StatusCode.ResourceExhausted,
             $"no space for a chunk of {size} bytes ({Math.Max(0, room)} bytes free{(CapacityBytes > 0 ? $" of the configured capacity {CapacityBytes}" : " on the disk")})");
     }
+
+    /// <summary>Room set aside for uploads in progress.</summary>
+    internal long ReservedBytes => Interlocked.Read(ref _reservedBytes);
 
     internal void Release(long size) => Interlocked.Add(ref _reservedBytes, -size);
 
@@ -242,7 +256,8 @@ public sealed class LocalChunkStore
                 throw new ChunkRejectedException(StatusCode.AlreadyExists, $"chunk {id} exists here with different content");
             return ChunkFileWriter.ForExisting(this, existing);
         }
-        return ChunkFileWriter.Create(this, id, size, checksum, Path.Combine(TempDirectory, $"{id}.{Guid.NewGuid():n}"));
+        var staged = ChunkFileWriter.UsesStagingFile(ChunkFileHeader.DataOffsetFor(size) + size) ? _staging.TryTake() : null;
+        return ChunkFileWriter.Create(this, id, size, checksum, Path.Combine(TempDirectory, $"{id}.{Guid.NewGuid():n}"), staged);
     }
 
     /// <summary>

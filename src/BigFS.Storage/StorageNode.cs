@@ -68,10 +68,11 @@ public sealed class StorageNode : IAsyncDisposable
         var background = new BackgroundWork(logger);
         WebApplication? app = null;
         FastMetaCallInvoker? metadata = null;
+        LocalChunkStore? store = null;
         try
         {
             var nodeId = NodeIdentity.LoadOrCreate(options.DataDirectory);
-            var store = new LocalChunkStore(options.DataDirectory, loggerFactory.CreateLogger<LocalChunkStore>(), options.CapacityBytes);
+            store = new LocalChunkStore(options.DataDirectory, loggerFactory.CreateLogger<LocalChunkStore>(), options.CapacityBytes);
             store.Load();
 
             // The advertised address is only known once Kestrel is bound, so services resolve it late.
@@ -123,6 +124,7 @@ public sealed class StorageNode : IAsyncDisposable
             background.RunLoop("cluster agent", agent.RunAsync);
             background.RunLoop("registration retries", agent.RetryRegistrationsAsync);
             background.RunLoop("scrubber", scrubber.RunAsync);
+            background.RunLoop("staging files", store.MakeStagingFilesAheadAsync);
             logger.LogInformation("Storage node {NodeId} serving {Directory} at {Address} (bulk data at {DataAddress})",
                 nodeId, options.DataDirectory, address, dataAddress.Length > 0 ? dataAddress : "none");
             return new StorageNode(nodeId, address, dataAddress, traffic, app, dirLock, channels, metadata, bulk, background, store, agent, scrubber, logger);
@@ -134,6 +136,7 @@ public sealed class StorageNode : IAsyncDisposable
                 await app.DisposeAsync();
             metadata?.Dispose();
             channels.Dispose();
+            store?.Dispose();
             dirLock.Dispose();
             throw;
         }
@@ -183,6 +186,7 @@ public sealed class StorageNode : IAsyncDisposable
         _channels.Dispose();
         _bulk.Dispose();
         _background.Dispose();
+        Store.Dispose();
         _lock.Dispose();
     }
 

@@ -38,7 +38,7 @@ public class BulkTransportTests
     {
         Assert.Null(cluster.Meta.GetChunk(id));
         Assert.False(File.Exists(cluster.ChunkPath(node, id)));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[node], "tmp")));
+        Assert.Empty(cluster.UploadFiles(node));
     }
 
     [Fact]
@@ -80,7 +80,7 @@ public class BulkTransportTests
             // The copies were made side by side, but the reply still means: durable here and on a replica.
             Assert.True(reply.DurableCopies >= 2);
             Assert.True(File.Exists(cluster.ChunkPath(0, id)));
-            Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+            Assert.Empty(cluster.UploadFiles(0));
             var confirmed = reply.Copies.Where(c => !c.Primary).Select(c => c.NodeId).ToList();
             Assert.NotEmpty(confirmed);
             lock (cluster.Meta.Sync)
@@ -163,7 +163,7 @@ public class BulkTransportTests
         Assert.Equal(StatusCode.InvalidArgument, write.StatusCode);
         Assert.Equal(StatusCode.InvalidArgument, read.StatusCode);
         Assert.Equal(0, cluster.Nodes[0].Store.Count);
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        Assert.Empty(cluster.UploadFiles(0));
         // Only the 256 fan-out directories made at start, no file and no path-like entry.
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "chunks"), "*", SearchOption.AllDirectories));
         Assert.Equal(256, Directory.EnumerateDirectories(Path.Combine(cluster.DataDirectories[0], "chunks")).Count());
@@ -259,10 +259,10 @@ public class BulkTransportTests
             await connection.SendHeaderAsync(new BulkFrameHeader(BulkOp.WriteChunk, StatusCode.OK, 1, meta.Length, data.Length), meta, CancellationToken.None);
             await connection.SendAsync(data.AsMemory(0, 2_000_000), CancellationToken.None);
             // The node has started the upload (its temp file exists) before the cut.
-            await Poll.UntilAsync(() => Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")).Any(), "upload started");
+            await Poll.UntilAsync(() => cluster.UploadFiles(0).Any(), "upload started");
         }
 
-        await Poll.UntilAsync(() => !Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")).Any(), "temp file removed");
+        await Poll.UntilAsync(() => !cluster.UploadFiles(0).Any(), "temp file removed");
         AssertNothingLeft(cluster, 0, id);
         Assert.Equal(0, cluster.Nodes[0].Store.Count);
     }

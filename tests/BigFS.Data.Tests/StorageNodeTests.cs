@@ -49,7 +49,7 @@ public class StorageNodeTests
         Assert.Equal(StatusCode.DataLoss, ex.StatusCode);
         Assert.Null(cluster.Meta.GetChunk(id));
         Assert.False(File.Exists(cluster.ChunkPath(0, id)));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        Assert.Empty(cluster.UploadFiles(0));
         Assert.Equal(0, cluster.Nodes[0].Store.Count);
     }
 
@@ -68,7 +68,7 @@ public class StorageNodeTests
         Assert.Equal(StatusCode.InvalidArgument, shorter.StatusCode);
         Assert.Equal(StatusCode.InvalidArgument, longer.StatusCode);
         Assert.Null(cluster.Meta.GetChunk(id));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        Assert.Empty(cluster.UploadFiles(0));
     }
 
     [Theory]
@@ -93,7 +93,7 @@ public class StorageNodeTests
         // The 256 fan-out directories exist from the start; no file may appear in them.
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "chunks"), "*", SearchOption.AllDirectories));
         Assert.Equal(256, Directory.EnumerateDirectories(Path.Combine(cluster.DataDirectories[0], "chunks")).Count());
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        Assert.Empty(cluster.UploadFiles(0));
     }
 
     [Fact]
@@ -254,7 +254,7 @@ public class StorageNodeTests
         Assert.All(replies, r => Assert.Equal(1u, r.DurableCopies));
         Assert.Equal(1, cluster.Nodes[0].Store.Count);
         Assert.Equal(data.Length, cluster.Nodes[0].Store.UsedBytes);
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        Assert.Empty(cluster.UploadFiles(0));
         Assert.Equal(data, (await ChunkUploads.ReadAsync(client, id)).SelectMany(b => b.Data.ToByteArray()).ToArray());
     }
 
@@ -343,7 +343,7 @@ public class StorageNodeTests
 
         var refused = await Assert.ThrowsAsync<RpcException>(() => ChunkUploads.WriteAsync(client, ChunkId.NewRandom().ToString(), ChunkUploads.Random(2 << 20, 2), goal: 1));
         Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));   // nothing half-written left behind
+        Assert.Empty(cluster.UploadFiles(0));   // nothing half-written left behind
 
         await client.DeleteChunkAsync(new DeleteChunkRequest { ChunkId = first });
         await ChunkUploads.WriteAsync(client, ChunkId.NewRandom().ToString(), ChunkUploads.Random(2 << 20, 3), goal: 1);   // the refused one's reservation was released too
@@ -375,7 +375,7 @@ public class StorageNodeTests
             Header = new ChunkHeader { ChunkId = id, Size = (ulong)data.Length, Checksum = ChunkChecksum.Compute(data), Goal = 1 },
         });
         await call.RequestStream.WriteAsync(new ChunkUpload { Data = Google.Protobuf.ByteString.CopyFrom(data, 0, 2 * ChunkChecksum.BlockSize) });
-        await Poll.UntilAsync(() => Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")).Any(), "upload in progress");
+        await Poll.UntilAsync(() => cluster.Nodes[0].Store.ReservedBytes > 0, "upload in progress");
 
         var stopping = cluster.Nodes[0].StopAsync();
         await call.RequestStream.WriteAsync(new ChunkUpload { Data = Google.Protobuf.ByteString.CopyFrom(data, 2 * ChunkChecksum.BlockSize, 2 * ChunkChecksum.BlockSize) });
@@ -385,7 +385,7 @@ public class StorageNodeTests
 
         Assert.Equal(1u, reply.DurableCopies);
         Assert.True(File.Exists(cluster.ChunkPath(0, id)));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        Assert.Empty(cluster.UploadFiles(0));
     }
 
     [Fact]
@@ -401,15 +401,48 @@ public class StorageNodeTests
         await File.WriteAllBytesAsync(damagedPath, (await File.ReadAllBytesAsync(damagedPath))[..100]); // truncated
         await File.WriteAllTextAsync(Path.Combine(cluster.DataDirectories[0], "chunks", good[..2], "stray.txt"), "x");
         await File.WriteAllTextAsync(Path.Combine(cluster.DataDirectories[0], "tmp", "leftover"), "x");
+        var oldSpare = Path.Combine(cluster.DataDirectories[0], "tmp", "staged-" + new string('0', 32));
+        await File.WriteAllBytesAsync(oldSpare, []);
 
         var restarted = await StorageNode.StartAsync(cluster.OptionsFor(0));
         cluster.Nodes[0] = restarted;
 
         Assert.Equal(1, restarted.Store.Count);
         Assert.True(restarted.Store.TryGet(ChunkId.Parse(good), out _));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cluster.DataDirectories[0], "tmp")));
+        Assert.Empty(cluster.UploadFiles(0));
+        Assert.False(File.Exists(oldSpare));
         var read = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => ChunkUploads.ReadAsync(cluster.ClientFor(restarted), damaged));
         Assert.Equal(StatusCode.NotFound, read.StatusCode);
+    }
+
+    [Fact]
+    public async Task SmallUploads_WriteIntoSpareFilesMadeAhead_WhichAreRemovedAtStop()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
+        var tmp = Path.Combine(cluster.DataDirectories[0], "tmp");
+        List<string> Spares() => Directory.EnumerateFiles(tmp).Where(StagingFilePool.IsSpare).ToList();
+        await Poll.UntilAsync(() => Spares().Count > 1, "spare files made ahead");
+        var before = Spares();
+
+        var small = ChunkUploads.Random(70_000, 30);
+        var smallId = ChunkId.NewRandom().ToString();
+        await ChunkUploads.WriteAsync(cluster.ClientFor(cluster.Nodes[0]), smallId, small, goal: 1);
+        var large = ChunkUploads.Random(3_000_000, 31);   // large chunks get a preallocated file of their own
+        var largeId = ChunkId.NewRandom().ToString();
+        await ChunkUploads.WriteAsync(cluster.ClientFor(cluster.Nodes[0]), largeId, large, goal: 1);
+
+        Assert.Single(before, f => !File.Exists(f));   // the small chunk took one spare...
+        await Poll.UntilAsync(() => Spares().Count >= before.Count, "spares made again");   // ...and it was replaced
+        Assert.Empty(cluster.UploadFiles(0));
+        foreach (var (id, data) in new[] { (smallId, small), (largeId, large) })
+        {
+            var blocks = await ChunkUploads.ReadAsync(cluster.ClientFor(cluster.Nodes[0]), id);
+            Assert.Equal(data, blocks.SelectMany(b => b.Data.ToByteArray()).ToArray());
+            Assert.Equal(ChunkFileHeader.DataOffsetFor(data.Length) + data.Length, new FileInfo(cluster.ChunkPath(0, id)).Length);
+        }
+
+        await cluster.Nodes[0].StopAsync();
+        Assert.Empty(Directory.EnumerateFiles(tmp));
     }
 
     [Fact]

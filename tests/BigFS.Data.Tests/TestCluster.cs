@@ -56,6 +56,10 @@ public sealed class TestCluster : IAsyncDisposable
 
     public int IndexOf(string nodeId) => Nodes.FindIndex(n => n.NodeId == nodeId);
 
+    /// <summary>Upload files in progress or left behind in a node's temporary directory (not the empty spares it makes ahead).</summary>
+    public List<string> UploadFiles(int node) =>
+        Directory.EnumerateFiles(Path.Combine(DataDirectories[node], "tmp")).Where(f => !StagingFilePool.IsSpare(f)).ToList();
+
     public string ChunkPath(int node, string chunkId) => Path.Combine(DataDirectories[node], "chunks", chunkId[..2], chunkId);
 
     public async ValueTask DisposeAsync()
