@@ -13,10 +13,11 @@ namespace BigFS.Protocol;
 /// an NFS hard mount, a restart shows as a pause, not as EIO in every program using the mount.
 /// <para>
 /// Only calls that are safe to repeat are repeated: any call the server cannot have received
-/// (<see cref="NeverSent"/>: the connection was refused or already gone before sending), and
-/// calls whose repetition ends in the same state (<see cref="IsRepeatable"/>) whatever happened
-/// to them. Any other change that was in flight when the connection broke may have been
-/// applied (a repeated unlink would answer ENOENT), so it fails as before.
+/// (<see cref="NeverSent"/>: the connection was refused or already gone before sending, or a
+/// stopping server said it would not run it), and calls whose repetition ends in the same state
+/// (<see cref="IsRepeatable"/>) whatever happened to them. Any other change that was in flight
+/// when the connection broke may have been applied (a repeated unlink would answer ENOENT), so
+/// it fails as before: a server that crashes, unlike one that stops, can leave such calls.
 /// </para>
 /// </summary>
 /// <remarks>A client interceptor (<c>invoker.Intercept(...)</c>): only unary calls are touched, the rest pass through.</remarks>

@@ -66,7 +66,17 @@ public sealed partial class FastMetaListener
                             continue;
                         }
                         _slots.Wait(_closed.Token);
-                        Interlocked.Increment(ref _inFlight);
+                        lock (_acceptLock)
+                        {
+                            if (_draining)
+                            {
+                                // After the go-away: the client knows this one was not processed.
+                                _slots.Release();
+                                continue;
+                            }
+                            _lastAccepted = header.RequestId;
+                            Interlocked.Increment(ref _inFlight);
+                        }
                         if (MetaTrace.Enabled)
                             _started[header.RequestId] = MetaTrace.Now();
                         _owner._dispatcher.OnSession?.Invoke(SessionOf(frame.AsSpan(0, header.SessionLength)));
@@ -167,6 +177,31 @@ public sealed partial class FastMetaListener
                 // The client went away: nobody to tell. Its receive side ends the connection.
             }
         }
+
+        /// <summary>
+        /// Starts a graceful end: no request read from now on is processed, and the client is
+        /// told so with a go-away frame naming the last request accepted (its requests are sent
+        /// in id order): it repeats any later one elsewhere, since none of them ran. Requests in
+        /// flight complete and are answered; the caller closes the connection after them.
+        /// </summary>
+        public void BeginDrain()
+        {
+            ulong last;
+            lock (_acceptLock)
+            {
+                if (_draining)
+                    return;
+                _draining = true;
+                last = _lastAccepted;
+            }
+            var frame = new byte[MetaFrameHeader.Size];
+            new MetaFrameHeader(MetaFrameHeader.GoAwayMethod, StatusCode.OK, 0, last, 0).Encode(frame);
+            Send(frame);
+        }
+
+        private readonly Lock _acceptLock = new();
+        private bool _draining;
+        private ulong _lastAccepted;
 
         public void StopReceiving()
         {

@@ -156,7 +156,7 @@ public sealed partial class FastMetaListener : IAsyncDisposable
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
         }
         foreach (var c in open)
-            c.StopReceiving();
+            c.BeginDrain();
         var deadline = Environment.TickCount64 + (long)grace.TotalMilliseconds;
         while (open.Any(c => c.InFlight > 0) && Environment.TickCount64 < deadline)
             await Task.Delay(5).ConfigureAwait(false);

@@ -12,7 +12,10 @@ namespace BigFS.Protocol.FastMeta;
 /// flight, replies matched by request id. Requests are sent by the calling thread (one send per
 /// frame); a dedicated thread receives replies with blocking reads, parses them and completes
 /// the callers. When the connection breaks, every call in flight fails with Unavailable (it
-/// may or may not have been applied, as with gRPC) and the connection is dead for good.
+/// may or may not have been applied, as with gRPC) and the connection is dead for good. A
+/// server that stops gracefully says which calls it will still answer (a go-away frame): the
+/// later ones fail as never sent (<see cref="RequestNotSentException"/>), so callers may repeat
+/// them, and no new call starts on the connection.
 /// </summary>
 public sealed class MetaConnection : IDisposable
 {
@@ -23,6 +26,7 @@ public sealed class MetaConnection : IDisposable
     private readonly bool _inlineCompletions;
     private ulong _nextRequestId;
     private volatile bool _closed;
+    private volatile bool _draining;
     private string _closeReason = "";
 
     private MetaConnection(Socket socket, string address, bool inlineCompletions)
@@ -35,7 +39,8 @@ public sealed class MetaConnection : IDisposable
 
     public string Address { get; }
 
-    public bool IsAlive => !_closed;
+    /// <summary>Open and taking calls (not closed, and the server has not said it is going away).</summary>
+    public bool IsAlive => !_closed && !_draining;
 
     /// <summary>
     /// Connects with a blocking connect on a pool thread (an asynchronous connect would put the
@@ -125,25 +130,27 @@ public sealed class MetaConnection : IDisposable
                 $"request of {payloadLength} bytes exceeds the fast transport's {MetaFrameHeader.MaxPayloadBytes}")));
 
         var call = new PendingCall<TResponse>(replies, _inlineCompletions);
-        ulong id;
-        lock (_pendingLock)
-        {
-            if (_closed)
-                return Task.FromException<TResponse>(Unavailable(sent: false));
-            id = ++_nextRequestId;
-            _pending.Add(id, call);
-        }
-
+        ulong id = 0;
         var frameLength = MetaFrameHeader.Size + sessionLength + payloadLength;
         var frame = ArrayPool<byte>.Shared.Rent(frameLength);
         try
         {
-            new MetaFrameHeader(method, StatusCode.OK, sessionLength, id, payloadLength).Encode(frame);
             if (session is not null)
                 Encoding.ASCII.GetBytes(session, frame.AsSpan(MetaFrameHeader.Size, sessionLength));
             request.WriteTo(frame.AsSpan(MetaFrameHeader.Size + sessionLength, payloadLength));
+            // Ids are taken in sending order, so a go-away's "last accepted id" splits the calls exactly.
             lock (_sendLock)
+            {
+                lock (_pendingLock)
+                {
+                    if (_closed || _draining)
+                        return Task.FromException<TResponse>(Unavailable(sent: false));
+                    id = ++_nextRequestId;
+                    _pending.Add(id, call);
+                }
+                new MetaFrameHeader(method, StatusCode.OK, sessionLength, id, payloadLength).Encode(frame);
                 SendAll(frame.AsSpan(0, frameLength));
+            }
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
@@ -189,6 +196,13 @@ public sealed class MetaConnection : IDisposable
                     reason = "bad reply frame: " + (error ?? "a reply carries no session");
                     break;
                 }
+                if (header.Method == MetaFrameHeader.GoAwayMethod)
+                {
+                    GoAway(lastAccepted: header.RequestId);
+                    if (!reader.TryReadExactly(new byte[header.PayloadLength]))
+                        break;
+                    continue;
+                }
                 var payload = ArrayPool<byte>.Shared.Rent(header.PayloadLength);
                 try
                 {
@@ -211,6 +225,25 @@ public sealed class MetaConnection : IDisposable
             reason = ex.Message;
         }
         Close(reason);
+    }
+
+    /// <summary>The server processes no call after <paramref name="lastAccepted"/>: those fail as never sent, and no new one starts here.</summary>
+    private void GoAway(ulong lastAccepted)
+    {
+        List<PendingCall> refused = [];
+        lock (_pendingLock)
+        {
+            _draining = true;
+            _closeReason = "the server is stopping";
+            foreach (var id in _pending.Keys.Where(id => id > lastAccepted).ToList())
+            {
+                _pending.Remove(id, out var call);
+                refused.Add(call!);
+            }
+        }
+        var error = Unavailable(sent: false);
+        foreach (var call in refused)
+            call.Fail(error);
     }
 
     /// <summary>The error of a call on a lost connection; one never sent says so (<see cref="RequestNotSentException"/>), so it may be repeated.</summary>

@@ -14,7 +14,8 @@ namespace BigFS.Protocol.FastMeta;
 /// gRPC calls send as the <c>bigfs-session</c> header), then the protobuf request. A reply echoes
 /// the method and request id, has session length 0, and carries the protobuf reply when status
 /// is OK (0), else the error text (UTF-8); status is the gRPC status code the gRPC service
-/// would have returned, so callers handle failures the same way on both transports.
+/// would have returned, so callers handle failures the same way on both transports. A server
+/// that stops sends a go-away frame first (<see cref="GoAwayMethod"/>).
 /// </summary>
 public readonly record struct MetaFrameHeader(ushort Method, StatusCode Status, int SessionLength, ulong RequestId, int PayloadLength)
 {
@@ -23,6 +24,12 @@ public readonly record struct MetaFrameHeader(ushort Method, StatusCode Status, 
     /// <summary>Largest payload either side accepts: gRPC's limit here, so no call fits one transport and not the other.</summary>
     public const int MaxPayloadBytes = GrpcServerHost.MaxMessageBytes;
     public const int MaxSessionBytes = 128;
+
+    /// <summary>
+    /// The method id of a server's go-away frame (no payload): it is stopping, and processes
+    /// no request of this connection beyond the one whose id the frame carries (0: none).
+    /// </summary>
+    public const ushort GoAwayMethod = ushort.MaxValue;
 
     public void Encode(Span<byte> destination)
     {
