@@ -225,6 +225,38 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Punches a hole over [<paramref name="offset"/>, +<paramref name="length"/>): the range then
+    /// reads as zeros and holds no data (fallocate's PUNCH_HOLE and ZERO_RANGE). Buffered writes
+    /// are committed first, so the hole lands on top of them. The size is kept, or grown to the
+    /// range's end when <paramref name="keepSize"/> is false; chunks left unreferenced become garbage.
+    /// </summary>
+    public async Task PunchHoleAsync(long offset, long length, bool keepSize, CancellationToken ct = default)
+    {
+        if (offset < 0 || length <= 0 || offset > long.MaxValue - length)
+            throw new BigFsException(Errno.EINVAL, $"bad range {offset}+{length}");
+        Interlocked.Increment(ref _changeEpoch);
+        await _flushLock.WaitAsync(ct);
+        try
+        {
+            await FlushCoreAsync(durable: false, ct);
+            long end;
+            lock (_sync)
+                end = keepSize ? Math.Min(offset + length, SizeLocked()) : offset + length;
+            if (end > offset)
+                await CommitAsync([new FileExtent(offset, end - offset, ChunkId: "", ChunkOffset: 0)], ifVersion: 0, durable: false, ct);
+            lock (_sync)
+            {
+                InvalidateLayoutLocked();
+                ForgetRegionChunksLocked();
+            }
+        }
+        finally
+        {
+            _flushLock.Release();
+        }
+    }
+
     public void InvalidateCache()
     {
         Interlocked.Increment(ref _changeEpoch);

@@ -10,7 +10,7 @@ namespace BigFS.Mount;
 internal sealed partial class BigFsFileSystem
 {
     private const int O_ACCMODE = 3, O_EXCL = 0x80, O_TRUNC = 0x200;
-    private const int FALLOC_FL_KEEP_SIZE = 1;
+    private const int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2, FALLOC_FL_ZERO_RANGE = 0x10;
     private const int SEEK_DATA = 3, SEEK_HOLE = 4;
 
     public ValueTask<FuseResult<FuseOpenResult>> OpenAsync(FuseRequestContext ctx, ulong ino, int flags) => Call<FuseOpenResult>(async () =>
@@ -151,9 +151,15 @@ internal sealed partial class BigFsFileSystem
     public ValueTask<int> FallocateAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, long length, int mode) => Call(async () =>
     {
         if (mode == FALLOC_FL_KEEP_SIZE) return 0;           // space is not reserved ahead in BigFS
-        if (mode != 0) return LinuxErrno.EOPNOTSUPP;         // hole punching and ranges: not supported
+        if ((mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0) return LinuxErrno.EOPNOTSUPP;
         if (_open.Find(ino) is not { } open) return LinuxErrno.EBADF;
         ForgetAttr(ino);
+        if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0)
+        {
+            // Zeros need no space here: both leave a hole (the kernel drops its cached pages of the range).
+            await open.File.PunchHoleAsync(offset, length, keepSize: (mode & FALLOC_FL_KEEP_SIZE) != 0, ctx.CancellationToken);
+            return 0;
+        }
         if (offset + length > open.File.Size)
         {
             // Space is not set aside, but a range the whole cluster could not hold even once is ENOSPC now, not a promise broken at the first write.

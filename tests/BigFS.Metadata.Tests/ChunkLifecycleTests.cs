@@ -150,6 +150,37 @@ public class ChunkLifecycleTests
     }
 
     [Fact]
+    public async Task A_hole_extent_punches_the_range_keeps_the_size_and_frees_chunks_it_covers_wholly()
+    {
+        await Nodes("p");
+        var f = await _h.Create(1, "f");
+        var (c1, c2) = (NewChunkId(), NewChunkId());
+        await _h.RegisterChunk("p", c1, size: 1000, owner: f, goal: 1);
+        await _h.RegisterChunk("p", c2, size: 1000, owner: f, goal: 1);
+        var commit = new CommitWriteRequest { Ino = f };
+        commit.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = c1 });
+        commit.Extents.Add(new Extent { FileOffset = 1000, Length = 1000, ChunkId = c2 });
+        Assert.Equal(0, (await _h.Ns.CommitWriteAsync(commit)).Errno);
+
+        var punch = new CommitWriteRequest { Ino = f };
+        punch.Extents.Add(new Extent { FileOffset = 500, Length = 1500 });   // no chunk: a hole
+        var r = await _h.Ns.CommitWriteAsync(punch);
+        Assert.Equal(0, r.Errno);
+        Assert.Equal(2000ul, r.Attr.Size);
+        var extent = Assert.Single(_h.Ns.GetLayout(new GetLayoutRequest { Ino = f }).Extents);
+        Assert.Equal((0ul, 500ul, c1), (extent.FileOffset, extent.Length, extent.ChunkId));
+        Assert.Equal(ChunkState.Live, _h.Chunk(c1).State);
+        Assert.Equal(ChunkState.Garbage, _h.Chunk(c2).State);
+
+        var grow = new CommitWriteRequest { Ino = f };
+        grow.Extents.Add(new Extent { FileOffset = 3000, Length = 100 });   // zeros past the end: the size grows
+        Assert.Equal(3100ul, (await _h.Ns.CommitWriteAsync(grow)).Attr.Size);
+        var offsetWithoutChunk = new CommitWriteRequest { Ino = f };
+        offsetWithoutChunk.Extents.Add(new Extent { FileOffset = 0, Length = 10, ChunkOffset = 5 });
+        Assert.Equal(Errno.EINVAL, (await _h.Ns.CommitWriteAsync(offsetWithoutChunk)).Errno);
+    }
+
+    [Fact]
     public async Task Commit_with_an_unknown_or_invalid_chunk_changes_nothing()
     {
         await Nodes("p");

@@ -170,6 +170,47 @@ public class PosixCornerCaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task FallocatePunchHoleAndZeroRangeLeaveHolesThatReadAsZeros()
+    {
+        var file = $"{Mnt}/punched";
+        var expected = FileHelpers.RandomBytes(12 << 20, seed: 41);
+        await File.WriteAllBytesAsync(file, expected);
+        async Task<long> BlocksAsync() => long.Parse((await RunAsync($"stat -c %b {Quote(file)}")).Trim());
+        var before = await BlocksAsync();
+
+        // An unaligned hole inside the data, and one running past the end (the size stays).
+        await RunAsync($"fallocate --punch-hole --offset 3000001 --length 5000000 {Quote(file)}");
+        Array.Clear(expected, 3000001, 5000000);
+        await RunAsync($"fallocate --punch-hole --offset {(12 << 20) - 100} --length 1000000 {Quote(file)}");
+        Array.Clear(expected, (12 << 20) - 100, 100);
+        Assert.Equal(expected.Length.ToString(), (await RunAsync($"stat -c %s {Quote(file)}")).Trim());
+        var after = await BlocksAsync();
+        Assert.True(after * 512 <= before * 512 - 4_000_000, $"{before} blocks before the punch, {after} after");
+        Assert.Equal(FileHelpers.Sha256(expected), FileHelpers.Sha256(await File.ReadAllBytesAsync(file)));
+        var fd = Native.Open(file, 0);
+        Assert.True(fd >= 0);
+        try
+        {
+            Assert.Equal(3000001L, Native.Lseek(fd, 0, Native.SEEK_HOLE));
+            Assert.Equal(8000001L, Native.Lseek(fd, 3000001, Native.SEEK_DATA));
+        }
+        finally { Native.Close(fd); }
+
+        // Zeroing a range past the end grows the file unless told to keep its size.
+        await RunAsync($"fallocate --zero-range --offset {(12 << 20) + 4096} --length 8192 {Quote(file)}");
+        Assert.Equal(((12 << 20) + 12288).ToString(), (await RunAsync($"stat -c %s {Quote(file)}")).Trim());
+        await RunAsync($"fallocate --zero-range --keep-size --offset 0 --length 10 {Quote(file)}");
+        Array.Clear(expected, 0, 10);
+        Array.Resize(ref expected, (12 << 20) + 12288);
+        await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
+        Assert.Equal(FileHelpers.Sha256(expected), FileHelpers.Sha256(await File.ReadAllBytesAsync(file)));
+
+        // Modes BigFS does not implement are refused, not half done.
+        var collapse = await TryRunAsync($"fallocate --collapse-range --offset 0 --length 4096 {Quote(file)}");
+        Assert.Contains("Operation not supported", collapse.Stderr);
+    }
+
+    [Fact]
     public async Task AppendFromTwoProcessesLosesNoLine()
     {
         var writer = $"for i in $(seq 1 500); do echo \"$1-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\" >> {Quote(Mnt)}/log; done";

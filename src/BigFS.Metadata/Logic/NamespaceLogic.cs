@@ -586,6 +586,9 @@ public sealed class NamespaceLogic(MetadataState state)
         return new StatusReply();
     }, Storage.Durability.Written);
 
+    /// <summary>An extent without a chunk punches a hole: its range reads as zeros and holds no data.</summary>
+    private static bool IsHole(Extent e) => e.ChunkId.Length == 0 && e.ChunkOffset == 0;
+
     public Task<AttrReply> CommitWriteAsync(CommitWriteRequest r) => _s.MutateAsync(() =>
     {
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new AttrReply { Errno = E.ENOENT };
@@ -595,9 +598,12 @@ public sealed class NamespaceLogic(MetadataState state)
         if (r.SetSize && r.Size > MaxFileSize) return new AttrReply { Errno = E.EFBIG };
         foreach (var e in r.Extents)
         {
-            if (!ChunkId.IsValid(e.ChunkId) || e.Length == 0) return new AttrReply { Errno = E.EINVAL };
+            if (e.Length == 0) return new AttrReply { Errno = E.EINVAL };
             if (e.FileOffset > MaxFileSize || e.Length > MaxFileSize || e.FileOffset + e.Length > MaxFileSize)
                 return new AttrReply { Errno = E.EFBIG };
+            if (IsHole(e))
+                continue;
+            if (!ChunkId.IsValid(e.ChunkId)) return new AttrReply { Errno = E.EINVAL };
             if (!_s.Chunks.TryGetValue(e.ChunkId, out var chunk) || chunk.State == ChunkState.Garbage)
                 return new AttrReply { Errno = E.EIO };
             if (e.ChunkOffset > (ulong)chunk.Size || e.Length > (ulong)chunk.Size - e.ChunkOffset)
@@ -611,7 +617,10 @@ public sealed class NamespaceLogic(MetadataState state)
         foreach (var e in r.Extents)
         {
             var extent = new FileExtent((long)e.FileOffset, (long)e.Length, e.ChunkId, (long)e.ChunkOffset);
-            map.Write(extent);
+            if (IsHole(e))
+                map.Clear(extent.FileOffset, extent.End);
+            else
+                map.Write(extent);
             lo = Math.Min(lo, extent.FileOffset);
             hi = Math.Max(hi, extent.End);
         }
