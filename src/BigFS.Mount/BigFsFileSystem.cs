@@ -227,7 +227,6 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         return reply.Errno;
     }, "rename");
 
-    /// <summary>Before this mount removes or replaces a name: forget it, and the directory's attributes.</summary>
     /// <summary>An unlink or rmdir answered: only a success makes the name absent (a failed one may leave it, e.g. ENOTEMPTY).</summary>
     private void AfterRemoval(long generation, ulong parent, string name, StatusReply reply)
     {
@@ -236,6 +235,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         cache.LearnAttr(generation, reply.ParentAttr);
     }
 
+    /// <summary>Before this mount removes or replaces a name: forget it, and the directory's attributes.</summary>
     private long BeforeEntryChange(ulong parent, string name)
     {
         var generation = cache.BeginChange();
