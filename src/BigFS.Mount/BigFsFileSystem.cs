@@ -67,7 +67,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         }
         catch (RpcException e)
         {
-            logger.LogWarning("{Op} failed: metadata server unreachable ({Status})", op, e.StatusCode);
+            logger.LogWarning("{Op} failed (EIO): metadata call {Status}: {Detail}", op, e.StatusCode, e.Status.Detail);
             return new FuseError(LinuxErrno.EIO);
         }
         catch (OperationCanceledException)

@@ -397,6 +397,59 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_retired_connection_still_gets_the_replies_it_is_owed_then_closes()
+    {
+        using var server = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        server.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        server.Listen();
+        using var connection = await MetaConnection.ConnectAsync($"127.0.0.1:{((System.Net.IPEndPoint)server.LocalEndPoint!).Port}", TimeSpan.FromSeconds(5));
+        using var accepted = await server.AcceptAsync();
+        accepted.ReceiveTimeout = 10_000;
+        var replies = Marshallers.Create<StatusReply>(m => m.ToByteArray(), StatusReply.Parser.ParseFrom);
+        var owed = connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8("a") }, replies, null, CancellationToken.None);
+        var raw = new byte[MetaFrameHeader.Size];
+        Assert.True(ReceiveExactly(accepted, raw));
+        Assert.True(MetaFrameHeader.TryDecode(raw, out var header, out var error), error);
+        Assert.True(ReceiveExactly(accepted, new byte[header.SessionLength + header.PayloadLength]));
+
+        connection.Retire();   // replaced by a new connection, as after a go-away
+        Assert.False(connection.IsAlive);
+        Assert.True(OutageRetryInterceptor.NeverSent(await Assert.ThrowsAsync<RpcException>(() =>
+            connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8("b") }, replies, null, CancellationToken.None))));
+        accepted.Send(Frame(Id("Unlink"), header.RequestId, new StatusReply { Errno = 7 }.ToByteArray()));
+        Assert.Equal(7, (await owed).Errno);
+        Assert.Equal(0, accepted.Receive(new byte[1]));   // then the client closed it
+    }
+
+    [Fact]
+    public async Task A_call_whose_frame_could_not_be_written_fails_as_never_sent()
+    {
+        // The server closed (after a go-away the client has not read yet, say): a send fails
+        // with EPIPE, or the receiving thread sees the end first. Either way nothing ran.
+        for (var round = 0; round < 20; round++)
+        {
+            var path = Path.Combine(Path.GetTempPath(), $"bigfs-fast-{Guid.NewGuid():n}.sock");
+            using var server = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            server.Bind(new UnixDomainSocketEndPoint(path));
+            server.Listen();
+            try
+            {
+                using var connection = await MetaConnection.ConnectAsync(MetaConnection.UnixPrefix + path, TimeSpan.FromSeconds(5));
+                (await server.AcceptAsync()).Dispose();
+                var replies = Marshallers.Create<StatusReply>(m => m.ToByteArray(), StatusReply.Parser.ParseFrom);
+                var failed = await Assert.ThrowsAsync<RpcException>(() =>
+                    connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8("a") }, replies, null, CancellationToken.None));
+                Assert.Equal(StatusCode.Unavailable, failed.StatusCode);
+                Assert.True(OutageRetryInterceptor.NeverSent(failed), failed.Status.Detail);
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_stopped_listener_frees_its_port_at_once()
     {
         var port = _listener.LocalEndPoint.Port;

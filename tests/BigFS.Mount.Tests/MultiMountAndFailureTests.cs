@@ -88,52 +88,6 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
-    public async Task AMetadataServerStoppedGracefullyUnderLoadFailsNoCall()
-    {
-        // Planned restarts (systemctl restart) while four programs create, rename and remove: the
-        // server answers what it had accepted and tells the mount which calls it never ran, so
-        // those are repeated once it is back instead of failing with EIO.
-        await using var m = await MountedCluster.StartAsync();
-        var root = $"{m.MountPoint}/churn";
-        var stop = Path.Combine(m.Cluster.Root, "stop-churn");
-        var churn = TryRunAsync($$"""
-            python3 - {{Quote(root)}} {{Quote(stop)}} <<'CHURN'
-            import os, sys, errno
-            root, stop = sys.argv[1], sys.argv[2]
-            os.mkdir(root)
-            def churn(w):
-                i, errors = 0, []
-                while not os.path.exists(stop):
-                    d = f"{root}/w{w}-{i}"; f = f"{d}/f"
-                    for op, fn in (("mkdir", lambda: os.mkdir(d)), ("create", lambda: os.close(os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))),
-                                   ("rename", lambda: os.rename(f, f + "2")), ("unlink", lambda: os.unlink(f + "2")), ("rmdir", lambda: os.rmdir(d))):
-                        try: fn()
-                        except OSError as e: errors.append(f"{op} w{w}-{i}: {errno.errorcode.get(e.errno)}")
-                    i += 1
-                return i, errors
-            from multiprocessing import Pool
-            results = Pool(4).map(churn, range(4))
-            errors = [e for _, r in results for e in r]
-            print(sum(i for i, _ in results), "iterations,", len(errors), "errors:", errors[:10])
-            CHURN
-            """, timeout: TimeSpan.FromMinutes(3));
-        await Poll.UntilAsync(() => Directory.Exists(root), TimeSpan.FromSeconds(30), "the churn to start");
-        for (var restart = 0; restart < 5; restart++)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(300));
-            await m.Cluster.StopMetaAsync();
-            await m.Cluster.StartMetaAsync();
-        }
-        await Task.Delay(TimeSpan.FromSeconds(1));
-        await File.WriteAllTextAsync(stop, "");
-
-        var result = await churn;
-        Assert.True(result.ExitCode == 0, result.Stderr);
-        Console.Error.WriteLine("CHURN: " + result.Stdout); Assert.Contains(" 0 errors", result.Stdout);
-        Assert.Empty(Directory.GetFileSystemEntries(root));
-    }
-
-    [Fact]
     public async Task AFullClusterAnswersENOSPCAtCloseAndLosesNothing()
     {
         // 24 MiB per node, three copies of everything: about 24 MiB of files fit.

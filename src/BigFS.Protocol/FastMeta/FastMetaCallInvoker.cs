@@ -142,7 +142,7 @@ public sealed class FastMetaCallInvoker(
                     if (_address is null)
                         break;
                     var connection = await MetaConnection.ConnectAsync(_address, ConnectTimeout, inlineCompletions).ConfigureAwait(false);
-                    _connection?.Dispose();
+                    _connection?.Retire();   // a draining one still owes replies
                     _connection = connection;
                     return connection;
                 }

@@ -27,6 +27,7 @@ public sealed class MetaConnection : IDisposable
     private ulong _nextRequestId;
     private volatile bool _closed;
     private volatile bool _draining;
+    private bool _retired;
     private string _closeReason = "";
 
     private MetaConnection(Socket socket, string address, bool inlineCompletions)
@@ -154,7 +155,7 @@ public sealed class MetaConnection : IDisposable
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
-            Close("send failed: " + ex.Message);
+            return Task.FromException<TResponse>(SendFailed(id, ex));
         }
         finally
         {
@@ -209,10 +210,19 @@ public sealed class MetaConnection : IDisposable
                     if (!reader.TryReadExactly(payload.AsSpan(0, header.PayloadLength)))
                         break;
                     PendingCall? call;
+                    bool lastOfRetired;
                     lock (_pendingLock)
+                    {
                         _pending.Remove(header.RequestId, out call);
+                        lastOfRetired = _retired && _pending.Count == 0;
+                    }
                     // Unknown ids are calls given up on (cancelled, timed out): their reply is dropped.
                     call?.Complete(header.Status, payload.AsMemory(0, header.PayloadLength));
+                    if (lastOfRetired)
+                    {
+                        reason = "retired";
+                        break;
+                    }
                 }
                 finally
                 {
@@ -225,6 +235,26 @@ public sealed class MetaConnection : IDisposable
             reason = ex.Message;
         }
         Close(reason);
+    }
+
+    /// <summary>
+    /// A frame not wholly written cannot have run (the server acts on whole frames only), so its
+    /// call fails as never sent. Typically the server closed after a go-away this connection has
+    /// not read yet: no new call starts here, and the receiving thread still reads what the
+    /// server sent before closing (that go-away, the last replies), then closes.
+    /// </summary>
+    private RpcException SendFailed(ulong id, Exception error)
+    {
+        lock (_pendingLock)
+        {
+            _pending.Remove(id);
+            _draining = true;
+            if (_closeReason.Length == 0)
+                _closeReason = "send failed: " + error.Message;
+        }
+        try { _socket.Shutdown(SocketShutdown.Send); }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { }
+        return Unavailable(sent: false);
     }
 
     /// <summary>The server processes no call after <paramref name="lastAccepted"/>: those fail as never sent, and no new one starts here.</summary>
@@ -271,6 +301,23 @@ public sealed class MetaConnection : IDisposable
         var error = Unavailable();
         foreach (var call in failed)
             call.Fail(error);
+    }
+
+    /// <summary>
+    /// Replaced by a new connection: takes no new call, and closes once every call already sent
+    /// has its reply — at once if none is waiting. A connection the server is draining still
+    /// owes the replies of the calls it accepted; closing it now would make them ambiguous.
+    /// </summary>
+    public void Retire()
+    {
+        lock (_pendingLock)
+        {
+            _retired = true;
+            _draining = true;
+            if (_pending.Count > 0)
+                return;
+        }
+        Close("retired");
     }
 
     public void Dispose() => Close("closed by the client");

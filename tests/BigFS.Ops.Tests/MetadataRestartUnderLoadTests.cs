@@ -1,0 +1,106 @@
+using BigFS.Testing;
+using static BigFS.Testing.Shell;
+
+namespace BigFS.Ops.Tests;
+
+/// <summary>
+/// A planned restart of the metadata server (SIGTERM, what `systemctl restart` sends) while
+/// programs create, rename and remove through a mount, all daemons real processes: the mount
+/// waits for the server, and no call fails. The server answers what it accepted and tells the
+/// mount which calls it never ran, so those are repeated once it is back; before that, each
+/// restart cost one EIO here (a request sent while the server was stopping was never read).
+/// </summary>
+public sealed class MetadataRestartUnderLoadTests : IAsyncLifetime
+{
+    private readonly TempDirectory _root = new("bigfs-restart-");
+    private StartedUnits? _units;
+    private DaemonProcess? _mount;
+    private NotifySocket? _mountNotify;
+    private string? _mountPoint;
+
+    /// <summary>Four processes in a loop of mkdir, create, rename, unlink, rmdir until STOP exists; prints the count and every error.</summary>
+    private const string Churn = """
+        import os, sys, errno
+        from multiprocessing import Pool
+        root, stop = sys.argv[1], sys.argv[2]
+        os.mkdir(root)
+        def churn(w):
+            i, errors = 0, []
+            while not os.path.exists(stop):
+                d = f"{root}/w{w}-{i}"; f = f"{d}/f"
+                for op, fn in (("mkdir", lambda: os.mkdir(d)), ("create", lambda: os.close(os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))),
+                               ("rename", lambda: os.rename(f, f + "2")), ("unlink", lambda: os.unlink(f + "2")), ("rmdir", lambda: os.rmdir(d))):
+                    try: fn()
+                    except OSError as e: errors.append(f"{op} w{w}-{i}: {errno.errorcode.get(e.errno)}")
+                i += 1
+            return i, errors
+        results = Pool(4).map(churn, range(4))
+        errors = [e for _, r in results for e in r]
+        print(sum(i for i, _ in results), "iterations,", len(errors), "errors:", errors[:10])
+        """;
+
+    [Fact]
+    public async Task A_graceful_restart_of_the_metadata_server_under_namespace_churn_fails_no_call()
+    {
+        var launcher = new UnitLauncher(_root.Path);
+        launcher.InstallPackagedConfiguration();
+        var units = _units = new StartedUnits(launcher, _root);
+        var metaAddress = $"127.0.0.1:{UnitLauncher.FreeLoopbackPort()}";
+        var metaEnv = new Dictionary<string, string>
+        {
+            ["BIGFS_LISTEN"] = metaAddress, ["BIGFS_GOAL"] = "1", ["BIGFS_MIN_COPIES_BEFORE_ACK"] = "1",
+        };
+        var meta = await units.StartAsync("bigfs-meta.service", null, new(metaEnv));
+        await units.StartAsync("bigfs-node@.service", "1", new()
+        {
+            ["BIGFS_LISTEN"] = $"127.0.0.1:{UnitLauncher.FreeLoopbackPort()}", ["BIGFS_META"] = metaAddress, ["BIGFS_MIN_COPIES_BEFORE_ACK"] = "1",
+        });
+        await StartedUnits.WaitForActiveNodesAsync(metaAddress);
+        _mountPoint = _root.Combine("mnt");
+        Directory.CreateDirectory(_mountPoint);
+        _mountNotify = new NotifySocket(_root.Combine("notify-mount.sock"));
+        _mount = DaemonProcess.Start(RepoPaths.BigfsExecutable, ["mount", "--config", Path.Combine(launcher.EtcDirectory, "mount.json"), _mountPoint],
+            new Dictionary<string, string> { ["BIGFS_META"] = metaAddress, ["NOTIFY_SOCKET"] = _mountNotify.Path });
+        await _mountNotify.WaitForAsync("READY=1", TimeSpan.FromSeconds(60));
+
+        var script = _root.Combine("churn.py");
+        await File.WriteAllTextAsync(script, Churn);
+        var root = Path.Combine(_mountPoint, "churn");
+        var stop = _root.Combine("stop-churn");
+        var churn = TryRunAsync($"python3 {Quote(script)} {Quote(root)} {Quote(stop)}", timeout: TimeSpan.FromMinutes(5));
+        await Poll.UntilAsync(() => Directory.Exists(root), TimeSpan.FromSeconds(30), "the churn to start");
+        for (var restart = 0; restart < 5; restart++)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            meta.Process.Signal(DaemonProcess.SIGTERM);
+            await meta.Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(0, meta.Process.ExitCode);
+            meta = await units.StartAsync("bigfs-meta.service", null, new(metaEnv));   // same data directory
+        }
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await File.WriteAllTextAsync(stop, "");
+
+        var result = await churn;
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.True(result.Stdout.Contains(" 0 errors"), $"{result.Stdout}\nmount: {string.Join('\n', (_mount.Stdout + _mount.Stderr).Split('\n').Where(l => l.Contains("warn") || l.Contains("fail")).TakeLast(15))}");
+        Assert.Empty(Directory.GetFileSystemEntries(root));
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (_mount is not null)
+        {
+            _mount.Signal(DaemonProcess.SIGTERM);   // unmounts
+            await _mount.WaitForExitAsync(TimeSpan.FromSeconds(30));
+            await _mount.DisposeAsync();
+        }
+        if (_mountPoint is not null)
+            await TryRunAsync($"umount -l {Quote(_mountPoint)}");   // only if the daemon could not
+        _mountNotify?.Dispose();
+        if (_units is not null)
+            await _units.DisposeAsync();
+        _root.Dispose();
+    }
+}
