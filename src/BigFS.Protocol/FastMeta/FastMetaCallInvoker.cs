@@ -13,7 +13,10 @@ namespace BigFS.Protocol.FastMeta;
 /// <para>
 /// The fast address comes from <paramref name="discover"/> (asked again after a failed
 /// connect, so a restarted server on a new port is found); after a failed connect the calls of
-/// the next second go through gRPC, then the fast path is tried again.
+/// the next second go through gRPC, then the fast path is tried again. Not after a go-away,
+/// though: a server that said it is stopping is restarting, and its gRPC endpoint is stopping
+/// too (a call there could fail after it ran). Until a fast connection is made again, calls
+/// fail as never sent, and the caller's outage retry waits for the server.
 /// </para>
 /// </summary>
 public sealed class FastMetaCallInvoker(
@@ -34,6 +37,7 @@ public sealed class FastMetaCallInvoker(
     private bool _addressKnown;
     private long _retryAtTicks;
     private bool _disposed;
+    private volatile bool _serverRestarting;
 
     /// <summary>Calls that went over the fast transport, and over gRPC (for tests and diagnostics).</summary>
     public long FastCalls => Interlocked.Read(ref _fastCalls);
@@ -73,8 +77,10 @@ public sealed class FastMetaCallInvoker(
         var connection = _connection;
         if (connection is null || !connection.IsAlive)
         {
+            if (connection is { ServerWentAway: true })
+                _serverRestarting = true;
             if (Environment.TickCount64 < Volatile.Read(ref _retryAtTicks) || _disposed)
-                return Fallback(method, host, options, request);
+                return _serverRestarting && !_disposed ? Wrap(Task.FromException<TResponse>(Restarting())) : Fallback(method, host, options, request);
             return Wrap(ConnectThenCallAsync(id, method, host, options, request));
         }
         Interlocked.Increment(ref _fastCalls);
@@ -117,7 +123,11 @@ public sealed class FastMetaCallInvoker(
             throw new RpcException(new Status(StatusCode.Cancelled, "call cancelled"));
         }
         if (connection is null)
+        {
+            if (_serverRestarting)
+                throw Restarting();
             return await Fallback(method, host, options, request);
+        }
         Interlocked.Increment(ref _fastCalls);
         return await connection.CallAsync(id, session(), ProtobufPayload.AsMessage(request), method.ResponseMarshaller,
             options.Deadline, options.CancellationToken).ConfigureAwait(false);
@@ -140,10 +150,14 @@ public sealed class FastMetaCallInvoker(
                     if (!_addressKnown)
                         UseAddress(await discover(ct).ConfigureAwait(false));
                     if (_address is null)
+                    {
+                        _serverRestarting = false;   // back without a fast listener: gRPC it is
                         break;
+                    }
                     var connection = await MetaConnection.ConnectAsync(_address, ConnectTimeout, inlineCompletions).ConfigureAwait(false);
                     _connection?.Retire();   // a draining one still owes replies
                     _connection = connection;
+                    _serverRestarting = false;
                     return connection;
                 }
                 catch (Exception ex) when (ex is System.Net.Sockets.SocketException or RpcException or IOException)
@@ -161,6 +175,9 @@ public sealed class FastMetaCallInvoker(
             _connecting.Release();
         }
     }
+
+    private static RpcException Restarting() =>
+        new(new Status(StatusCode.Unavailable, "the metadata server is restarting", new RequestNotSentException("the metadata server said it is stopping")));
 
     public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
         fallback.BlockingUnaryCall(method, host, options, request);

@@ -43,6 +43,9 @@ public sealed class MetaConnection : IDisposable
     /// <summary>Open and taking calls (not closed, and the server has not said it is going away).</summary>
     public bool IsAlive => !_closed && !_draining;
 
+    /// <summary>The server said it is stopping (a go-away): it is expected back, not gone.</summary>
+    public bool ServerWentAway { get; private set; }
+
     /// <summary>
     /// Connects with a blocking connect on a pool thread (an asynchronous connect would put the
     /// socket in non-blocking mode, and every later blocking receive would then wait through
@@ -264,6 +267,7 @@ public sealed class MetaConnection : IDisposable
         lock (_pendingLock)
         {
             _draining = true;
+            ServerWentAway = true;
             _closeReason = "the server is stopping";
             foreach (var id in _pending.Keys.Where(id => id > lastAccepted).ToList())
             {
@@ -290,7 +294,8 @@ public sealed class MetaConnection : IDisposable
         {
             if (_closed)
                 return;
-            _closeReason = reason;
+            if (_closeReason.Length == 0)   // a go-away or failed send said why first
+                _closeReason = reason;
             _closed = true;
             failed = [.. _pending.Values];
             _pending.Clear();
