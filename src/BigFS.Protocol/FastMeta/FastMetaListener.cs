@@ -121,7 +121,12 @@ public sealed partial class FastMetaListener : IAsyncDisposable
                 client.NoDelay = true;
             lock (_sync)
             {
-                if (_stopping || _connections.Count >= MaxConnections)
+                if (_stopping)
+                {
+                    Refuse(client);
+                    continue;
+                }
+                if (_connections.Count >= MaxConnections)
                 {
                     _logger.LogWarning("Fast metadata connection from {Peer} refused: {Count} connections open", client.RemoteEndPoint, _connections.Count);
                     client.Dispose();
@@ -132,6 +137,26 @@ public sealed partial class FastMetaListener : IAsyncDisposable
                 connection.Start();
             }
         }
+    }
+
+    /// <summary>
+    /// Closes a connection accepted while stopping, without reading from it. A go-away naming
+    /// request 0 goes first: the client may already have sent a request, and must learn that it
+    /// did not run (a bare close would look like a crash after it ran).
+    /// </summary>
+    private static void Refuse(Socket client)
+    {
+        try
+        {
+            var frame = new byte[MetaFrameHeader.Size];
+            new MetaFrameHeader(MetaFrameHeader.GoAwayMethod, Grpc.Core.StatusCode.OK, 0, 0, 0).Encode(frame);
+            client.Send(frame);
+            client.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+        }
+        client.Dispose();
     }
 
     private void Forget(ServerConnection connection)
