@@ -353,28 +353,62 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A hand-driven server for one client connection: the test reads its requests and writes its frames.</summary>
+    private sealed class ScriptedPeer : IDisposable
+    {
+        private readonly Socket _listener;
+
+        private ScriptedPeer(Socket listener, MetaConnection connection, Socket accepted) =>
+            (_listener, Connection, Accepted) = (listener, connection, accepted);
+
+        public MetaConnection Connection { get; }
+        public Socket Accepted { get; }
+
+        public static async Task<ScriptedPeer> StartAsync()
+        {
+            var listener = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            listener.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+            listener.Listen();
+            var connection = await MetaConnection.ConnectAsync($"127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndPoint!).Port}", TimeSpan.FromSeconds(5));
+            var accepted = await listener.AcceptAsync();
+            accepted.ReceiveTimeout = 10_000;
+            return new ScriptedPeer(listener, connection, accepted);
+        }
+
+        public void Dispose()
+        {
+            Accepted.Dispose();
+            Connection.Dispose();
+            _listener.Dispose();
+        }
+    }
+
+    private static readonly Marshaller<StatusReply> StatusReplies = Marshallers.Create<StatusReply>(m => m.ToByteArray(), StatusReply.Parser.ParseFrom);
+
+    private static Task<StatusReply> Unlink(MetaConnection connection, string name) =>
+        connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8(name) }, StatusReplies, null, CancellationToken.None);
+
+    /// <summary>Reads one whole request frame off a scripted peer's socket and returns its header.</summary>
+    private static MetaFrameHeader ReceiveRequest(Socket accepted)
+    {
+        var raw = new byte[MetaFrameHeader.Size];
+        Assert.True(ReceiveExactly(accepted, raw));
+        Assert.True(MetaFrameHeader.TryDecode(raw, out var header, out var error), error);
+        Assert.True(ReceiveExactly(accepted, new byte[header.SessionLength + header.PayloadLength]));
+        return header;
+    }
+
     [Fact]
     public async Task After_a_go_away_the_client_fails_the_later_calls_as_never_sent_and_starts_no_new_one()
     {
         // A server that takes two calls, then goes away having accepted only the first.
-        using var server = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        server.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
-        server.Listen();
-        using var connection = await MetaConnection.ConnectAsync($"127.0.0.1:{((System.Net.IPEndPoint)server.LocalEndPoint!).Port}", TimeSpan.FromSeconds(5));
-        using var accepted = await server.AcceptAsync();
-        accepted.ReceiveTimeout = 10_000;
-        var replies = Marshallers.Create<StatusReply>(m => m.ToByteArray(), StatusReply.Parser.ParseFrom);
-        var first = connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8("a") }, replies, null, CancellationToken.None);
-        var second = connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8("b") }, replies, null, CancellationToken.None);
+        using var peer = await ScriptedPeer.StartAsync();
+        var (connection, accepted) = (peer.Connection, peer.Accepted);
+        var first = Unlink(connection, "a");
+        var second = Unlink(connection, "b");
         var ids = new List<ulong>();
         for (var i = 0; i < 2; i++)
-        {
-            var raw = new byte[MetaFrameHeader.Size];
-            Assert.True(ReceiveExactly(accepted, raw));
-            Assert.True(MetaFrameHeader.TryDecode(raw, out var header, out var error), error);
-            Assert.True(ReceiveExactly(accepted, new byte[header.SessionLength + header.PayloadLength]));
-            ids.Add(header.RequestId);
-        }
+            ids.Add(ReceiveRequest(accepted).RequestId);
         Assert.Equal([1ul, 2ul], ids);   // sent in id order
 
         var goAway = new byte[MetaFrameHeader.Size];
@@ -385,7 +419,7 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
         Assert.True(OutageRetryInterceptor.NeverSent(refused));
         Assert.False(connection.IsAlive);
         var late = await Assert.ThrowsAsync<RpcException>(() =>
-            connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8("c") }, replies, null, CancellationToken.None));
+            Unlink(connection, "c"));
         Assert.True(OutageRetryInterceptor.NeverSent(late));
 
         accepted.Send(Frame(Id("Unlink"), 1, new StatusReply { Errno = 1 }.ToByteArray()));
@@ -395,23 +429,15 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
     [Fact]
     public async Task A_retired_connection_still_gets_the_replies_it_is_owed_then_closes()
     {
-        using var server = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        server.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
-        server.Listen();
-        using var connection = await MetaConnection.ConnectAsync($"127.0.0.1:{((System.Net.IPEndPoint)server.LocalEndPoint!).Port}", TimeSpan.FromSeconds(5));
-        using var accepted = await server.AcceptAsync();
-        accepted.ReceiveTimeout = 10_000;
-        var replies = Marshallers.Create<StatusReply>(m => m.ToByteArray(), StatusReply.Parser.ParseFrom);
-        var owed = connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8("a") }, replies, null, CancellationToken.None);
-        var raw = new byte[MetaFrameHeader.Size];
-        Assert.True(ReceiveExactly(accepted, raw));
-        Assert.True(MetaFrameHeader.TryDecode(raw, out var header, out var error), error);
-        Assert.True(ReceiveExactly(accepted, new byte[header.SessionLength + header.PayloadLength]));
+        using var peer = await ScriptedPeer.StartAsync();
+        var (connection, accepted) = (peer.Connection, peer.Accepted);
+        var owed = Unlink(connection, "a");
+        var header = ReceiveRequest(accepted);
 
         connection.Retire();   // replaced by a new connection, as after a go-away
         Assert.False(connection.IsAlive);
         Assert.True(OutageRetryInterceptor.NeverSent(await Assert.ThrowsAsync<RpcException>(() =>
-            connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8("b") }, replies, null, CancellationToken.None))));
+            Unlink(connection, "b"))));
         accepted.Send(Frame(Id("Unlink"), header.RequestId, new StatusReply { Errno = 7 }.ToByteArray()));
         Assert.Equal(7, (await owed).Errno);
         Assert.Equal(0, accepted.Receive(new byte[1]));   // then the client closed it
@@ -432,9 +458,7 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
             {
                 using var connection = await MetaConnection.ConnectAsync(MetaConnection.UnixPrefix + path, TimeSpan.FromSeconds(5));
                 (await server.AcceptAsync()).Dispose();
-                var replies = Marshallers.Create<StatusReply>(m => m.ToByteArray(), StatusReply.Parser.ParseFrom);
-                var failed = await Assert.ThrowsAsync<RpcException>(() =>
-                    connection.CallAsync(Id("Unlink"), null, new RemoveRequest { Name = ByteString.CopyFromUtf8("a") }, replies, null, CancellationToken.None));
+                var failed = await Assert.ThrowsAsync<RpcException>(() => Unlink(connection, "a"));
                 Assert.Equal(StatusCode.Unavailable, failed.StatusCode);
                 Assert.True(OutageRetryInterceptor.NeverSent(failed), failed.Status.Detail);
             }

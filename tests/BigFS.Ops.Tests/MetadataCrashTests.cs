@@ -21,17 +21,7 @@ public sealed class MetadataCrashTests : IAsyncLifetime
         var launcher = new UnitLauncher(_root.Path);
         launcher.InstallPackagedConfiguration();
         var units = _units = new StartedUnits(launcher, _root);
-        var metaAddress = $"127.0.0.1:{UnitLauncher.FreeLoopbackPort()}";
-        var metaEnv = new Dictionary<string, string>
-        {
-            ["BIGFS_LISTEN"] = metaAddress, ["BIGFS_GOAL"] = "1", ["BIGFS_MIN_COPIES_BEFORE_ACK"] = "1",
-        };
-        var meta = await units.StartAsync("bigfs-meta.service", null, new(metaEnv));
-        await units.StartAsync("bigfs-node@.service", "1", new()
-        {
-            ["BIGFS_LISTEN"] = $"127.0.0.1:{UnitLauncher.FreeLoopbackPort()}", ["BIGFS_META"] = metaAddress, ["BIGFS_MIN_COPIES_BEFORE_ACK"] = "1",
-        });
-        await StartedUnits.WaitForActiveNodesAsync(metaAddress);
+        var (metaAddress, metaEnv, meta) = await units.StartOneNodeClusterAsync();
 
         var files = new List<(string Name, byte[] Data)>();
         await using (var client = await BigFsClient.ConnectAsync("http://" + metaAddress))

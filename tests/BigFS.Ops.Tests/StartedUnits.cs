@@ -32,6 +32,26 @@ public sealed class StartedUnits(UnitLauncher launcher, TempDirectory root) : IA
         return entry;
     }
 
+    /// <summary>
+    /// A metadata server and one storage node (one copy of everything) on free loopback ports,
+    /// the node active. <c>MetaEnvironment</c> starts the metadata server again on the same data.
+    /// </summary>
+    public async Task<(string MetaAddress, Dictionary<string, string> MetaEnvironment, (DaemonProcess Process, NotifySocket Notify, UnitFile Unit) Meta)> StartOneNodeClusterAsync()
+    {
+        var metaAddress = $"127.0.0.1:{UnitLauncher.FreeLoopbackPort()}";
+        var metaEnv = new Dictionary<string, string>
+        {
+            ["BIGFS_LISTEN"] = metaAddress, ["BIGFS_GOAL"] = "1", ["BIGFS_MIN_COPIES_BEFORE_ACK"] = "1",
+        };
+        var meta = await StartAsync("bigfs-meta.service", null, new(metaEnv));
+        await StartAsync("bigfs-node@.service", "1", new()
+        {
+            ["BIGFS_LISTEN"] = $"127.0.0.1:{UnitLauncher.FreeLoopbackPort()}", ["BIGFS_META"] = metaAddress, ["BIGFS_MIN_COPIES_BEFORE_ACK"] = "1",
+        });
+        await WaitForActiveNodesAsync(metaAddress);
+        return (metaAddress, metaEnv, meta);
+    }
+
     /// <summary>Polls `bigfs status` until at least <paramref name="count"/> storage nodes are active (30 s).</summary>
     public static async Task WaitForActiveNodesAsync(string metaAddress, int count = 1)
     {
