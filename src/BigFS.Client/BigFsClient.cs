@@ -95,7 +95,11 @@ public sealed class BigFsClient : IAsyncDisposable
             fastMeta?.UseAddress(FastMetaCallInvoker.AddressFrom(reply));
             CallInvoker invoker = fastMeta is null ? grpc : fastMeta;
             if (options.MetadataOutageWindow > TimeSpan.Zero)
+            {
                 invoker = invoker.Intercept(new OutageRetryInterceptor(options.MetadataOutageWindow, loggerFactory.CreateLogger<OutageRetryInterceptor>()));
+                // Outermost: a change repeated through an outage keeps its slot, so the server runs it once.
+                invoker = invoker.Intercept(new ReplaySlotInterceptor(() => session.Value is not null));
+            }
             var ns = new Namespace.NamespaceClient(invoker);
             return new BigFsClient(channels, fastMeta, ns, session, chunkSize, options, loggerFactory);
         }

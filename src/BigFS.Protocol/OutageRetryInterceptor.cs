@@ -14,10 +14,12 @@ namespace BigFS.Protocol;
 /// <para>
 /// Only calls that are safe to repeat are repeated: any call the server cannot have received
 /// (<see cref="NeverSent"/>: the connection was refused or already gone before sending, or a
-/// stopping server said it would not run it), and calls whose repetition ends in the same state
-/// (<see cref="IsRepeatable"/>) whatever happened to them. Any other change that was in flight
-/// when the connection broke may have been applied (a repeated unlink would answer ENOENT), so
-/// it fails as before: a server that crashes, unlike one that stops, can leave such calls.
+/// stopping server said it would not run it), calls whose repetition ends in the same state
+/// (<see cref="IsRepeatable"/>) whatever happened to them, and changes that carry a
+/// <see cref="ReplaySlot"/> (<see cref="ReplaySlotInterceptor"/>), which the server answers from
+/// its reply cache if it ran them already. Any other change that was in flight when the
+/// connection broke may have been applied (a repeated unlink would answer ENOENT), so it fails:
+/// a server that crashes, unlike one that stops, can leave such calls.
 /// </para>
 /// </summary>
 /// <remarks>A client interceptor (<c>invoker.Intercept(...)</c>): only unary calls are touched, the rest pass through.</remarks>
@@ -42,6 +44,9 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
 
     /// <summary>True when running <paramref name="method"/> twice leaves the server as running it once.</summary>
     public static bool IsRepeatable(string method) => RepeatableMethods.Contains(method);
+
+    /// <summary>True when a repeat of <paramref name="request"/> is answered from the server's reply cache if the first one ran.</summary>
+    public static bool CarriesReplaySlot(object request) => request is IReplayableRequest { Replay: not null };
 
     /// <summary>
     /// True when the failure proves the request never reached the server: the connection was
@@ -86,7 +91,7 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
                 {
                     return await attempt.ConfigureAwait(false);
                 }
-                catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && (NeverSent(e) || IsRepeatable(context.Method.Name)))
+                catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && (NeverSent(e) || IsRepeatable(context.Method.Name) || CarriesReplaySlot(request)))
                 {
                     var now = DateTime.UtcNow;
                     giveUpAt ??= now + window;

@@ -22,6 +22,7 @@ public sealed class JournalCodecTests
         { RecordKind.Chunk, typeof(ChunkRecord) },
         { RecordKind.Node, typeof(NodeRecord) },
         { RecordKind.Counters, typeof(CountersRecord) },
+        { RecordKind.Reply, typeof(ReplyRecord) },
     };
 
     private static byte[] EncodeV2(params StoreChange[] changes)

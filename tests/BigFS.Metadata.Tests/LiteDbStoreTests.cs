@@ -89,6 +89,8 @@ public sealed class LiteDbStoreTests : IDisposable
                 StoreChange.Put(RecordKind.Dirent, "1/41", new DirentRecord { Id = "1/41", Parent = 1, Name = [0x41], Child = 2, Cookie = 9 }),
                 StoreChange.Put(RecordKind.Layout, "2:0", new LayoutRegionRecord
                     { Id = "2:0", Ino = 2, Region = 0, Extents = [new ExtentRecord { FileOffset = 0, Length = 5, ChunkId = chunk.Id }] }),
+                StoreChange.Put(RecordKind.Reply, "s/3", new ReplyRecord
+                    { Id = "s/3", Session = "s", Slot = 3, Seq = 8, Reply = [1, 2, 3], TimeMs = 5, RanInThisProcess = true }),
             ]);
         }
         using var reopened = new LiteDbMetadataStore(_dir);
@@ -101,5 +103,9 @@ public sealed class LiteDbStoreTests : IDisposable
         Assert.Equal(["rack1"], Assert.Single(s.Nodes).Labels);
         Assert.Equal(9, Assert.Single(s.Dirents).Cookie);
         Assert.Equal(chunk.Id, Assert.Single(Assert.Single(s.Layouts).Extents).ChunkId);
+        var reply = Assert.Single(s.Replies!);
+        Assert.Equal(("s/3", "s", 3L, 8L, 5L), (reply.Id, reply.Session, reply.Slot, reply.Seq, reply.TimeMs));
+        Assert.Equal([1, 2, 3], reply.Reply);
+        Assert.False(reply.RanInThisProcess);
     }
 }

@@ -101,15 +101,82 @@ public class OutageRetryInterceptorTests
         Assert.Equal(1, inner.Calls);
     }
 
-    /// <summary>Fails the first calls with the given errors, then answers every call with an empty (errno 0) reply.</summary>
+    // ---- replay slots: a change the server answers from its reply cache may be sent again ----
+
+    [Fact]
+    public async Task A_change_with_a_replay_slot_is_sent_again_after_it_was_lost_in_flight_under_the_same_slot()
+    {
+        var inner = new ScriptedInvoker(LostInFlight(), Refused());
+        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(Window)).Intercept(new ReplaySlotInterceptor(() => true)));
+        Assert.Equal(0, (await ns.UnlinkAsync(new RemoveRequest { Parent = 1 })).Errno);
+        Assert.Equal(3, inner.Calls);
+        Assert.All(inner.Replays, r => Assert.Equal((1u, 1ul), (r!.Slot, r.Seq)));
+
+        // The slot is free again once the call is answered: the next call takes it with the next number.
+        await ns.RenameAsync(new RenameRequest { Parent = 1 });
+        Assert.Equal((1u, 2ul), (inner.Replays[^1]!.Slot, inner.Replays[^1]!.Seq));
+    }
+
+    [Fact]
+    public async Task Calls_in_flight_together_have_slots_of_their_own_and_calls_without_a_session_none()
+    {
+        var inner = new ScriptedInvoker { Hold = true };
+        var hasSession = true;
+        var slots = new ReplaySlotInterceptor(() => hasSession);
+        var ns = new Namespace.NamespaceClient(inner.Intercept(slots));
+        var first = ns.UnlinkAsync(new RemoveRequest()).ResponseAsync;
+        var second = ns.CreateNodeAsync(new CreateNodeRequest()).ResponseAsync;
+        var read = ns.GetAttrAsync(new InodeRequest()).ResponseAsync;   // not a change: no slot
+        Assert.Equal([1u, 2u], inner.Replays.Where(r => r is not null).Select(r => r!.Slot).Order());
+        inner.ReleaseAll();
+        await Task.WhenAll(first, second, read);
+        Assert.Equal(2, slots.SlotCount);
+
+        hasSession = false;
+        var request = new RemoveRequest();
+        var third = ns.UnlinkAsync(request).ResponseAsync;
+        inner.ReleaseAll();
+        await third;
+        Assert.Null(request.Replay);
+        Assert.Equal(2, slots.SlotCount);
+    }
+
+    /// <summary>
+    /// Fails the first calls with the given errors, then answers every call with an empty (errno 0)
+    /// reply (or, with <see cref="Hold"/>, once <see cref="ReleaseAll"/> is called). Records each
+    /// call's replay slot as sent.
+    /// </summary>
     private sealed class ScriptedInvoker(params RpcException[] failures) : CallInvoker
     {
         private int _calls;
+        private readonly List<TaskCompletionSource> _held = [];
         public int Calls => Volatile.Read(ref _calls);
+        public bool Hold { get; init; }
+        public List<ReplaySlot?> Replays { get; } = [];
+
+        public void ReleaseAll()
+        {
+            lock (_held)
+            {
+                foreach (var held in _held)
+                    held.SetResult();
+                _held.Clear();
+            }
+        }
 
         public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
         {
             var n = Interlocked.Increment(ref _calls);
+            lock (_held)
+                Replays.Add((request as IReplayableRequest)?.Replay?.Clone());
+            if (Hold)
+            {
+                var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                lock (_held)
+                    _held.Add(held);
+                var later = held.Task.ContinueWith(_ => Activator.CreateInstance<TResponse>(), TaskScheduler.Default);
+                return new AsyncUnaryCall<TResponse>(later, Task.FromResult(Grpc.Core.Metadata.Empty), () => Status.DefaultSuccess, () => Grpc.Core.Metadata.Empty, () => { });
+            }
             var reply = n <= failures.Length
                 ? Task.FromException<TResponse>(failures[n - 1])
                 : Task.FromResult(Activator.CreateInstance<TResponse>());

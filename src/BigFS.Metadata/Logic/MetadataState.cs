@@ -33,6 +33,8 @@ public sealed class MetadataState
     /// <summary>Inode → number of opens over all live sessions.</summary>
     public Dictionary<long, int> OpenCounts { get; } = [];
     public CountersRecord Counters { get; private set; } = new();
+    /// <summary>The reply cache: (session, slot) key → the last reply run there (<see cref="ReplyCache"/>).</summary>
+    public Dictionary<string, ReplyRecord> Replies { get; } = new(StringComparer.Ordinal);
 
     private readonly IChangeLog _log;
     private readonly HashSet<long> _dirtyInodes = [];
@@ -42,6 +44,7 @@ public sealed class MetadataState
     private readonly Dictionary<long, (long Lo, long Hi)> _dirtyLayouts = [];
     private readonly HashSet<string> _dirtyChunks = new(StringComparer.Ordinal);
     private readonly HashSet<string> _dirtyNodes = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _dirtyReplies = new(StringComparer.Ordinal);
     private bool _dirtyCounters;
 
     public MetadataState(MetadataServerOptions options, TimeProvider time, MetadataSnapshot snapshot,
@@ -89,6 +92,8 @@ public sealed class MetadataState
             Chunks[c.Id] = c;
         foreach (var n in s.Nodes)
             Nodes[n.Id] = n;
+        foreach (var r in s.Replies ?? [])
+            Replies[r.Id] = r;
 
         if (!Inodes.ContainsKey(RootIno))
         {
@@ -120,6 +125,11 @@ public sealed class MetadataState
     public void MarkInode(long ino) => _dirtyInodes.Add(ino);
     public void MarkChunk(string id) => _dirtyChunks.Add(id);
     public void MarkNode(string id) => _dirtyNodes.Add(id);
+    public void MarkReply(string key) => _dirtyReplies.Add(key);
+
+    /// <summary>True when something was changed (under the lock) that the next commit will store.</summary>
+    public bool HasUncommittedChanges => _dirtyInodes.Count > 0 || _dirtyDirents.Count > 0 || _dirtyLayouts.Count > 0
+        || _dirtyChunks.Count > 0 || _dirtyNodes.Count > 0 || _dirtyCounters;
 
     public void MarkLayout(long ino, long lo, long hi)
     {
@@ -276,6 +286,10 @@ public sealed class MetadataState
                 : StoreChange.Delete(RecordKind.Node, id));
         if (_dirtyCounters)
             changes.Add(StoreChange.Put(RecordKind.Counters, CountersRecord.SingletonId, Counters.Clone()));
+        foreach (var key in _dirtyReplies)
+            changes.Add(Replies.TryGetValue(key, out var r)
+                ? StoreChange.Put(RecordKind.Reply, key, r.Clone())
+                : StoreChange.Delete(RecordKind.Reply, key));
         if (Feed.HasWatchers)
             Feed.Publish(_changedDirectories, _dirtyInodes, ChangeOrigin.Session);
         _changedDirectories.Clear();
@@ -284,6 +298,7 @@ public sealed class MetadataState
         _dirtyLayouts.Clear();
         _dirtyChunks.Clear();
         _dirtyNodes.Clear();
+        _dirtyReplies.Clear();
         _dirtyCounters = false;
         return changes.Count == 0 ? Task.CompletedTask : _log.AppendAsync(changes, durability, callerWrites);
     }

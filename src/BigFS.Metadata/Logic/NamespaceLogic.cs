@@ -26,6 +26,7 @@ public sealed class NamespaceLogic(MetadataState state)
     private const uint XattrCreate = 1, XattrReplace = 2;
 
     private readonly MetadataState _s = state;
+    private readonly ReplyCache _replies = new(state);
 
     /// <summary>
     /// A namespace change, acknowledged once written (it survives a crash of this process) and
@@ -33,6 +34,17 @@ public sealed class NamespaceLogic(MetadataState state)
     /// wait for it, as on a local filesystem.
     /// </summary>
     private Task<T> MutateAsync<T>(Func<T> op) => _s.MutateAsync(op, Durability.Written);
+
+    /// <summary>
+    /// A change that runs once however often its request is sent (<see cref="ReplyCache"/>), when
+    /// the request carries a replay slot; <paramref name="redoInMemory"/> as there.
+    /// </summary>
+    private Task<T> MutateOnceAsync<T>(IReplayableRequest r, Func<T> op, Durability durability = Durability.Written,
+        Action<T>? redoInMemory = null) where T : class, IMessage<T>, IErrnoReply, new()
+    {
+        var session = ChangeOrigin.Session;
+        return _s.MutateAsync(() => _replies.Run(session, r.Replay, op, redoInMemory), durability);
+    }
 
     /// <summary>Starts telling a session about other sessions' changes (dispose to stop).</summary>
     public ChangeWatcher WatchChanges(string sessionId) => _s.Feed.Watch(sessionId);
@@ -170,7 +182,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return new AttrReply { Attr = Attrs.Of(inode) };
     });
 
-    public Task<EntryReply> CreateNodeAsync(CreateNodeRequest r) => MutateAsync(() =>
+    public Task<EntryReply> CreateNodeAsync(CreateNodeRequest r) => MutateOnceAsync(r, () =>
     {
         var err = Dir(r.Parent, out var parent, out var index);
         if (err == 0) err = ValidName(r.Name);
@@ -234,7 +246,7 @@ public sealed class NamespaceLogic(MetadataState state)
         if (r.OpenSessionId.Length > 0)
             RegisterOpen(inode, r.OpenSessionId);
         return new EntryReply { Attr = Attrs.Of(inode), Created = true, ParentAttr = Attrs.Of(parent) };
-    });
+    }, redoInMemory: reply => RedoOpen(reply.Errno, reply.Attr, r.OpenSessionId));
 
     public ReadLinkReply ReadLink(InodeRequest r) => Read(() =>
     {
@@ -243,7 +255,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return new ReadLinkReply { Target = ByteString.CopyFrom(i.SymlinkTarget ?? []) };
     });
 
-    public Task<EntryReply> LinkAsync(LinkRequest r) => MutateAsync(() =>
+    public Task<EntryReply> LinkAsync(LinkRequest r) => MutateOnceAsync(r, () =>
     {
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new EntryReply { Errno = E.ENOENT };
         if (inode.Type == (int)InodeType.Directory) return new EntryReply { Errno = E.EPERM };
@@ -262,7 +274,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return new EntryReply { Attr = Attrs.Of(inode), ParentAttr = Attrs.Of(parent) };
     });
 
-    public Task<StatusReply> UnlinkAsync(RemoveRequest r) => MutateAsync(() =>
+    public Task<StatusReply> UnlinkAsync(RemoveRequest r) => MutateOnceAsync(r, () =>
     {
         var err = Dir(r.Parent, out var parent, out var index);
         if (err == 0) err = ValidName(r.Name);
@@ -277,7 +289,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return new StatusReply { ParentAttr = Attrs.Of(parent) };
     });
 
-    public Task<StatusReply> RemoveDirectoryAsync(RemoveRequest r) => MutateAsync(() =>
+    public Task<StatusReply> RemoveDirectoryAsync(RemoveRequest r) => MutateOnceAsync(r, () =>
     {
         var err = Dir(r.Parent, out var parent, out var index);
         if (err == 0) err = ValidName(r.Name);
@@ -294,7 +306,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return new StatusReply { ParentAttr = Attrs.Of(parent) };
     });
 
-    public Task<StatusReply> RenameAsync(RenameRequest r) => MutateAsync(() =>
+    public Task<StatusReply> RenameAsync(RenameRequest r) => MutateOnceAsync(r, () =>
     {
         var reply = new StatusReply { Errno = Rename(r) };
         if (reply.Errno != 0)
@@ -444,7 +456,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return at < 0 ? new XattrReply { Errno = E.ENODATA } : new XattrReply { Value = ByteString.CopyFrom(inode.Xattrs[at].Value) };
     });
 
-    public Task<StatusReply> SetXattrAsync(SetXattrRequest r) => MutateAsync(() =>
+    public Task<StatusReply> SetXattrAsync(SetXattrRequest r) => MutateOnceAsync(r, () =>
     {
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new StatusReply { Errno = E.ENOENT };
         if ((r.Flags & ~(XattrCreate | XattrReplace)) != 0 || r.Flags == (XattrCreate | XattrReplace))
@@ -517,7 +529,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return reply;
     });
 
-    public Task<StatusReply> RemoveXattrAsync(RemoveXattrRequest r) => MutateAsync(() =>
+    public Task<StatusReply> RemoveXattrAsync(RemoveXattrRequest r) => MutateOnceAsync(r, () =>
     {
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new StatusReply { Errno = E.ENOENT };
         var err = ValidXattrName(r.Name);
@@ -589,7 +601,7 @@ public sealed class NamespaceLogic(MetadataState state)
     /// <summary>An extent without a chunk punches a hole: its range reads as zeros and holds no data.</summary>
     private static bool IsHole(Extent e) => e.ChunkId.Length == 0 && e.ChunkOffset == 0;
 
-    public Task<AttrReply> CommitWriteAsync(CommitWriteRequest r) => _s.MutateAsync(() =>
+    public Task<AttrReply> CommitWriteAsync(CommitWriteRequest r) => MutateOnceAsync(r, () =>
     {
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode)) return new AttrReply { Errno = E.ENOENT };
         if (inode.Type == (int)InodeType.Directory) return new AttrReply { Errno = E.EISDIR };
@@ -685,6 +697,7 @@ public sealed class NamespaceLogic(MetadataState state)
     {
         if (_s.Sessions.Remove(r.SessionId, out var session))
             ReleaseAll(session);
+        _replies.Forget(s => s == r.SessionId);
         return new StatusReply();
     });
 
@@ -710,7 +723,7 @@ public sealed class NamespaceLogic(MetadataState state)
             _s.DestroyInode(ino);
     }
 
-    public Task<AttrReply> OpenAsync(OpenRequest r) => MutateAsync(() =>
+    public Task<AttrReply> OpenAsync(OpenRequest r) => MutateOnceAsync(r, () =>
     {
         if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode) || inode.Nlink == 0 && !_s.IsOpen(inode.Id))
             return new AttrReply { Errno = E.ENOENT };
@@ -721,7 +734,15 @@ public sealed class NamespaceLogic(MetadataState state)
         if (r.SessionId.Length > 0)
             RegisterOpen(inode, r.SessionId);
         return new AttrReply { Attr = Attrs.Of(inode) };
-    });
+    }, redoInMemory: reply => RedoOpen(reply.Errno, reply.Attr, r.SessionId));
+
+    /// <summary>Registers again an open a restart lost, for a call answered from the reply cache.</summary>
+    private void RedoOpen(int errno, InodeAttr? attr, string sessionId)
+    {
+        if (errno == 0 && attr is not null && sessionId.Length is > 0 and <= MaxSessionId
+            && _s.Inodes.TryGetValue((long)attr.Ino, out var inode))
+            RegisterOpen(inode, sessionId);
+    }
 
     private const int MaxSessionId = 128;
 
@@ -733,7 +754,7 @@ public sealed class NamespaceLogic(MetadataState state)
         _s.OpenCounts[inode.Id] = _s.OpenCounts.GetValueOrDefault(inode.Id) + 1;
     }
 
-    public Task<StatusReply> ReleaseAsync(ReleaseRequest r) => MutateAsync(() =>
+    public Task<StatusReply> ReleaseAsync(ReleaseRequest r) => MutateOnceAsync(r, () =>
     {
         if (!_s.Sessions.TryGetValue(r.SessionId, out var session)) return new StatusReply { Errno = E.ENOENT };
         var ino = (long)r.Ino;
@@ -744,7 +765,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return new StatusReply();
     });
 
-    /// <summary>Expired sessions release their opens; orphans left by a restart go after one lease.</summary>
+    /// <summary>Expired sessions release their opens; orphans left by a restart (inodes, cached replies) go after one lease.</summary>
     public Task ExpireSessionsAsync() => MutateAsync(() =>
     {
         var now = _s.NowMs;
@@ -753,9 +774,13 @@ public sealed class NamespaceLogic(MetadataState state)
             _s.Sessions.Remove(session.Id);
             ReleaseAll(session);
         }
+        // Sessions live in memory: after a start, one lease tells the live ones from the gone.
         if (now - _s.StartedMs > LeaseMs)
+        {
+            _replies.Forget(s => !_s.Sessions.ContainsKey(s));
             foreach (var orphan in _s.Inodes.Values.Where(i => i.Nlink == 0 && !_s.IsOpen(i.Id)).Select(i => i.Id).ToList())
                 _s.DestroyInode(orphan);
+        }
         return 0;
     });
 }

@@ -37,4 +37,5 @@ public sealed record MetadataSnapshot(
     IReadOnlyList<LayoutRegionRecord> Layouts,
     IReadOnlyList<ChunkRecord> Chunks,
     IReadOnlyList<NodeRecord> Nodes,
-    CountersRecord? Counters);
+    CountersRecord? Counters,
+    IReadOnlyList<ReplyRecord>? Replies = null);

@@ -17,7 +17,7 @@ public sealed class InMemoryMetadataStore : IMetadataStore
             List<T> Of<T>(RecordKind kind) => _records.Where(r => r.Key.Item1 == kind).Select(r => (T)r.Value).ToList();
             return new MetadataSnapshot(Of<InodeRecord>(RecordKind.Inode), Of<DirentRecord>(RecordKind.Dirent),
                 Of<LayoutRegionRecord>(RecordKind.Layout), Of<ChunkRecord>(RecordKind.Chunk), Of<NodeRecord>(RecordKind.Node),
-                Of<CountersRecord>(RecordKind.Counters).FirstOrDefault());
+                Of<CountersRecord>(RecordKind.Counters).FirstOrDefault(), Of<ReplyRecord>(RecordKind.Reply));
         }
     }
 

@@ -129,7 +129,7 @@ public static class JournalCodec
         for (var i = 0; i < count; i++)
         {
             var kindByte = r.Byte();
-            if (kindByte > (byte)RecordKind.Counters)
+            if (kindByte > (byte)RecordKind.Reply)
                 throw r.Malformed($"record kind {kindByte}");
             var kind = (RecordKind)kindByte;
             object key = r.Byte() switch

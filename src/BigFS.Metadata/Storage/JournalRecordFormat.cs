@@ -34,6 +34,9 @@ internal static class JournalRecordFormat
             case RecordKind.Counters when record is CountersRecord counters:
                 WriteCounters(ref w, counters);
                 break;
+            case RecordKind.Reply when record is ReplyRecord reply:
+                WriteReply(ref w, reply);
+                break;
             default:
                 throw new ArgumentException($"a {kind} change cannot hold a {record.GetType().Name}");
         }
@@ -47,6 +50,7 @@ internal static class JournalRecordFormat
         RecordKind.Chunk => ReadChunk(ref r),
         RecordKind.Node => ReadNode(ref r),
         RecordKind.Counters => ReadCounters(ref r),
+        RecordKind.Reply => ReadReply(ref r),
         _ => throw r.Malformed($"record kind {(int)kind}"),
     };
 
@@ -126,6 +130,26 @@ internal static class JournalRecordFormat
         Id = r.String()!,
         NextInode = r.Int64(),
         NextCookie = r.Int64(),
+    };
+
+    private static void WriteReply(ref JournalWriter w, ReplyRecord x)
+    {
+        w.String(x.Id);
+        w.String(x.Session);
+        w.Int64(x.Slot);
+        w.Int64(x.Seq);
+        w.Bytes(x.Reply);
+        w.Int64(x.TimeMs);
+    }
+
+    private static ReplyRecord ReadReply(ref JournalReader r) => new()
+    {
+        Id = r.String()!,
+        Session = r.String()!,
+        Slot = r.Int64(),
+        Seq = r.Int64(),
+        Reply = r.Bytes()!,
+        TimeMs = r.Int64(),
     };
 
     private static void WriteLayout(ref JournalWriter w, LayoutRegionRecord x)

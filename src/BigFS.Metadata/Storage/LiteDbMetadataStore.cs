@@ -22,6 +22,7 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         [RecordKind.Chunk] = "chunks",
         [RecordKind.Node] = "nodes",
         [RecordKind.Counters] = "counters",
+        [RecordKind.Reply] = "replies",
     };
 
     private readonly FileStream _data;
@@ -83,7 +84,7 @@ public sealed class LiteDbMetadataStore : IMetadataStore
         List<T> All<T>(RecordKind kind) => _db.GetCollection<T>(CollectionNames[kind]).FindAll().ToList();
         return new MetadataSnapshot(All<InodeRecord>(RecordKind.Inode), All<DirentRecord>(RecordKind.Dirent),
             All<LayoutRegionRecord>(RecordKind.Layout), All<ChunkRecord>(RecordKind.Chunk), All<NodeRecord>(RecordKind.Node),
-            All<CountersRecord>(RecordKind.Counters).FirstOrDefault());
+            All<CountersRecord>(RecordKind.Counters).FirstOrDefault(), All<ReplyRecord>(RecordKind.Reply));
     }
 
     public void Apply(IReadOnlyList<StoreChange> changes)

@@ -1,6 +1,6 @@
 namespace BigFS.Metadata.Storage;
 
-public enum RecordKind { Inode, Dirent, Layout, Chunk, Node, Counters }
+public enum RecordKind { Inode, Dirent, Layout, Chunk, Node, Counters, Reply }
 
 /// <summary>
 /// One upsert (Record is a private snapshot, never mutated again) or delete (Record null) of
