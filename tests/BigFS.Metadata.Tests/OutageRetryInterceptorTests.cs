@@ -41,14 +41,21 @@ public class OutageRetryInterceptorTests
     [Theory]
     [InlineData("GetAttr")]
     [InlineData("SetAttr")]
+    [InlineData("AbandonChunks")]
+    [InlineData("RegisterChunk")]
     public async Task A_call_that_ends_the_same_however_often_it_runs_is_repeated_after_any_outage(string method)
     {
         var inner = new ScriptedInvoker(LostInFlight(), Refused());
-        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(Window)));
-        var reply = method == "GetAttr"
-            ? await ns.GetAttrAsync(new InodeRequest { Ino = 1 })
-            : await ns.SetAttrAsync(new SetAttrRequest { Ino = 1 });
-        Assert.Equal(0, reply.Errno);
+        var invoker = inner.Intercept(new OutageRetryInterceptor(Window));
+        var ns = new Namespace.NamespaceClient(invoker);
+        var errno = method switch
+        {
+            "GetAttr" => (await ns.GetAttrAsync(new InodeRequest { Ino = 1 })).Errno,
+            "SetAttr" => (await ns.SetAttrAsync(new SetAttrRequest { Ino = 1 })).Errno,
+            "AbandonChunks" => (await ns.AbandonChunksAsync(new AbandonChunksRequest())).Errno,
+            _ => (await new Cluster.ClusterClient(invoker).RegisterChunkAsync(new RegisterChunkRequest())).Errno,
+        };
+        Assert.Equal(0, errno);
         Assert.Equal(3, inner.Calls);
     }
 

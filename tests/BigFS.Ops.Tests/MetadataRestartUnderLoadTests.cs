@@ -4,7 +4,7 @@ using static BigFS.Testing.Shell;
 namespace BigFS.Ops.Tests;
 
 /// <summary>
-/// Restarts of the metadata server while programs create, rename and remove through a mount,
+/// Restarts of the metadata server while programs create, write, rename and remove through a mount,
 /// all daemons real processes: the mount waits for the server, and no call fails.
 /// <list type="bullet">
 /// <item>A planned restart (SIGTERM, what `systemctl restart` sends): the server answers what it
@@ -24,18 +24,28 @@ public sealed class MetadataRestartUnderLoadTests : IAsyncLifetime
     private NotifySocket? _mountNotify;
     private string? _mountPoint;
 
-    /// <summary>Four processes in a loop of mkdir, create, rename, unlink, rmdir until STOP exists; prints the count and every error.</summary>
+    /// <summary>
+    /// Four processes in a loop of mkdir, create and write (so close commits data), rename, read
+    /// back, unlink, rmdir until STOP exists; prints the count and every error.
+    /// </summary>
     private const string Churn = """
         import os, sys, errno
         from multiprocessing import Pool
         root, stop = sys.argv[1], sys.argv[2]
         os.mkdir(root)
+        def create(f, data):
+            fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try: os.write(fd, data)
+            finally: os.close(fd)
+        def check(f, data):
+            with open(f, "rb") as r:
+                if r.read() != data: raise OSError(errno.EBADMSG, "content differs")
         def churn(w):
             i, errors = 0, []
             while not os.path.exists(stop):
-                d = f"{root}/w{w}-{i}"; f = f"{d}/f"
-                for op, fn in (("mkdir", lambda: os.mkdir(d)), ("create", lambda: os.close(os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))),
-                               ("rename", lambda: os.rename(f, f + "2")), ("unlink", lambda: os.unlink(f + "2")), ("rmdir", lambda: os.rmdir(d))):
+                d = f"{root}/w{w}-{i}"; f = f"{d}/f"; data = f"{w}-{i} ".encode() * (1 + i % 700)
+                for op, fn in (("mkdir", lambda: os.mkdir(d)), ("create", lambda: create(f, data)), ("rename", lambda: os.rename(f, f + "2")),
+                               ("read", lambda: check(f + "2", data)), ("unlink", lambda: os.unlink(f + "2")), ("rmdir", lambda: os.rmdir(d))):
                     try: fn()
                     except OSError as e: errors.append(f"{op} w{w}-{i}: {errno.errorcode.get(e.errno)}")
                 i += 1
