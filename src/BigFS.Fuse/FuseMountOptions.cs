@@ -22,6 +22,8 @@ public sealed record FuseMountOptions
     public bool WritebackCache { get; init; }
     public bool PosixLocks { get; init; } = true;
     public bool FlockLocks { get; init; } = true;
+    /// <summary>POSIX ACLs enforced by the kernel; the filesystem applies the umask and inherits default ACLs (<see cref="FuseRequestContext.Umask"/>).</summary>
+    public bool PosixAcl { get; init; }
     public TimeSpan EntryTimeout { get; init; } = TimeSpan.FromSeconds(1);
     public TimeSpan AttrTimeout { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>How long the kernel caches "no such name" (0 = not cached).</summary>

@@ -4,7 +4,7 @@ namespace BigFS.Fuse;
 /// Who asked, and a token the kernel cancels (FUSE_INTERRUPT) when the caller is interrupted.
 /// Uid/Gid are the caller's fsuid/fsgid: create files as them.
 /// </summary>
-public readonly struct FuseRequestContext(uint uid, uint gid, uint pid, ulong unique, CancellationToken cancellationToken)
+public readonly struct FuseRequestContext(uint uid, uint gid, uint pid, ulong unique, CancellationToken cancellationToken, uint umask = 0)
 {
     public uint Uid { get; } = uid;
     public uint Gid { get; } = gid;
@@ -12,4 +12,9 @@ public readonly struct FuseRequestContext(uint uid, uint gid, uint pid, ulong un
     /// <summary>The kernel's request id (for logging).</summary>
     public ulong Unique { get; } = unique;
     public CancellationToken CancellationToken { get; } = cancellationToken;
+    /// <summary>
+    /// MKNOD, MKDIR and CREATE with POSIX ACLs agreed (<c>FuseInitRequest.PosixAcl</c>): the
+    /// caller's umask, which the mode given has not had applied. Otherwise 0 (the kernel applied it).
+    /// </summary>
+    public uint Umask { get; } = umask;
 }

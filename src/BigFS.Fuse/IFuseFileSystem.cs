@@ -31,7 +31,7 @@ public interface IFuseFileSystem
     ValueTask<FuseResult<FuseAttr>> SetAttrAsync(FuseRequestContext ctx, ulong ino, FuseSetAttr attr) => NoSys<FuseAttr>();
     ValueTask<FuseResult<string>> ReadLinkAsync(FuseRequestContext ctx, ulong ino) => NoSys<string>();
     ValueTask<FuseResult<FuseEntry>> SymlinkAsync(FuseRequestContext ctx, ulong parent, string name, string target) => NoSys<FuseEntry>();
-    /// <param name="mode">Type and permission bits, already masked by the caller's umask.</param>
+    /// <param name="mode">Type and permission bits, already masked by the caller's umask unless <see cref="FuseRequestContext.Umask"/> is set.</param>
     ValueTask<FuseResult<FuseEntry>> MkNodAsync(FuseRequestContext ctx, ulong parent, string name, uint mode, uint rdev) => NoSys<FuseEntry>();
     ValueTask<FuseResult<FuseEntry>> MkDirAsync(FuseRequestContext ctx, ulong parent, string name, uint mode) => NoSys<FuseEntry>();
     ValueTask<int> UnlinkAsync(FuseRequestContext ctx, ulong parent, string name) => NoSys();

@@ -32,12 +32,12 @@ internal sealed partial class BigFsFileSystem
         var created = await _ns.CreateNodeAsync(new CreateNodeRequest
         {
             Parent = parent, Name = Name(name), Type = InodeType.File, Mode = mode & 0xfff, Uid = ctx.Uid, Gid = ctx.Gid, Exclusive = (flags & O_EXCL) != 0,
-            OpenSessionId = session.Id,
+            OpenSessionId = session.Id, Umask = ctx.Umask,
         }, cancellationToken: ctx.CancellationToken);
         if (created.Errno != 0) return new FuseError(created.Errno);
         cache.LearnNewEntry(generation, parent, name, created.Attr);
         cache.LearnAttr(generation, created.ParentAttr);
-        if (created.Created)
+        if (created.Created && !created.HasXattrs)
             cache.LearnNoXattrs(generation, created.Attr.Ino);
         var handle = await OpenHandle(ctx, created.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0, Writable(flags));
         return new FuseCreateResult(Entry(created.Attr), handle);

@@ -178,6 +178,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         var request = new CreateNodeRequest
         {
             Parent = parent, Name = Name(name), Type = type, Mode = mode, Uid = ctx.Uid, Gid = ctx.Gid, Rdev = rdev, Exclusive = true,
+            Umask = ctx.Umask,
         };
         if (target is not null) request.SymlinkTarget = ByteString.CopyFromUtf8(target);
         var generation = cache.BeginChange();
@@ -187,7 +188,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         {
             cache.LearnNewEntry(generation, parent, name, reply.Attr, isNewDirectory: type == InodeType.Directory);
             cache.LearnAttr(generation, reply.ParentAttr);
-            cache.LearnNoXattrs(generation, reply.Attr.Ino);   // exclusive: a new inode
+            if (!reply.HasXattrs)
+                cache.LearnNoXattrs(generation, reply.Attr.Ino);   // exclusive: a new inode
         }
         return EntryOrError(reply, Entry);
     }, "create");

@@ -63,6 +63,8 @@ public sealed class BigFsMount : IAsyncDisposable
                 // Locks are left to the kernel: exclusive among processes on this mount.
                 PosixLocks = false,
                 FlockLocks = false,
+                // ACLs (stored by the metadata server) are checked by the kernel like the mode.
+                PosixAcl = true,
             }, loggerFactory, ct);
             logger.LogInformation("Mounted BigFS at {MountPoint} (metadata server {Meta}, session {Session})", options.MountPoint, options.MetadataAddress, session.Id);
             return new BigFsMount(client, session, watch, fs, fuse, logger);

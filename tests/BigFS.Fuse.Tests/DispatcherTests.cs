@@ -43,6 +43,14 @@ public sealed partial class DispatcherTests : IDisposable
         }
 
         public void Forget(ulong ino) => Forgotten.Add(ino);
+
+        public (uint Mode, uint Umask)? LastMkNod;
+
+        public ValueTask<FuseResult<FuseEntry>> MkNodAsync(FuseRequestContext ctx, ulong parent, string name, uint mode, uint rdev)
+        {
+            LastMkNod = (mode, ctx.Umask);
+            return new(new FuseError(LinuxErrno.EPERM));
+        }
     }
 
     private (FuseDispatcher Dispatcher, LookupCounter Counts, FakeFs Fs) Create()
@@ -137,6 +145,21 @@ public sealed partial class DispatcherTests : IDisposable
         bad.Buffer[40] = 0xFF; // invalid UTF-8
         await d.HandleAsync(bad);
         Assert.Equal(-LinuxErrno.EINVAL, ReadReply().Header.Error);
+    }
+
+    [Fact]
+    public async Task The_umask_reaches_the_filesystem_only_when_it_applies_it()
+    {
+        var (d, _, fs) = Create();
+        var mknod = new FuseMkNodIn { Mode = ModeBits.S_IFIFO | 0x1B6, Umask = 0x12 };
+        await d.HandleAsync(Request(FuseOpcode.MkNod, 1, 1, mknod, "p"));
+        ReadReply();
+        Assert.Equal((ModeBits.S_IFIFO | 0x1B6u, 0u), fs.LastMkNod);   // the kernel applied it already
+
+        d.Flags = FuseInitFlags.PosixAcl | FuseInitFlags.DontMask;
+        await d.HandleAsync(Request(FuseOpcode.MkNod, 2, 1, mknod, "p"));
+        ReadReply();
+        Assert.Equal((ModeBits.S_IFIFO | 0x1B6u, 0x12u), fs.LastMkNod);
     }
 
     [Fact]

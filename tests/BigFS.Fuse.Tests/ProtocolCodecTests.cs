@@ -201,6 +201,15 @@ public class ProtocolCodecTests
     }
 
     [Fact]
+    public void Init_posix_acls_come_with_the_umask_left_to_the_filesystem()
+    {
+        Assert.Equal(FuseInitFlags.None, FuseInitNegotiation.Negotiate(KernelInit(45, Everything), new FuseInitRequest()).Flags
+            & (FuseInitFlags.PosixAcl | FuseInitFlags.DontMask));
+        var agreed = FuseInitNegotiation.Negotiate(KernelInit(45, Everything), new FuseInitRequest { PosixAcl = true }).Flags;
+        Assert.Equal(FuseInitFlags.PosixAcl | FuseInitFlags.DontMask, agreed & (FuseInitFlags.PosixAcl | FuseInitFlags.DontMask));
+    }
+
+    [Fact]
     public void Init_writeback_cache_is_negotiable_and_flags_are_limited_to_the_offer()
     {
         var offered = FuseInitFlags.AsyncRead | FuseInitFlags.WritebackCache | FuseInitFlags.PosixLocks;

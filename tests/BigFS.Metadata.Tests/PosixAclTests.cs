@@ -121,4 +121,59 @@ public class PosixAclTests
 
     private byte[] Stored(ulong ino) =>
         _h.Ns.GetXattr(new GetXattrRequest { Ino = ino, Name = Name(PosixAcl.AccessXattr) }).Value.ToByteArray();
+
+    // ---- creation: the umask, or the directory's default ACL ----
+
+    private async Task<EntryReply> CreateIn(ulong parent, string name, InodeType type, uint mode, uint umask) =>
+        await _h.Ns.CreateNodeAsync(new CreateNodeRequest { Parent = parent, Name = Name(name), Type = type, Mode = mode, Exclusive = true, Umask = umask });
+
+    private byte[]? XattrOf(ulong ino, string name)
+    {
+        var reply = _h.Ns.GetXattr(new GetXattrRequest { Ino = ino, Name = Name(name) });
+        return reply.Errno == 0 ? reply.Value.ToByteArray() : null;
+    }
+
+    [Fact]
+    public async Task Without_a_default_acl_a_new_node_gets_the_mode_less_the_umask()
+    {
+        var f = await CreateIn(Root, "f", InodeType.File, 0x1B6, umask: 0x12);   // 0666, umask 022
+        Assert.Equal(0x1A4u, f.Attr.Mode & 0xFFF);   // 0644
+        Assert.False(f.HasXattrs);
+        var d = await CreateIn(Root, "d", InodeType.Directory, 0xBFF, umask: 0x3F);   // 05777 (setuid, sticky), umask 077
+        Assert.Equal(0xA00u | 0x1C0, d.Attr.Mode & 0xFFF);   // special bits kept: 05700
+    }
+
+    [Fact]
+    public async Task A_default_acl_is_inherited_limited_by_the_create_mode_and_the_umask_is_ignored()
+    {
+        var dir = await _h.Create(Root, "d", InodeType.Directory, 0x1ED);
+        var defaults = Acl((UserObj, 7, Any), (User, 5, 1001), (GroupObj, 5, Any), (Mask, 7, Any), (Other, 1, Any));
+        Assert.Equal(0, (await _h.Ns.SetXattrAsync(new SetXattrRequest { Ino = dir, Name = Name(PosixAcl.DefaultXattr), Value = ByteString.CopyFrom(defaults) })).Errno);
+
+        var f = await CreateIn(dir, "f", InodeType.File, 0x1B6, umask: 0x3F);   // 0666 under umask 077
+        Assert.Equal(0x1B0u, f.Attr.Mode & 0x1FF);   // 0660: owner rw, mask rw (the group class), other none
+        Assert.True(f.HasXattrs);
+        Assert.Equal(Acl((UserObj, 6, Any), (User, 5, 1001), (GroupObj, 5, Any), (Mask, 6, Any), (Other, 0, Any)), XattrOf(f.Attr.Ino, PosixAcl.AccessXattr));
+        Assert.Null(XattrOf(f.Attr.Ino, PosixAcl.DefaultXattr));
+
+        var sub = await CreateIn(dir, "sub", InodeType.Directory, 0x1E8, umask: 0x3F);   // 0750
+        Assert.Equal(0x1E8u, sub.Attr.Mode & 0x1FF);
+        Assert.Equal(defaults, XattrOf(sub.Attr.Ino, PosixAcl.DefaultXattr));   // and passes it on
+
+        var link = await _h.Ns.CreateNodeAsync(new CreateNodeRequest
+            { Parent = dir, Name = Name("ln"), Type = InodeType.Symlink, SymlinkTarget = Name("f"), Exclusive = true, Umask = 0x3F });
+        Assert.False(link.HasXattrs);   // symlinks have no ACLs
+        Assert.Equal(0x1FFu, link.Attr.Mode & 0x1FF);
+    }
+
+    [Fact]
+    public async Task An_inherited_acl_the_mode_can_express_is_not_stored()
+    {
+        var dir = await _h.Create(Root, "d", InodeType.Directory, 0x1ED);
+        await _h.Ns.SetXattrAsync(new SetXattrRequest { Ino = dir, Name = Name(PosixAcl.DefaultXattr), Value = ByteString.CopyFrom(Acl((UserObj, 7, Any), (GroupObj, 5, Any), (Other, 5, Any))) });
+        var f = await CreateIn(dir, "f", InodeType.File, 0x1B6, umask: 0x3F);
+        Assert.Equal(0x1A4u, f.Attr.Mode & 0x1FF);   // 0644: the umask ignored, the default ACL applied
+        Assert.False(f.HasXattrs);
+        Assert.Null(XattrOf(f.Attr.Ino, PosixAcl.AccessXattr));
+    }
 }

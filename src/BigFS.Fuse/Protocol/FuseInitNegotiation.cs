@@ -10,6 +10,12 @@ public sealed record FuseInitRequest
     public bool WritebackCache { get; init; }
     public bool ExportSupport { get; init; } = true;
     public bool ReaddirPlus { get; init; } = true;
+    /// <summary>
+    /// The kernel enforces POSIX ACLs (read with getxattr) and leaves the umask to the filesystem
+    /// (FUSE_DONT_MASK: MKNOD, MKDIR and CREATE pass it in <see cref="FuseRequestContext.Umask"/>),
+    /// which must apply it or, under a directory with a default ACL, inherit that instead.
+    /// </summary>
+    public bool PosixAcl { get; init; }
     public uint TimeGranularityNs { get; init; } = 1;
 }
 
@@ -44,6 +50,7 @@ public static class FuseInitNegotiation
         if (wanted.FlockLocks) want |= FuseInitFlags.FlockLocks;
         if (wanted.ExportSupport) want |= FuseInitFlags.ExportSupport;
         if (wanted.WritebackCache) want |= FuseInitFlags.WritebackCache;
+        if (wanted.PosixAcl) want |= FuseInitFlags.PosixAcl | FuseInitFlags.DontMask;
         var agreed = offered & want;
 
         uint maxWrite = Math.Clamp(wanted.MaxWrite, 4096u, 16u << 20);

@@ -215,7 +215,7 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
         var r = req.Reader();
         var input = r.Read<FuseMkNodIn>();
         if (!TryName(req, ref r, out var name)) return;
-        ReplyEntry(req, await fs.MkNodAsync(req.Context(), req.Header.NodeId, name, input.Mode, input.Rdev).ConfigureAwait(false));
+        ReplyEntry(req, await fs.MkNodAsync(CreatorContext(req, input.Umask), req.Header.NodeId, name, input.Mode, input.Rdev).ConfigureAwait(false));
     }
 
     private async ValueTask MkDirAsync(FuseRequest req)
@@ -223,8 +223,12 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
         var r = req.Reader();
         var input = r.Read<FuseMkDirIn>();
         if (!TryName(req, ref r, out var name)) return;
-        ReplyEntry(req, await fs.MkDirAsync(req.Context(), req.Header.NodeId, name, input.Mode | ModeBits.S_IFDIR).ConfigureAwait(false));
+        ReplyEntry(req, await fs.MkDirAsync(CreatorContext(req, input.Umask), req.Header.NodeId, name, input.Mode | ModeBits.S_IFDIR).ConfigureAwait(false));
     }
+
+    /// <summary>With FUSE_DONT_MASK the kernel leaves the umask to the filesystem: it travels in the context.</summary>
+    private FuseRequestContext CreatorContext(FuseRequest req, uint umask) =>
+        (Flags & FuseInitFlags.DontMask) != 0 ? req.Context(umask) : req.Context();
 
     private async ValueTask UnlinkAsync(FuseRequest req, bool rmdir)
     {
@@ -285,7 +289,7 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
         var r = req.Reader();
         var input = r.Read<FuseCreateIn>();
         if (!TryName(req, ref r, out var name)) return;
-        var ctx = req.Context();
+        var ctx = CreatorContext(req, input.Umask);
         var result = await fs.CreateAsync(ctx, req.Header.NodeId, name, (int)input.Flags, input.Mode).ConfigureAwait(false);
         if (!result.IsOk) { req.ReplyError(result.Errno); return; }
         var (entry, open) = result.Value;

@@ -45,6 +45,9 @@ internal sealed class FuseRequest
 
     public FuseRequestContext Context() => new(Header.Uid, Header.Gid, Header.Pid, Header.Unique, _cts.Token);
 
+    /// <summary>The context of a request that creates a node, with the caller's umask when the filesystem applies it.</summary>
+    public FuseRequestContext Context(uint umask) => new(Header.Uid, Header.Gid, Header.Pid, Header.Unique, _cts.Token, umask);
+
     /// <summary>Prepares for a freshly read request of <paramref name="length"/> bytes.</summary>
     public bool Begin(int length)
     {

@@ -91,6 +91,7 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
                     PosixLocks = _options.PosixLocks,
                     FlockLocks = _options.FlockLocks,
                     WritebackCache = _options.WritebackCache,
+                    PosixAcl = _options.PosixAcl,
                 });
                 if (result.Errno != 0)
                 {

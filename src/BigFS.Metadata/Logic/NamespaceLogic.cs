@@ -128,8 +128,15 @@ public sealed class NamespaceLogic(MetadataState state)
             inode.Mode &= ~Attrs.SetGid;
     }
 
-    private int FindXattr(InodeRecord inode, ByteString name) =>
-        inode.Xattrs.FindIndex(x => name.Span.SequenceEqual(x.Name));
+    private static int FindXattr(InodeRecord inode, ByteString name) => FindXattr(inode, name.Span);
+
+    private static int FindXattr(InodeRecord inode, ReadOnlySpan<byte> name)
+    {
+        for (var i = 0; i < inode.Xattrs.Count; i++)
+            if (name.SequenceEqual(inode.Xattrs[i].Name))
+                return i;
+        return -1;
+    }
 
     private static int ValidXattrName(ByteString name) => name.Length is 0 or > MaxXattrName ? E.ERANGE : 0;
 
@@ -214,6 +221,7 @@ public sealed class NamespaceLogic(MetadataState state)
 
         var now = _s.NowNs;
         var mode = r.Type == InodeType.Symlink ? 0x1FF : (int)r.Mode & Attrs.PermissionMask;
+        var inherited = r.Type == InodeType.Symlink ? [] : InheritAcls(parent, isDir, ref mode, (int)r.Umask);
         long gid = r.Gid;
         if ((parent.Mode & Attrs.SetGid) != 0)
         {
@@ -234,6 +242,7 @@ public sealed class NamespaceLogic(MetadataState state)
             inode.SymlinkTarget = r.SymlinkTarget.ToByteArray();
             inode.Size = inode.SymlinkTarget.Length;
         }
+        inode.Xattrs.AddRange(inherited);
         _s.Inodes[inode.Id] = inode;
         if (isDir)
         {
@@ -245,8 +254,35 @@ public sealed class NamespaceLogic(MetadataState state)
         Touch(parent, now);
         if (r.OpenSessionId.Length > 0)
             RegisterOpen(inode, r.OpenSessionId);
-        return new EntryReply { Attr = Attrs.Of(inode), Created = true, ParentAttr = Attrs.Of(parent) };
+        return new EntryReply { Attr = Attrs.Of(inode), Created = true, ParentAttr = Attrs.Of(parent), HasXattrs = inherited.Count > 0 };
     }, redoInMemory: reply => RedoOpen(reply.Errno, reply.Attr, r.OpenSessionId));
+
+    private static readonly byte[] AccessAclName = "system.posix_acl_access"u8.ToArray();
+    private static readonly byte[] DefaultAclName = "system.posix_acl_default"u8.ToArray();
+
+    /// <summary>
+    /// POSIX.1e creation under <paramref name="parent"/>: with a default ACL there, the new node's
+    /// access ACL comes from it (limited by the create mode, and stored only when the mode cannot
+    /// express it) and a new directory inherits it as its own default; the umask is not applied.
+    /// Without one, the umask is. Returns the ACL xattrs the node starts with.
+    /// </summary>
+    private static List<XattrEntry> InheritAcls(InodeRecord parent, bool isDir, ref int mode, int umask)
+    {
+        var at = FindXattr(parent, DefaultAclName);
+        if (at < 0 || !PosixAcl.TryParse(parent.Xattrs[at].Value, out var defaults))
+        {
+            mode &= ~(umask & 0x1FF);
+            return [];
+        }
+        var access = defaults!.ForNewNode(mode);
+        mode = (mode & ~0x1FF) | access.PermissionBits;
+        var acls = new List<XattrEntry>(2);
+        if (!access.IsEquivalentToMode)
+            acls.Add(new XattrEntry { Name = AccessAclName, Value = access.ToBytes() });
+        if (isDir)
+            acls.Add(new XattrEntry { Name = DefaultAclName, Value = defaults.ToBytes() });
+        return acls;
+    }
 
     public ReadLinkReply ReadLink(InodeRequest r) => Read(() =>
     {

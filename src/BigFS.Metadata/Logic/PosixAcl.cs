@@ -97,6 +97,21 @@ public sealed class PosixAcl
         return value;
     }
 
+    /// <summary>
+    /// The access ACL of a node created under a directory with this default ACL (POSIX.1e, as
+    /// the kernel's posix_acl_create): the create mode's triads limit the owner, the group class
+    /// (the mask, else the owning group) and other. The umask plays no part.
+    /// </summary>
+    public PosixAcl ForNewNode(int createMode)
+    {
+        var value = (byte[])_value.Clone();
+        var groupClass = _maskAt >= 0 ? _maskAt : _groupObj;
+        SetPerm(value, _userObj, PermAt(_userObj) & (createMode >> 6) & 7);
+        SetPerm(value, groupClass, PermAt(groupClass) & (createMode >> 3) & 7);
+        SetPerm(value, _other, PermAt(_other) & createMode & 7);
+        return new PosixAcl(value, _userObj, _groupObj, _other, _maskAt, HasNamedEntries);
+    }
+
     /// <summary>The value as given (validated).</summary>
     public byte[] ToBytes() => (byte[])_value.Clone();
 
