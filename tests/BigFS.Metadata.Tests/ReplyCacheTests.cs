@@ -173,4 +173,26 @@ public sealed class ReplyCacheTests
         Assert.Empty(_state.Replies);
         Assert.Equal(0, StoredReplies());
     }
+
+    [Fact]
+    public async Task An_expired_session_loses_its_entries_and_a_renewed_one_keeps_them()
+    {
+        _ns.RenewSession(new SessionRequest { SessionId = Session });
+        _ns.RenewSession(new SessionRequest { SessionId = "mount-b" });
+        await _h.Create(1, "f");
+        await _h.Create(1, "g");
+        await _ns.UnlinkAsync(Remove("f", 1, 1));
+        ChangeOrigin.Session = "mount-b";
+        await _ns.UnlinkAsync(Remove("g", 1, 1));
+
+        // mount-b renews its lease; this session stops renewing and expires.
+        for (var i = 0; i < 4; i++)
+        {
+            _h.Time.Advance(_h.Options.SessionLease / 2);
+            _ns.RenewSession(new SessionRequest { SessionId = "mount-b" });
+            await _ns.ExpireSessionsAsync();
+        }
+        Assert.Equal(["mount-b"], _state.Replies.Values.Select(r => r.Session));
+        Assert.Equal(1, StoredReplies());
+    }
 }
