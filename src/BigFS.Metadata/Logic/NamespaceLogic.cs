@@ -257,9 +257,6 @@ public sealed class NamespaceLogic(MetadataState state)
         return new EntryReply { Attr = Attrs.Of(inode), Created = true, ParentAttr = Attrs.Of(parent), HasXattrs = inherited.Count > 0 };
     }, redoInMemory: reply => RedoOpen(reply.Errno, reply.Attr, r.OpenSessionId));
 
-    private static readonly byte[] AccessAclName = "system.posix_acl_access"u8.ToArray();
-    private static readonly byte[] DefaultAclName = "system.posix_acl_default"u8.ToArray();
-
     /// <summary>
     /// POSIX.1e creation under <paramref name="parent"/>: with a default ACL there, the new node's
     /// access ACL comes from it (limited by the create mode, and stored only when the mode cannot
@@ -268,7 +265,7 @@ public sealed class NamespaceLogic(MetadataState state)
     /// </summary>
     private static List<XattrEntry> InheritAcls(InodeRecord parent, bool isDir, ref int mode, int umask)
     {
-        var at = FindXattr(parent, DefaultAclName);
+        var at = FindXattr(parent, PosixAcl.DefaultXattrName);
         if (at < 0 || !PosixAcl.TryParse(parent.Xattrs[at].Value, out var defaults))
         {
             mode &= ~(umask & 0x1FF);
@@ -278,9 +275,9 @@ public sealed class NamespaceLogic(MetadataState state)
         mode = (mode & ~0x1FF) | access.PermissionBits;
         var acls = new List<XattrEntry>(2);
         if (!access.IsEquivalentToMode)
-            acls.Add(new XattrEntry { Name = AccessAclName, Value = access.ToBytes() });
+            acls.Add(new XattrEntry { Name = PosixAcl.AccessXattrName.ToArray(), Value = access.ToBytes() });
         if (isDir)
-            acls.Add(new XattrEntry { Name = DefaultAclName, Value = defaults.ToBytes() });
+            acls.Add(new XattrEntry { Name = PosixAcl.DefaultXattrName.ToArray(), Value = defaults.ToBytes() });
         return acls;
     }
 

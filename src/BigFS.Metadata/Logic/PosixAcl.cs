@@ -15,11 +15,14 @@ public sealed class PosixAcl
 {
     public const string AccessXattr = "system.posix_acl_access";
     public const string DefaultXattr = "system.posix_acl_default";
+    /// <summary>The names as stored (xattr names are bytes).</summary>
+    public static ReadOnlySpan<byte> AccessXattrName => "system.posix_acl_access"u8;
+    public static ReadOnlySpan<byte> DefaultXattrName => "system.posix_acl_default"u8;
 
     /// <summary><see cref="AccessXattr"/> or <see cref="DefaultXattr"/> when <paramref name="name"/> is one of them, else null.</summary>
     public static string? KindOf(ReadOnlySpan<byte> name) =>
-        name.SequenceEqual("system.posix_acl_access"u8) ? AccessXattr
-        : name.SequenceEqual("system.posix_acl_default"u8) ? DefaultXattr
+        name.SequenceEqual(AccessXattrName) ? AccessXattr
+        : name.SequenceEqual(DefaultXattrName) ? DefaultXattr
         : null;
 
     private const uint Version = 2;
