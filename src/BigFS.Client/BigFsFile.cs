@@ -35,6 +35,8 @@ public sealed class BigFsFile : IAsyncDisposable
     private long _layoutVersion;
     private long _lastReadEnd = -1;
     private long _changeEpoch;
+    // The inode version _committedSize belongs to (0: as known when opened); sizes from older versions are not adopted.
+    private ulong _committedVersion;
     private long _readAheadEnd;
     private readonly List<Task> _readAheads = [];
     private readonly RegionMergePolicy _mergePolicy;
@@ -206,6 +208,7 @@ public sealed class BigFsFile : IAsyncDisposable
             lock (_sync)
             {
                 _committedSize = size;
+                _committedVersion = Math.Max(_committedVersion, reply.Attr.Version);
                 // Writes that raced with the truncate must not resurrect data beyond it.
                 freed = _dirty.Truncate(size);
                 foreach (var p in _pending)
@@ -267,12 +270,19 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
-    /// <summary>Drops the layout cache and adopts the committed size the metadata server just reported (open, getattr).</summary>
-    public void InvalidateCache(long committedSize)
+    /// <summary>
+    /// Another client committed: drops the layout cache and adopts the committed size of
+    /// <paramref name="version"/>, unless this handle already knows a newer one (its own commit
+    /// may have landed after the reply carrying it). Buffered writes stay and still read over it.
+    /// </summary>
+    public void AdoptCommitted(long committedSize, ulong version)
     {
         Interlocked.Increment(ref _changeEpoch);
         lock (_sync)
         {
+            if (version <= _committedVersion)
+                return;
+            _committedVersion = version;
             _committedSize = committedSize;
             InvalidateLayoutLocked();
             ForgetRegionChunksLocked();
@@ -627,7 +637,10 @@ public sealed class BigFsFile : IAsyncDisposable
         if (reply.Errno != 0)
             throw new BigFsException(reply.Errno, $"commit of inode {Ino} failed: errno {reply.Errno}");
         lock (_sync)
+        {
             _committedSize = (long)reply.Attr.Size;
+            _committedVersion = Math.Max(_committedVersion, reply.Attr.Version);
+        }
         return true;
     }
 

@@ -20,7 +20,14 @@ internal sealed partial class BigFsFileSystem
         var reply = await _ns.OpenAsync(new OpenRequest { SessionId = session.Id, Ino = ino }, cancellationToken: ctx.CancellationToken);
         if (reply.Errno != 0) return new FuseError(reply.Errno);
         cache.LearnAttr(generation, reply.Attr);   // open is where close-to-open refreshes what we know
-        return await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0, Writable(flags));
+        var handle = await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0, Writable(flags));
+        // The kernel too: it may still hold attributes from before another mount's commit (a
+        // stat while that mount was writing), and it never reads past the size it holds. Once
+        // they are dropped, the next read asks for them again and gets the fresh ones. Sent before
+        // the open is answered; the data version alone decides, so an unchanged file costs nothing.
+        if ((handle.Flags & FuseOpenFlags.KeepCache) == 0)
+            _notifier?.InvalidateInode(ino, offset: -1);
+        return handle;
     }, "open");
 
     public ValueTask<FuseResult<FuseCreateResult>> CreateAsync(FuseRequestContext ctx, ulong parent, string name, int flags, uint mode) => Call<FuseCreateResult>(async () =>
@@ -47,7 +54,7 @@ internal sealed partial class BigFsFileSystem
 
     private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate, bool writable)
     {
-        var (open, fh, keepCache) = _open.Open(attr.Ino, attr.Version, () => client.OpenFile(attr.Ino, (long)attr.Size), writable);
+        var (open, fh, keepCache) = _open.Open(attr.Ino, attr.Version, (long)attr.Size, () => client.OpenFile(attr.Ino, (long)attr.Size), writable);
         if (truncate)
         {
             ForgetAttr(attr.Ino);

@@ -23,7 +23,7 @@ internal sealed class OpenFileTable
     }
 
     /// <returns>The shared file, a new handle id, and whether the kernel's page cache of it is still valid.</returns>
-    public (OpenFile File, ulong Fh, bool KeepCache) Open(ulong ino, ulong version, Func<BigFsFile> create, bool writable = false)
+    public (OpenFile File, ulong Fh, bool KeepCache) Open(ulong ino, ulong version, long size, Func<BigFsFile> create, bool writable = false)
     {
         lock (_files)
         {
@@ -34,8 +34,8 @@ internal sealed class OpenFileTable
                 open.Writers++;
             // Close-to-open: cached pages survive an open only while the data version is unchanged.
             var keep = _cachedVersions.TryGetValue(ino, out var cached) && cached == version;
-            if (open.Handles > 1)
-                keep = true;   // other descriptors are open here: our own handle is the freshest view
+            if (!keep && open.Handles > 1)
+                open.File.AdoptCommitted(size, version);   // descriptors still open here read the new data too
             else if (!keep)
                 open.File.InvalidateCache();
             if (_cachedVersions.Count > 200_000)
@@ -72,13 +72,6 @@ internal sealed class OpenFileTable
             _files.Remove(ino);
             return open;
         }
-    }
-
-    /// <summary>Our own commits changed the version: our page cache is still right.</summary>
-    public void NoteVersion(ulong ino, ulong version)
-    {
-        lock (_files)
-            _cachedVersions[ino] = version;
     }
 
     public void Forget(ulong ino)

@@ -56,6 +56,36 @@ public class ClientTests
     }
 
     [Fact]
+    public async Task AdoptedCommitsOfAnotherClientAreReadAndOlderOnesIgnored()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var a = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        await using var b = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var ino = cluster.Meta.CreateFile("f");
+        var first = ChunkUploads.Random(100_000, 1);
+        var fa = a.OpenFile(ino, 0);
+        await fa.WriteAsync(0, first);
+        await fa.FlushAsync();
+        var mine = await a.ResolvePathAsync("/f");
+
+        var more = ChunkUploads.Random(50_000, 2);
+        var fb = b.OpenFile(ino, first.Length);
+        await fb.WriteAsync(first.Length, more);
+        await fb.FlushAsync();
+        var theirs = await a.ResolvePathAsync("/f");
+        Assert.True(theirs.Version > mine.Version);
+
+        fa.AdoptCommitted((long)mine.Size, mine.Version);   // what a's own commit already told it
+        Assert.Equal(first.Length, fa.Size);
+        fa.AdoptCommitted((long)theirs.Size, theirs.Version);
+        Assert.Equal(first.Length + more.Length, fa.Size);
+        byte[] expected = [.. first, .. more];
+        Assert.Equal(expected, await ReadAllAsync(fa, 64 * 1024));
+        fa.AdoptCommitted((long)mine.Size, mine.Version);   // a late reply from before b's commit
+        Assert.Equal(first.Length + more.Length, fa.Size);
+    }
+
+    [Fact]
     public async Task Overwrite_Truncate_AndHoles_MatchAModelFile()
     {
         await using var cluster = await TestCluster.StartAsync(3);

@@ -25,6 +25,57 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task AFileClosedOnOneMountIsWholeOnTheOthersNextOpenEvenIfItsSizeWasJustCachedThere()
+    {
+        // Close-to-open must hold within the attribute timeout too: the kernel never reads past
+        // the size it holds, so a size cached by a stat (or an earlier read) must not survive
+        // the next open once the data changed.
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var data = FileHelpers.RandomBytes(200_000, seed: 41);
+        await using (var fs = new FileStream($"{a}/f.bin", FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0))
+        {
+            fs.Write(data);
+            Assert.Equal(0, new FileInfo($"{b}/f.bin").Length);   // B caches the size before A's commit
+        }
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{b}/f.bin")));
+
+        var more = FileHelpers.RandomBytes(50_000, seed: 42);
+        await using (var fs = new FileStream($"{a}/f.bin", FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0))
+            fs.Write(more);
+        Assert.Equal(FileHelpers.Sha256([.. data, .. more]), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{b}/f.bin")));
+        Assert.Equal(FileHelpers.Sha256([.. data, .. more]), (await RunAsync($"sha256sum < {Quote(b)}/f.bin")).Split(' ')[0].ToUpperInvariant());
+    }
+
+    [Fact]
+    public async Task ADescriptorStillOpenOnTheOtherMountDoesNotHideACommitFromItsNextOpen()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var data = FileHelpers.RandomBytes(200_000, seed: 43);
+        await File.WriteAllBytesAsync($"{a}/f.bin", data);
+        await using var held = new FileStream($"{b}/f.bin", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
+        held.ReadExactly(new byte[100_000]);   // B has the old data and size cached
+
+        var more = FileHelpers.RandomBytes(50_000, seed: 44);
+        var patch = FileHelpers.RandomBytes(1_000, seed: 45);
+        await using (var fs = new FileStream($"{a}/f.bin", FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0))
+        {
+            fs.Position = 1_000;
+            fs.Write(patch);
+            fs.Position = data.Length;
+            fs.Write(more);
+        }
+        byte[] expected = [.. data, .. more];
+        patch.CopyTo(expected, 1_000);
+        Assert.Equal(FileHelpers.Sha256(expected), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{b}/f.bin")));
+        // The held descriptor shares B's view of the file: it reads the new data from there on.
+        var rest = new byte[expected.Length - 100_000];
+        held.ReadExactly(rest);
+        Assert.Equal(FileHelpers.Sha256(expected[100_000..]), FileHelpers.Sha256(rest));
+    }
+
+    [Fact]
     public async Task NamesAndAttributesCachedByOneMountFollowChangesMadeOnTheOther()
     {
         await using var m = await MountedCluster.StartAsync(mounts: 2);
