@@ -159,6 +159,19 @@ public sealed class BigFsFile : IAsyncDisposable
     }
 
     /// <summary>
+    /// Starts uploading what is buffered, committing nothing: the writer has moved on to the
+    /// file's attributes (cp -a, rsync and install set times, owner, mode or ACLs between the
+    /// last write and close), so the flush at close finds its upload already under way. Writes
+    /// that still follow are buffered as usual and go out with the flush.
+    /// </summary>
+    public void StartUpload()
+    {
+        lock (_sync)
+            SealAllLocked();
+        _client.UntrackIfClean(this);
+    }
+
+    /// <summary>
     /// fsync(2): commits what is buffered (a commit is durable with everything before it). With
     /// nothing to commit, it still waits until the namespace changes acknowledged so far — this
     /// file's creation, a rename — are durable.

@@ -128,6 +128,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     public ValueTask<FuseResult<FuseAttr>> SetAttrAsync(FuseRequestContext ctx, ulong ino, FuseSetAttr attr) => Call<FuseAttr>(async () =>
     {
         ForgetAttr(ino);
+        if (!attr.Has(FuseSetAttrValid.Size))
+            StartUploadIfOpen(ino);
         var request = new SetAttrRequest { Ino = ino, Valid = (uint)(attr.Valid & ~(FuseSetAttrValid.Fh | FuseSetAttrValid.LockOwner)) };
         if (attr.Has(FuseSetAttrValid.Mode)) request.Mode = attr.Mode;
         if (attr.Has(FuseSetAttrValid.Uid)) request.Uid = attr.Uid;
@@ -229,6 +231,12 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         return reply.Errno;
     }, "rename");
 
+    /// <summary>
+    /// A writer setting an open file's attributes is usually done writing it: its buffered data
+    /// starts uploading now rather than at close (see <see cref="BigFsFile.StartUpload"/>).
+    /// </summary>
+    private void StartUploadIfOpen(ulong ino) => _open.Find(ino)?.File.StartUpload();
+
     /// <summary>An unlink or rmdir answered: only a success makes the name absent (a failed one may leave it, e.g. ENOTEMPTY).</summary>
     private void AfterRemoval(long generation, ulong parent, string name, StatusReply reply)
     {
@@ -284,6 +292,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     public ValueTask<int> SetXattrAsync(FuseRequestContext ctx, ulong ino, string name, ReadOnlyMemory<byte> value, int flags) => Call(async () =>
     {
         ForgetAttr(ino);   // ctime changes
+        StartUploadIfOpen(ino);
         cache.ForgetXattrs(ino);
         try
         {

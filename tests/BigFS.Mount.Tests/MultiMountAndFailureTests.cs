@@ -25,6 +25,36 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task DataStartsUploadingWhenItsWriterSetsTheModeAndLaterWritesStillWin()
+    {
+        // cp -a, rsync and install set times, owner, mode or ACLs between the last write and
+        // close: the buffered data starts uploading then, and close only has to commit it.
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var first = FileHelpers.RandomBytes(200_000, seed: 31);
+        var patch = FileHelpers.RandomBytes(30_000, seed: 32);
+        await using (var fs = new FileStream($"{a}/eager.bin", FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0))
+        {
+            fs.Write(first);
+            File.SetUnixFileMode(fs.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);   // fchmod: a SETATTR on the open file
+            await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).ChunksUncommitted >= 1, TimeSpan.FromSeconds(10), "the upload to start before close");
+            Assert.Equal(0UL, (await m.Cluster.StatusAsync()).LiveChunks);   // nothing committed yet
+            Assert.False(File.Exists($"{b}/eager.bin") && new FileInfo($"{b}/eager.bin").Length > 0);
+            fs.Position = 150_000;
+            fs.Write(patch);   // over the data being uploaded
+            fs.Position = 190_000;
+            fs.Write(patch);   // past its end
+        }
+        var expected = new byte[220_000];
+        first.CopyTo(expected, 0);
+        patch.CopyTo(expected, 150_000);
+        patch.CopyTo(expected, 190_000);
+        Assert.Equal(FileHelpers.Sha256(expected), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{a}/eager.bin")));
+        Assert.Equal(FileHelpers.Sha256(expected), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{b}/eager.bin")));
+        Assert.Equal("600", (await RunAsync($"stat -c %a {Quote(b)}/eager.bin")).Trim());
+    }
+
+    [Fact]
     public async Task AFileClosedOnOneMountIsWholeOnTheOthersNextOpenEvenIfItsSizeWasJustCachedThere()
     {
         // Close-to-open must hold within the attribute timeout too: the kernel never reads past
