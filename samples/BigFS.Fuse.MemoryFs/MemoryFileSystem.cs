@@ -346,7 +346,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
         }
     }
 
-    public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags)
+    public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags, int openFlags)
     {
         lock (_lock)
         {

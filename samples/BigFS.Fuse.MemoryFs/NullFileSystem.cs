@@ -39,6 +39,6 @@ public sealed class NullFileSystem(uint uid, uint gid) : IFuseFileSystem
         return new((ReadOnlyMemory<byte>)buffer);
     }
 
-    public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags) =>
+    public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags, int openFlags) =>
         new(data.Length);
 }

@@ -51,8 +51,9 @@ public interface IFuseFileSystem
     /// </summary>
     ValueTask<FuseResult<ReadOnlyMemory<byte>>> ReadAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, Memory<byte> buffer) => NoSys<ReadOnlyMemory<byte>>();
     /// <summary>Writes data at offset; returns the bytes written. <paramref name="data"/> points into the
-    /// session's request buffer and is valid only until the returned task completes: copy what you keep.</summary>
-    ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags) => NoSys<int>();
+    /// session's request buffer and is valid only until the returned task completes: copy what you keep.
+    /// <paramref name="openFlags"/> are the descriptor's flags as they are now (O_APPEND, O_SYNC, …).</summary>
+    ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags, int openFlags) => NoSys<int>();
     /// <summary>Called on every close(2) of a file descriptor; report deferred write errors here.</summary>
     ValueTask<int> FlushAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong lockOwner) => NoSys();
     /// <summary>The last reference to the open file is gone. The result is not reported to anyone.</summary>

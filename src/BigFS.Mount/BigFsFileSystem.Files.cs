@@ -9,7 +9,7 @@ namespace BigFS.Mount;
 /// <summary>File data: open/create, read, write, flush/fsync (the commit point), release.</summary>
 internal sealed partial class BigFsFileSystem
 {
-    private const int O_ACCMODE = 3, O_EXCL = 0x80, O_TRUNC = 0x200;
+    private const int O_ACCMODE = 3, O_EXCL = 0x80, O_TRUNC = 0x200, O_APPEND = 0x400;
     private const int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2, FALLOC_FL_ZERO_RANGE = 0x10;
     private const int SEEK_DATA = 3, SEEK_HOLE = 4;
 
@@ -20,7 +20,7 @@ internal sealed partial class BigFsFileSystem
         var reply = await _ns.OpenAsync(new OpenRequest { SessionId = session.Id, Ino = ino }, cancellationToken: ctx.CancellationToken);
         if (reply.Errno != 0) return new FuseError(reply.Errno);
         cache.LearnAttr(generation, reply.Attr);   // open is where close-to-open refreshes what we know
-        var handle = await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0, Writable(flags));
+        var handle = await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0, flags);
         // The kernel too: it may still hold attributes from before another mount's commit (a
         // stat while that mount was writing), and it never reads past the size it holds. Once
         // they are dropped, the next read asks for them again and gets the fresh ones. Sent before
@@ -46,14 +46,15 @@ internal sealed partial class BigFsFileSystem
         cache.LearnAttr(generation, created.ParentAttr);
         if (created.Created && !created.HasXattrs)
             cache.LearnNoXattrs(generation, created.Attr.Ino);
-        var handle = await OpenHandle(ctx, created.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0, Writable(flags));
+        var handle = await OpenHandle(ctx, created.Attr, truncate: !created.Created && (flags & O_TRUNC) != 0, flags);
         return new FuseCreateResult(Entry(created.Attr), handle);
     }, "create");
 
     private static bool Writable(int flags) => (flags & O_ACCMODE) != 0;
 
-    private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate, bool writable)
+    private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate, int flags)
     {
+        var writable = Writable(flags);
         var (open, fh, keepCache) = _open.Open(attr.Ino, attr.Version, (long)attr.Size, () => client.OpenFile(attr.Ino, (long)attr.Size), writable);
         if (truncate)
         {
@@ -69,7 +70,10 @@ internal sealed partial class BigFsFileSystem
             }
             keepCache = false;
         }
-        return new FuseOpenResult(fh, keepCache ? FuseOpenFlags.KeepCache : FuseOpenFlags.None);
+        // O_APPEND writes bypass the kernel's page cache: it would place them at the size it has
+        // cached, which may predate another mount's commit (see WriteAsync).
+        var direct = (flags & O_APPEND) != 0 ? FuseOpenFlags.DirectIo : FuseOpenFlags.None;
+        return new FuseOpenResult(fh, (keepCache ? FuseOpenFlags.KeepCache : FuseOpenFlags.None) | direct);
     }
 
     public ValueTask<FuseResult<ReadOnlyMemory<byte>>> ReadAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, Memory<byte> buffer) => Call<ReadOnlyMemory<byte>>(async () =>
@@ -91,9 +95,15 @@ internal sealed partial class BigFsFileSystem
         return true;
     }
 
-    public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags) => Call<int>(async () =>
+    public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags, int openFlags) => Call<int>(async () =>
     {
         if (_open.Find(ino) is not { } open) return new FuseError(LinuxErrno.EBADF);
+        // The kernel puts an O_APPEND write at the size it holds, cached for up to the attribute
+        // timeout: after another mount's append and close, that is short of the end, and the
+        // write would land over the other mount's data. The end is where this mount knows it
+        // (refreshed by the open: close-to-open). The kernel serializes writes to an inode.
+        if ((openFlags & O_APPEND) != 0)
+            offset = open.File.Size;
         // Not ctx's token: once accepted, a write must not be half-applied by an interrupt.
         await open.File.WriteAsync(offset, data, CancellationToken.None);
         return data.Length;

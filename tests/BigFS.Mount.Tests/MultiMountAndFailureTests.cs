@@ -106,6 +106,28 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task AppendsFromTwoMountsInTurnLoseNothing()
+    {
+        // A log appended to from one host, then the other, each closing in between, while both
+        // still have the previous size cached: every O_APPEND write must land at the end.
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        await RunAsync($"printf 'line 0\\n' > {Quote(a)}/log; cat {Quote(a)}/log {Quote(b)}/log > /dev/null");
+        // Each mount reads after its own append, so at its next turn it holds the size from
+        // before the other's append (reading first would refresh it).
+        var turns = Enumerable.Range(1, 6).Select(i =>
+        {
+            var writer = i % 2 == 1 ? b : a;
+            return $"printf 'line {i}\\n' >> {Quote(writer)}/log; cat {Quote(writer)}/log > /dev/null";
+        });
+        await RunAsync(string.Join("; ", turns));
+        var expected = string.Concat(Enumerable.Range(0, 7).Select(i => $"line {i}\n"));
+        Assert.Equal(expected, await File.ReadAllTextAsync($"{a}/log"));
+        Assert.Equal(expected, await File.ReadAllTextAsync($"{b}/log"));
+        Assert.Equal(expected, await RunAsync($"cat {Quote(b)}/log"));
+    }
+
+    [Fact]
     public async Task NamesAndAttributesCachedByOneMountFollowChangesMadeOnTheOther()
     {
         await using var m = await MountedCluster.StartAsync(mounts: 2);

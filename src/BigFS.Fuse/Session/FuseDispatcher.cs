@@ -329,7 +329,7 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
         int dataOffset = req.BodyOffset + Marshal.SizeOf<FuseWriteIn>();
         if (input.Size > r.Rest.Length) { req.ReplyError(LinuxErrno.EINVAL); return; }
         var data = req.Buffer.AsMemory(dataOffset, (int)input.Size);
-        var result = await fs.WriteAsync(req.Context(), req.Header.NodeId, input.Fh, (long)input.Offset, data, (FuseWriteFlags)input.WriteFlags).ConfigureAwait(false);
+        var result = await fs.WriteAsync(req.Context(), req.Header.NodeId, input.Fh, (long)input.Offset, data, (FuseWriteFlags)input.WriteFlags, (int)input.Flags).ConfigureAwait(false);
         if (result.IsOk) req.ReplyStruct(new FuseWriteOut { Size = (uint)result.Value });
         else req.ReplyError(result.Errno);
     }
