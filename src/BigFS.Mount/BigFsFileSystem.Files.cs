@@ -102,7 +102,8 @@ internal sealed partial class BigFsFileSystem
         // timeout: after another mount's append and close, that is short of the end, and the
         // write would land over the other mount's data. The end is where this mount knows it
         // (refreshed by the open: close-to-open). The kernel serializes writes to an inode.
-        if ((openFlags & O_APPEND) != 0)
+        // Page writeback (FUSE_WRITE_CACHE, from a shared mapping) has its own offsets.
+        if ((openFlags & O_APPEND) != 0 && (flags & FuseWriteFlags.Cache) == 0)
             offset = open.File.Size;
         // Not ctx's token: once accepted, a write must not be half-applied by an interrupt.
         await open.File.WriteAsync(offset, data, CancellationToken.None);
