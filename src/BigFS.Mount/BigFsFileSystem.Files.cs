@@ -18,7 +18,7 @@ internal sealed partial class BigFsFileSystem
         if (options.ReadOnly && (flags & O_ACCMODE) != 0) return new FuseError(LinuxErrno.EROFS);
         var generation = cache.Generation;
         var reply = await _ns.OpenAsync(new OpenRequest { SessionId = session.Id, Ino = ino }, cancellationToken: ctx.CancellationToken);
-        if (reply.Errno != 0) return new FuseError(reply.Errno);
+        if (reply.Errno != 0) return new FuseError(InodeErrno(ino, reply.Errno));
         cache.LearnAttr(generation, reply.Attr);   // open is where close-to-open refreshes what we know
         var handle = await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0, flags);
         // The kernel too: it may still hold attributes from before another mount's commit (a

@@ -87,6 +87,22 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         return r.Errno;
     }
 
+    /// <summary>
+    /// The errno of a call addressed to an inode, not a name: "no such inode" becomes ESTALE, as
+    /// NFS answers for a handle whose file is gone. The kernel reached the inode through a name it
+    /// still has cached, which another mount has since removed or replaced (an editor's save:
+    /// write a temporary file, rename it over). For ESTALE the VFS walks the path once more with
+    /// fresh lookups and finds what the name is now; ENOENT would fail a name that exists. The
+    /// inode's attributes go from this mount's cache, so that lookup is not answered from here.
+    /// </summary>
+    private int InodeErrno(ulong ino, int errno)
+    {
+        if (errno != LinuxErrno.ENOENT)
+            return errno;
+        cache.ForgetAttr(ino);
+        return LinuxErrno.ESTALE;
+    }
+
     private static FuseResult<FuseEntry> EntryOrError(EntryReply reply, Func<InodeAttr, FuseEntry> entry) =>
         reply.Errno != 0 ? new FuseError(reply.Errno) : entry(reply.Attr);
 
@@ -119,7 +135,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         {
             var generation = cache.Generation;
             var reply = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
-            if (reply.Errno != 0) return new FuseError(reply.Errno);
+            if (reply.Errno != 0) return new FuseError(InodeErrno(ino, reply.Errno));
             cache.LearnAttr(generation, reply.Attr);
             return Attr(reply.Attr);
         }, "getattr");
@@ -148,13 +164,13 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
                 if (request.Valid == 0)
                 {
                     var now = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
-                    return now.Errno != 0 ? new FuseError(now.Errno) : Attr(now.Attr);
+                    return now.Errno != 0 ? new FuseError(InodeErrno(ino, now.Errno)) : Attr(now.Attr);
                 }
             }
         }
         var generation = cache.BeginChange();
         var reply = await _ns.SetAttrAsync(request, cancellationToken: ctx.CancellationToken);
-        if (reply.Errno != 0) return new FuseError(reply.Errno);
+        if (reply.Errno != 0) return new FuseError(InodeErrno(ino, reply.Errno));
         cache.LearnAttr(generation, reply.Attr);
         return Attr(reply.Attr);
     }, "setattr");
@@ -162,7 +178,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     public ValueTask<FuseResult<string>> ReadLinkAsync(FuseRequestContext ctx, ulong ino) => Call<string>(async () =>
     {
         var reply = await _ns.ReadLinkAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
-        return reply.Errno != 0 ? new FuseError(reply.Errno) : reply.Target.ToStringUtf8();
+        return reply.Errno != 0 ? new FuseError(InodeErrno(ino, reply.Errno)) : reply.Target.ToStringUtf8();
     }, "readlink");
 
     public ValueTask<FuseResult<FuseEntry>> SymlinkAsync(FuseRequestContext ctx, ulong parent, string name, string target) =>
@@ -296,8 +312,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         cache.ForgetXattrs(ino);
         try
         {
-            var errno = (await _ns.SetXattrAsync(new SetXattrRequest { Ino = ino, Name = Name(name), Value = ByteString.CopyFrom(value.Span), Flags = (uint)flags },
-                cancellationToken: ctx.CancellationToken)).Errno;
+            var errno = InodeErrno(ino, (await _ns.SetXattrAsync(new SetXattrRequest { Ino = ino, Name = Name(name), Value = ByteString.CopyFrom(value.Span), Flags = (uint)flags },
+                cancellationToken: ctx.CancellationToken)).Errno);
             // An access ACL sets the mode's permission bits, and the kernel, which checks them,
             // only drops its cached ctime after a setxattr. (Attributes only: no inode lock needed.)
             if (errno == 0 && name == "system.posix_acl_access")
@@ -322,13 +338,13 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         var reply = await _ns.GetXattrAsync(new GetXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
         if (reply.Errno == LinuxErrno.ENODATA)
             cache.LearnXattrAbsent(generation, ino, name);
-        return reply.Errno != 0 ? new FuseError(reply.Errno) : reply.Value.Memory;
+        return reply.Errno != 0 ? new FuseError(InodeErrno(ino, reply.Errno)) : reply.Value.Memory;
     }, "getxattr");
 
     public ValueTask<FuseResult<IReadOnlyList<string>>> ListXattrAsync(FuseRequestContext ctx, ulong ino) => Call<IReadOnlyList<string>>(async () =>
     {
         var reply = await _ns.ListXattrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
-        return reply.Errno != 0 ? new FuseError(reply.Errno) : reply.Names.Select(n => n.ToStringUtf8()).ToList();
+        return reply.Errno != 0 ? new FuseError(InodeErrno(ino, reply.Errno)) : reply.Names.Select(n => n.ToStringUtf8()).ToList();
     }, "listxattr");
 
     public ValueTask<int> RemoveXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call(async () =>
@@ -337,7 +353,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         cache.ForgetXattrs(ino);
         try
         {
-            return (await _ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno;
+            return InodeErrno(ino, (await _ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken)).Errno);
         }
         finally
         {

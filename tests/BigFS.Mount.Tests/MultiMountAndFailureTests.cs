@@ -128,6 +128,49 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task ANameReplacedOnOneMountOpensAsTheNewFileOnTheOtherAtOnce()
+    {
+        // An editor's save on A (write a temporary file, rename it over) while B still has the
+        // name cached, pointing at the old inode, now gone: B's next open must not fail.
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        await File.WriteAllTextAsync($"{a}/doc", "version one");
+        Assert.Equal("version one", await File.ReadAllTextAsync($"{b}/doc"));
+        await File.WriteAllTextAsync($"{a}/.doc.swp", "version two, longer");
+        File.Move($"{a}/.doc.swp", $"{a}/doc", overwrite: true);
+        Assert.Equal("version two, longer", await RunAsync($"cat {Quote(b)}/doc"));
+        Assert.Equal("version two, longer", await File.ReadAllTextAsync($"{b}/doc"));
+    }
+
+    [Fact]
+    public async Task OverwritesAndTruncatesOnOneMountAreWhatTheOthersNextOpenReads()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var data = FileHelpers.RandomBytes(300_000, seed: 51);
+        await File.WriteAllBytesAsync($"{a}/f", data);
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{b}/f")));   // B caches pages and size
+
+        var patch = FileHelpers.RandomBytes(5_000, seed: 52);   // same size: only the data version tells
+        await using (var fs = new FileStream($"{a}/f", FileMode.Open, FileAccess.Write))
+        {
+            fs.Position = 100_000;
+            fs.Write(patch);
+        }
+        patch.CopyTo(data, 100_000);
+        Assert.Equal(FileHelpers.Sha256(data), (await RunAsync($"sha256sum < {Quote(b)}/f")).Split(' ')[0].ToUpperInvariant());
+        var mapped = $"import mmap,hashlib; f=open('{b}/f','rb'); print(hashlib.sha256(mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ)[:]).hexdigest())";
+        Assert.Equal(FileHelpers.Sha256(data), (await RunAsync($"python3 -c \"{mapped}\"")).Trim().ToUpperInvariant());
+
+        await RunAsync($"truncate -s 10000 {Quote(a)}/f");
+        Assert.Equal(FileHelpers.Sha256(data[..10_000]), (await RunAsync($"sha256sum < {Quote(b)}/f")).Split(' ')[0].ToUpperInvariant());
+        var more = FileHelpers.RandomBytes(50_000, seed: 53);
+        await using (var fs = new FileStream($"{a}/f", FileMode.Append, FileAccess.Write))
+            fs.Write(more);
+        Assert.Equal(FileHelpers.Sha256([.. data[..10_000], .. more]), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{b}/f")));
+    }
+
+    [Fact]
     public async Task NamesAndAttributesCachedByOneMountFollowChangesMadeOnTheOther()
     {
         await using var m = await MountedCluster.StartAsync(mounts: 2);
