@@ -1,5 +1,6 @@
 using System.Text;
 using BigFS.Client;
+using BigFS.Core;
 using BigFS.Fuse;
 using BigFS.Fuse.Protocol;
 using BigFS.Protocol;
@@ -332,6 +333,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     /// </summary>
     public ValueTask<FuseResult<ReadOnlyMemory<byte>>> GetXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call<ReadOnlyMemory<byte>>(async () =>
     {
+        if (XattrName.Validate(name) is var invalid && invalid != 0)
+            return new FuseError(invalid);
         if (cache.IsXattrAbsent(ino, name))
             return new FuseError(LinuxErrno.ENODATA);
         var generation = cache.Generation;

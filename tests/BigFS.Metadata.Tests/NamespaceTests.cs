@@ -276,10 +276,17 @@ public class NamespaceTests
         Assert.Equal(0, (await Set("user.a", "3", 2)).Errno);                  // REPLACE
         Assert.Equal("3", _h.Ns.GetXattr(new GetXattrRequest { Ino = f, Name = Name("user.a") }).Value.ToStringUtf8());
         Assert.Equal(Errno.ERANGE, (await Set(new string('n', 256), "v", 0)).Errno);
-        Assert.Equal(0, (await Set(new string('n', 255), "v", 0)).Errno);
+        Assert.Equal(0, (await Set("user." + new string('n', 250), "v", 0)).Errno);   // 255 bytes
+        Assert.Equal(Errno.EOPNOTSUPP, (await Set("bogus.a", "v", 0)).Errno);        // no such namespace
+        Assert.Equal(Errno.EOPNOTSUPP, (await Set("system.other", "v", 0)).Errno);   // the system namespace holds the ACLs only
+        Assert.Equal(Errno.EINVAL, (await Set("user.", "v", 0)).Errno);              // a namespace, no name
+        Assert.Equal(Errno.EOPNOTSUPP, _h.Ns.GetXattr(new GetXattrRequest { Ino = f, Name = Name("bogus.a") }).Errno);
+        Assert.Equal(Errno.EOPNOTSUPP, (await _h.Ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = f, Name = Name("bogus.a") })).Errno);
+        Assert.Equal(0, (await Set("trusted.t", "v", 0)).Errno);
+        Assert.Equal(0, (await Set("security.s", "v", 0)).Errno);
         var big = await _h.Ns.SetXattrAsync(new SetXattrRequest { Ino = f, Name = Name("user.big"), Value = ByteString.CopyFrom(new byte[64 * 1024 + 1]) });
         Assert.Equal(Errno.E2BIG, big.Errno);
-        Assert.Equal(2, _h.Ns.ListXattr(new InodeRequest { Ino = f }).Names.Count);
+        Assert.Equal(4, _h.Ns.ListXattr(new InodeRequest { Ino = f }).Names.Count);
         Assert.Equal(0, (await _h.Ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = f, Name = Name("user.a") })).Errno);
         Assert.Equal(Errno.ENODATA, (await _h.Ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = f, Name = Name("user.a") })).Errno);
     }

@@ -240,6 +240,13 @@ public class PosixCornerCaseTests : IAsyncLifetime
         var missing = await TryRunAsync($"getfattr -n user.color {Quote(Mnt)}/x");
         Assert.NotEqual(0, missing.ExitCode);
         Assert.Contains("No such attribute", missing.Stderr);
+        // Names outside the user, trusted and security namespaces are refused, as by ext4.
+        foreach (var command in new[] { $"setfattr -n bogus.a -v 1 {Quote(Mnt)}/x", $"getfattr -n bogus.a {Quote(Mnt)}/x" })
+        {
+            var refused = await TryRunAsync(command);
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains("Operation not supported", refused.Stderr);
+        }
     }
 
     [Fact]

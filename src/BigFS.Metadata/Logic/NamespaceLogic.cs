@@ -138,7 +138,7 @@ public sealed class NamespaceLogic(MetadataState state)
         return -1;
     }
 
-    private static int ValidXattrName(ByteString name) => name.Length is 0 or > MaxXattrName ? E.ERANGE : 0;
+    private static int ValidXattrName(ByteString name) => XattrName.Validate(name.Span);
 
     // ---- operations ----
 

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using BigFS.Core;
 
 namespace BigFS.Metadata.Logic;
 
@@ -16,8 +17,8 @@ public sealed class PosixAcl
     public const string AccessXattr = "system.posix_acl_access";
     public const string DefaultXattr = "system.posix_acl_default";
     /// <summary>The names as stored (xattr names are bytes).</summary>
-    public static ReadOnlySpan<byte> AccessXattrName => "system.posix_acl_access"u8;
-    public static ReadOnlySpan<byte> DefaultXattrName => "system.posix_acl_default"u8;
+    public static ReadOnlySpan<byte> AccessXattrName => XattrName.AclAccess;
+    public static ReadOnlySpan<byte> DefaultXattrName => XattrName.AclDefault;
 
     /// <summary><see cref="AccessXattr"/> or <see cref="DefaultXattr"/> when <paramref name="name"/> is one of them, else null.</summary>
     public static string? KindOf(ReadOnlySpan<byte> name) =>
