@@ -210,6 +210,15 @@ public class ProtocolCodecTests
     }
 
     [Fact]
+    public void Init_asks_for_shared_mappings_of_direct_io_files_in_flags2()
+    {
+        var result = FuseInitNegotiation.Negotiate(KernelInit(45, Everything | FuseInitFlags.DirectIoAllowMmap), new FuseInitRequest());
+        Assert.Equal(FuseInitFlags.DirectIoAllowMmap, result.Flags & FuseInitFlags.DirectIoAllowMmap);
+        Assert.Equal(1u << 4, result.Reply.Flags2 & (1u << 4));
+        Assert.Equal(FuseInitFlags.None, FuseInitNegotiation.Negotiate(KernelInit(45, Everything), new FuseInitRequest()).Flags & FuseInitFlags.DirectIoAllowMmap);
+    }
+
+    [Fact]
     public void Init_writeback_cache_is_negotiable_and_flags_are_limited_to_the_offer()
     {
         var offered = FuseInitFlags.AsyncRead | FuseInitFlags.WritebackCache | FuseInitFlags.PosixLocks;

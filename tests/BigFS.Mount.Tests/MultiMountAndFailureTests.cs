@@ -5,6 +5,10 @@ namespace BigFS.Mount.Tests;
 /// <summary>Two mounts of one cluster, and failures: a storage node or the mount daemon dying.</summary>
 public class MultiMountAndFailureTests
 {
+    /// <summary>The file's SHA-256 as `sha256sum` reads it (a separate process: its own open), in <see cref="FileHelpers.Sha256"/>'s form.</summary>
+    private static async Task<string> Sha256SumAsync(string path) =>
+        (await RunAsync($"sha256sum < {Quote(path)}")).Split(' ')[0].ToUpperInvariant();
+
     [Fact]
     public async Task CloseToOpenBetweenTwoMountsAndRenamesSeenAfterTheCacheTimeout()
     {
@@ -74,7 +78,7 @@ public class MultiMountAndFailureTests
         await using (var fs = new FileStream($"{a}/f.bin", FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0))
             fs.Write(more);
         Assert.Equal(FileHelpers.Sha256([.. data, .. more]), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{b}/f.bin")));
-        Assert.Equal(FileHelpers.Sha256([.. data, .. more]), (await RunAsync($"sha256sum < {Quote(b)}/f.bin")).Split(' ')[0].ToUpperInvariant());
+        Assert.Equal(FileHelpers.Sha256([.. data, .. more]), await Sha256SumAsync($"{b}/f.bin"));
     }
 
     [Fact]
@@ -158,12 +162,12 @@ public class MultiMountAndFailureTests
             fs.Write(patch);
         }
         patch.CopyTo(data, 100_000);
-        Assert.Equal(FileHelpers.Sha256(data), (await RunAsync($"sha256sum < {Quote(b)}/f")).Split(' ')[0].ToUpperInvariant());
+        Assert.Equal(FileHelpers.Sha256(data), await Sha256SumAsync($"{b}/f"));
         var mapped = $"import mmap,hashlib; f=open('{b}/f','rb'); print(hashlib.sha256(mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ)[:]).hexdigest())";
         Assert.Equal(FileHelpers.Sha256(data), (await RunAsync($"python3 -c \"{mapped}\"")).Trim().ToUpperInvariant());
 
         await RunAsync($"truncate -s 10000 {Quote(a)}/f");
-        Assert.Equal(FileHelpers.Sha256(data[..10_000]), (await RunAsync($"sha256sum < {Quote(b)}/f")).Split(' ')[0].ToUpperInvariant());
+        Assert.Equal(FileHelpers.Sha256(data[..10_000]), await Sha256SumAsync($"{b}/f"));
         var more = FileHelpers.RandomBytes(50_000, seed: 53);
         await using (var fs = new FileStream($"{a}/f", FileMode.Append, FileAccess.Write))
             fs.Write(more);

@@ -222,6 +222,28 @@ public class PosixCornerCaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnAppendOnlyDescriptorCanStillBeMappedShared()
+    {
+        // O_APPEND descriptors bypass the page cache (FOPEN_DIRECT_IO); a shared mapping of one
+        // must still work and stay coherent with reads and appends, as on ext4.
+        var script = $$"""
+            import mmap, os
+            p = "{{Mnt}}/mapped"
+            open(p, "wb").write(b"0123456789" * 1000)
+            fd = os.open(p, os.O_RDWR | os.O_APPEND)
+            m = mmap.mmap(fd, 4096)
+            m[0:3] = b"abc"
+            m.flush()
+            m.close()
+            os.write(fd, b"TAIL")
+            os.close(fd)
+            data = open(p, "rb").read()
+            print(len(data), data[:10].decode(), data[-6:].decode())
+            """;
+        Assert.Equal("10004 abc3456789 89TAIL", (await RunAsync($"python3 -c {Quote(script)}")).Trim());
+    }
+
+    [Fact]
     public async Task FifoXattrsAndDeviceNodes()
     {
         await RunAsync($"mkfifo {Quote(Mnt)}/pipe");

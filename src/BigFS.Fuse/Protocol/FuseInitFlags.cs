@@ -41,6 +41,8 @@ public enum FuseInitFlags : ulong
     HasInodeDax = 1UL << 33,
     CreateSuppGroup = 1UL << 34,
     HasExpireOnly = 1UL << 35,
+    /// <summary>Shared mappings of files opened with FOPEN_DIRECT_IO (the kernel keeps them coherent).</summary>
+    DirectIoAllowMmap = 1UL << 36,
 }
 
 /// <summary>Flags of fuse_open_out.open_flags.</summary>

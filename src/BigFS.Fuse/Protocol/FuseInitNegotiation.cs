@@ -44,7 +44,8 @@ public static class FuseInitNegotiation
 
         var want = FuseInitFlags.AsyncRead | FuseInitFlags.AtomicOTrunc | FuseInitFlags.BigWrites
             | FuseInitFlags.ParallelDirops | FuseInitFlags.MaxPages | FuseInitFlags.AsyncDio
-            | FuseInitFlags.AutoInvalData | FuseInitFlags.HasIoctlDir | FuseInitFlags.InitExt;
+            | FuseInitFlags.AutoInvalData | FuseInitFlags.HasIoctlDir | FuseInitFlags.InitExt
+            | FuseInitFlags.DirectIoAllowMmap;   // a filesystem's direct-I/O files can still be mapped shared
         if (wanted.ReaddirPlus) want |= FuseInitFlags.DoReaddirplus | FuseInitFlags.ReaddirplusAuto;
         if (wanted.PosixLocks) want |= FuseInitFlags.PosixLocks;
         if (wanted.FlockLocks) want |= FuseInitFlags.FlockLocks;
