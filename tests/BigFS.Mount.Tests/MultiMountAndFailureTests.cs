@@ -37,12 +37,20 @@ public class MultiMountAndFailureTests
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         var first = FileHelpers.RandomBytes(200_000, seed: 31);
         var patch = FileHelpers.RandomBytes(30_000, seed: 32);
+        await File.WriteAllBytesAsync($"{a}/warm-up.bin", patch);   // the mount knows the nodes and has connections to them
         await using (var fs = new FileStream($"{a}/eager.bin", FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0))
         {
             fs.Write(first);
             File.SetUnixFileMode(fs.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);   // fchmod: a SETATTR on the open file
-            await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).ChunksUncommitted >= 1, TimeSpan.FromSeconds(10), "the upload to start before close");
-            Assert.Equal(0UL, (await m.Cluster.StatusAsync()).LiveChunks);   // nothing committed yet
+            try
+            {
+                await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).ChunksUncommitted >= 1, TimeSpan.FromSeconds(30), "the upload to start before close");
+            }
+            catch (TimeoutException e)
+            {
+                throw new TimeoutException($"{e.Message}; cluster: {await m.Cluster.StatusAsync()}; mount log:\n{m.Mounts[0].Log}");
+            }
+            Assert.Equal(1UL, (await m.Cluster.StatusAsync()).LiveChunks);   // the warm-up's: nothing of this file is committed yet
             Assert.False(File.Exists($"{b}/eager.bin") && new FileInfo($"{b}/eager.bin").Length > 0);
             fs.Position = 150_000;
             fs.Write(patch);   // over the data being uploaded
