@@ -249,6 +249,20 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     }, "rename");
 
     /// <summary>
+    /// The change feed says other mounts changed these inodes: the kernel drops its attributes of
+    /// them now (a stat, a permission check or a read past the old end asks again), instead of
+    /// using them until the attribute timeout. Attributes only; inodes it does not hold answer
+    /// ENOENT, which costs one system call.
+    /// </summary>
+    internal void OnOtherSessionsChange(ChangeNotice notice)
+    {
+        if (_notifier is not { } notifier)
+            return;
+        foreach (var ino in notice.Inodes)
+            notifier.InvalidateInode(ino, offset: -1);
+    }
+
+    /// <summary>
     /// A writer setting an open file's attributes is usually done writing it: its buffered data
     /// starts uploading now rather than at close (see <see cref="BigFsFile.StartUpload"/>).
     /// </summary>

@@ -47,9 +47,9 @@ public sealed class BigFsMount : IAsyncDisposable
         {
             session = await MountSession.OpenAsync(client, Path.GetFullPath(options.MountPoint), logger, ct);
             var cache = new LookupCache(options.LookupCacheEntries, options.LookupCacheMaxAge, TimeProvider.System);
-            if (options.LookupCacheEntries > 0)
-                watch = new ChangeWatch(client.Namespace, session, cache, logger);
             var fs = new BigFsFileSystem(client, session, cache, options, logger);
+            if (options.LookupCacheEntries > 0)
+                watch = new ChangeWatch(client.Namespace, session, cache, logger, fs.OnOtherSessionsChange);
             session.OpenInodes = fs.OpenFiles.Snapshot;
             var fuse = await FuseMount.MountAsync(Path.GetFullPath(options.MountPoint), fs, new FuseMountOptions
             {

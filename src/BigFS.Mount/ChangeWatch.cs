@@ -20,12 +20,16 @@ internal sealed class ChangeWatch : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
-    public ChangeWatch(Namespace.NamespaceClient ns, MountSession session, LookupCache cache, ILogger logger)
+    private readonly Action<ChangeNotice>? _alsoTell;
+
+    /// <param name="alsoTell">Called with each notice after the cache applied it (the kernel's caches).</param>
+    public ChangeWatch(Namespace.NamespaceClient ns, MountSession session, LookupCache cache, ILogger logger, Action<ChangeNotice>? alsoTell = null)
     {
         _ns = ns;
         _session = session;
         _cache = cache;
         _logger = logger;
+        _alsoTell = alsoTell;
         _loop = Task.Run(() => RunAsync(_stop.Token));
     }
 
@@ -51,6 +55,7 @@ internal sealed class ChangeWatch : IAsyncDisposable
                         continue;
                     }
                     _cache.Apply(notice);
+                    _alsoTell?.Invoke(notice);
                     if (_session.Id != sessionId)
                         break;   // a new session: watch under its id, or our own changes come back to us
                 }

@@ -183,6 +183,24 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task AttributesCachedByTheKernelFollowAnotherMountsChangesBeforeTheTimeout()
+    {
+        // The kernel keeps attributes for the attribute timeout; the change feed drops them
+        // sooner. With 60 s timeouts (entries too: a lookup would refresh them), B sees A's
+        // append and chmod within seconds.
+        await using var m = await MountedCluster.StartAsync(mounts: 0);
+        foreach (var name in new[] { "mnt0", "mnt1" })
+            m.Mounts.Add(await MountProcess.StartAsync(m.Cluster.Meta.Address, Path.Combine(m.Cluster.Root, name), "--attr_timeout 60s --entry_timeout 60s"));
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        await File.WriteAllTextAsync($"{a}/f", "12345");
+        string SizeAndMode() => new FileInfo($"{b}/f") is var f ? $"{f.Length} {Convert.ToString((int)f.UnixFileMode, 8)}" : "";
+        Assert.Equal("5 644", SizeAndMode());
+        await File.AppendAllTextAsync($"{a}/f", "678");
+        await RunAsync($"chmod 600 {Quote(a)}/f");
+        await Poll.UntilAsync(() => SizeAndMode() == "8 600", TimeSpan.FromSeconds(10), "B's stat to show A's append and chmod");
+    }
+
+    [Fact]
     public async Task NamesAndAttributesCachedByOneMountFollowChangesMadeOnTheOther()
     {
         await using var m = await MountedCluster.StartAsync(mounts: 2);
