@@ -45,6 +45,12 @@ public interface IFuseFileSystem
     /// <param name="flags">open(2) flags including O_EXCL/O_TRUNC.</param>
     ValueTask<FuseResult<FuseCreateResult>> CreateAsync(FuseRequestContext ctx, ulong parent, string name, int flags, uint mode) => NoSys<FuseCreateResult>();
     /// <summary>
+    /// open(O_TMPFILE): an open regular file in <paramref name="parent"/> with no name and no link
+    /// (the entry's nlink 0). Unless opened O_EXCL, a later <see cref="LinkAsync"/> may name it;
+    /// otherwise it goes at its last release. ENOSYS makes the kernel answer EOPNOTSUPP from then on.
+    /// </summary>
+    ValueTask<FuseResult<FuseCreateResult>> TmpFileAsync(FuseRequestContext ctx, ulong parent, int flags, uint mode) => NoSys<FuseCreateResult>();
+    /// <summary>
     /// Reads up to buffer.Length bytes at offset. Either fill <paramref name="buffer"/> (session memory,
     /// valid until the task completes) and return a slice of it, or return memory of your own that
     /// stays unchanged until the task's continuation has written the reply. Short reads mean EOF.

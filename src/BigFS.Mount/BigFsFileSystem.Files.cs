@@ -50,6 +50,27 @@ internal sealed partial class BigFsFileSystem
         return new FuseCreateResult(Entry(created.Attr), handle);
     }, "create");
 
+    /// <summary>
+    /// O_TMPFILE: the server creates the file with no name and holds it while this session has it
+    /// open; linkat may name it (the kernel refuses that for O_EXCL), else it goes at the last release.
+    /// </summary>
+    public ValueTask<FuseResult<FuseCreateResult>> TmpFileAsync(FuseRequestContext ctx, ulong parent, int flags, uint mode) => Call<FuseCreateResult>(async () =>
+    {
+        if (options.ReadOnly) return new FuseError(LinuxErrno.EROFS);
+        var generation = cache.BeginChange();
+        var created = await _ns.CreateNodeAsync(new CreateNodeRequest
+        {
+            Parent = parent, Unnamed = true, Type = InodeType.File, Mode = mode & 0xfff, Uid = ctx.Uid, Gid = ctx.Gid,
+            OpenSessionId = session.Id, Umask = ctx.Umask,
+        }, cancellationToken: ctx.CancellationToken);
+        if (created.Errno != 0) return new FuseError(created.Errno);
+        cache.LearnAttr(generation, created.Attr);
+        if (!created.HasXattrs)
+            cache.LearnNoXattrs(generation, created.Attr.Ino);
+        var handle = await OpenHandle(ctx, created.Attr, truncate: false, flags);
+        return new FuseCreateResult(Entry(created.Attr), handle);
+    }, "tmpfile");
+
     private static bool Writable(int flags) => (flags & O_ACCMODE) != 0;
 
     private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate, int flags)

@@ -250,6 +250,50 @@ public class NamespaceTests
     }
 
     [Fact]
+    public async Task Unnamed_file_lives_while_open_and_only_it_may_get_a_first_name()
+    {
+        var session = _h.Ns.OpenSession(new OpenSessionRequest { ClientName = "t" }).SessionId;
+        CreateNodeRequest Unnamed(string session) => new()
+            { Parent = Root, Unnamed = true, Type = InodeType.File, Mode = 0x1A4, OpenSessionId = session };
+        var rootMtime = _h.Attr(Root).MtimeNs;
+
+        var created = await _h.Ns.CreateNodeAsync(Unnamed(session));
+        Assert.Equal(0, created.Errno);
+        var f = created.Attr.Ino;
+        Assert.Equal(0u, created.Attr.Nlink);
+        Assert.Empty(_h.Ns.ReadDirectory(new ReadDirectoryRequest { Ino = Root }).Entries);
+        Assert.Equal(rootMtime, _h.Attr(Root).MtimeNs);   // no name, no directory change
+
+        // Linking names it once; after that it is an ordinary file and outlives its open.
+        var linked = await _h.Ns.LinkAsync(new LinkRequest { Ino = f, NewParent = Root, NewName = Name("kept") });
+        Assert.Equal(0, linked.Errno);
+        Assert.Equal(1u, linked.Attr.Nlink);
+        Assert.Equal(0, (await _h.Ns.ReleaseAsync(new ReleaseRequest { SessionId = session, Ino = f })).Errno);
+        Assert.Equal(f, _h.Ns.Lookup(new LookupRequest { Parent = Root, Name = Name("kept") }).Attr.Ino);
+
+        // A named file unlinked while open stays unlinked: it is not "unnamed".
+        await _h.Ns.OpenAsync(new OpenRequest { SessionId = session, Ino = f });
+        Assert.Equal(0, (await _h.Ns.UnlinkAsync(new RemoveRequest { Parent = Root, Name = Name("kept") })).Errno);
+        Assert.Equal(Errno.ENOENT, (await _h.Ns.LinkAsync(new LinkRequest { Ino = f, NewParent = Root, NewName = Name("again") })).Errno);
+        await _h.Ns.ReleaseAsync(new ReleaseRequest { SessionId = session, Ino = f });
+        Assert.Equal(Errno.ENOENT, _h.Ns.GetAttr(new InodeRequest { Ino = f }).Errno);
+
+        // Never linked, it goes at its last release and cannot be named after.
+        var gone = (await _h.Ns.CreateNodeAsync(Unnamed(session))).Attr.Ino;
+        await _h.Ns.ReleaseAsync(new ReleaseRequest { SessionId = session, Ino = gone });
+        Assert.Equal(Errno.ENOENT, _h.Ns.GetAttr(new InodeRequest { Ino = gone }).Errno);
+        Assert.Equal(Errno.ENOENT, (await _h.Ns.LinkAsync(new LinkRequest { Ino = gone, NewParent = Root, NewName = Name("late") })).Errno);
+
+        // It must be a regular file, nameless, and held open by its creator.
+        Assert.Equal(Errno.EINVAL, (await _h.Ns.CreateNodeAsync(Unnamed(""))).Errno);
+        Assert.Equal(Errno.EINVAL, (await _h.Ns.CreateNodeAsync(new CreateNodeRequest
+            { Parent = Root, Unnamed = true, Name = Name("x"), Type = InodeType.File, OpenSessionId = session })).Errno);
+        Assert.Equal(Errno.EINVAL, (await _h.Ns.CreateNodeAsync(new CreateNodeRequest
+            { Parent = Root, Unnamed = true, Type = InodeType.Directory, OpenSessionId = session })).Errno);
+        Assert.Empty(_h.Ns.ReadDirectory(new ReadDirectoryRequest { Ino = Root }).Entries);
+    }
+
+    [Fact]
     public async Task Expired_session_releases_its_opens()
     {
         var f = await _h.Create(Root, "f");

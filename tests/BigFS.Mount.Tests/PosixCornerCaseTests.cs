@@ -77,6 +77,60 @@ public class PosixCornerCaseTests : IAsyncLifetime
         await Poll.UntilAsync(async () => (await _m.Cluster.StatusAsync()).ChunksTotal == 0, TimeSpan.FromSeconds(60), "chunks of the unlinked file collected");
     }
 
+    /// <summary>Python helpers for O_TMPFILE: linkat(fd, "", dir, name, AT_EMPTY_PATH) names an open file.</summary>
+    private const string TmpFilePrelude = """
+        import ctypes, errno, hashlib, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        def link_fd(fd, path):
+            if libc.linkat(fd, b"", -100, path.encode(), 0x1000) != 0:
+                return errno.errorcode[ctypes.get_errno()]
+            return "ok"
+        """;
+
+    [Fact]
+    public async Task AnOTmpFileIsUnnamedUntilLinkatNamesIt()
+    {
+        var script = TmpFilePrelude + "\n" + $$"""
+            d = "{{Mnt}}/tmpdir"
+            os.mkdir(d)
+            data = os.urandom(3 << 20)
+            fd = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o640)
+            st = os.fstat(fd)
+            os.write(fd, data)
+            os.fsync(fd)
+            os.lseek(fd, 0, 0)
+            same = os.read(fd, len(data) + 1) == data
+            print(st.st_nlink, oct(st.st_mode & 0o777), same, os.listdir(d))
+            print(link_fd(fd, d + "/kept"), os.fstat(fd).st_nlink, os.listdir(d))
+            os.close(fd)
+            print(hashlib.sha256(open(d + "/kept", "rb").read()).hexdigest() == hashlib.sha256(data).hexdigest())
+            fd = os.open(d, os.O_TMPFILE | os.O_WRONLY | os.O_EXCL, 0o600)
+            print(link_fd(fd, d + "/never"), link_fd(os.open(d + "/kept", os.O_RDONLY), d + "/kept"))
+            os.close(fd)
+            print(sorted(os.listdir(d)))
+            """;
+        var lines = (await RunAsync($"umask 022; python3 -c {Quote(script)}")).Trim().Split('\n');
+        Assert.Equal(["0 0o640 True []", "ok 1 ['kept']", "True", "ENOENT EEXIST", "['kept']"], lines);
+        // Named, it is an ordinary file, also after the kernel's caches are gone.
+        await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
+        Assert.Equal(3 << 20, new FileInfo($"{Mnt}/tmpdir/kept").Length);
+    }
+
+    [Fact]
+    public async Task AnOTmpFileNeverLinkedIsReclaimedAtItsLastClose()
+    {
+        var script = TmpFilePrelude + "\n" + $$"""
+            fd = os.open("{{Mnt}}", os.O_TMPFILE | os.O_RDWR, 0o600)
+            os.write(fd, os.urandom(2 << 20))
+            os.fsync(fd)
+            print(os.fstat(fd).st_size)
+            """;
+        Assert.Equal("2097152", (await RunAsync($"python3 -c {Quote(script)}")).Trim());
+        var status = await _m.Cluster.StatusAsync();
+        Assert.Equal(1UL, status.Inodes);   // the root alone: the file went with its descriptor
+        await Poll.UntilAsync(async () => (await _m.Cluster.StatusAsync()).ChunksTotal == 0, TimeSpan.FromSeconds(60), "chunks of the never-linked O_TMPFILE collected");
+    }
+
     [Fact]
     public async Task HardLinksAcrossDirectoriesShareDataAndCountLinks()
     {

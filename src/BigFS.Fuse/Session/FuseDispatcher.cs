@@ -90,6 +90,7 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
             case FuseOpcode.SetLkW: return SetLkAsync(req, wait: true);
             case FuseOpcode.Access: return AccessAsync(req);
             case FuseOpcode.Create: return CreateAsync(req);
+            case FuseOpcode.TmpFile: return TmpFileAsync(req);
             case FuseOpcode.Fallocate: return FallocateAsync(req);
             case FuseOpcode.Lseek: return LseekAsync(req);
             case FuseOpcode.CopyFileRange: return CopyFileRangeAsync(req);
@@ -290,7 +291,19 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
         var input = r.Read<FuseCreateIn>();
         if (!TryName(req, ref r, out var name)) return;
         var ctx = CreatorContext(req, input.Umask);
-        var result = await fs.CreateAsync(ctx, req.Header.NodeId, name, (int)input.Flags, input.Mode).ConfigureAwait(false);
+        ReplyCreated(req, ctx, input, await fs.CreateAsync(ctx, req.Header.NodeId, name, (int)input.Flags, input.Mode).ConfigureAwait(false));
+    }
+
+    /// <summary>O_TMPFILE: CREATE's arguments and reply; the name the kernel sends ("/") means nothing.</summary>
+    private async ValueTask TmpFileAsync(FuseRequest req)
+    {
+        var input = req.Reader().Read<FuseCreateIn>();
+        var ctx = CreatorContext(req, input.Umask);
+        ReplyCreated(req, ctx, input, await fs.TmpFileAsync(ctx, req.Header.NodeId, (int)input.Flags, input.Mode).ConfigureAwait(false));
+    }
+
+    private void ReplyCreated(FuseRequest req, FuseRequestContext ctx, in FuseCreateIn input, in FuseResult<FuseCreateResult> result)
+    {
         if (!result.IsOk) { req.ReplyError(result.Errno); return; }
         var (entry, open) = result.Value;
         Span<byte> payload = stackalloc byte[Marshal.SizeOf<FuseEntryOut>() + Marshal.SizeOf<FuseOpenOut>()];

@@ -32,6 +32,11 @@ public sealed class MetadataState
     public Dictionary<string, SessionRecord> Sessions { get; } = new(StringComparer.Ordinal);
     /// <summary>Inode → number of opens over all live sessions.</summary>
     public Dictionary<long, int> OpenCounts { get; } = [];
+    /// <summary>
+    /// Files created without a name (O_TMPFILE) and not yet linked: the only nlink-0 inodes that
+    /// Link may name. Memory only, like the opens that keep them.
+    /// </summary>
+    public HashSet<long> Unnamed { get; } = [];
     public CountersRecord Counters { get; private set; } = new();
     /// <summary>The reply cache: (session, slot) key → the last reply run there (<see cref="ReplyCache"/>).</summary>
     public Dictionary<string, ReplyRecord> Replies { get; } = new(StringComparer.Ordinal);
@@ -219,6 +224,7 @@ public sealed class MetadataState
         }
         Inodes.Remove(ino);
         Directories.Remove(ino);
+        Unnamed.Remove(ino);
         MarkInode(ino);
     }
 

@@ -192,12 +192,12 @@ public sealed class NamespaceLogic(MetadataState state)
     public Task<EntryReply> CreateNodeAsync(CreateNodeRequest r) => MutateOnceAsync(r, () =>
     {
         var err = Dir(r.Parent, out var parent, out var index);
-        if (err == 0) err = ValidName(r.Name);
+        if (err == 0) err = r.Unnamed ? UnnamedRequestError(r) : ValidName(r.Name);
         if (err == 0 && r.Type is < InodeType.File or > InodeType.BlockDevice) err = E.EINVAL;
         if (err == 0 && r.Goal > MetadataServerOptions.MaxGoal) err = E.EINVAL;
         if (err == 0 && r.OpenSessionId.Length > 0 && (r.Type != InodeType.File || r.OpenSessionId.Length > MaxSessionId)) err = E.EINVAL;
         if (err != 0) return new EntryReply { Errno = err };
-        var existing = index.Find(r.Name.Span);
+        var existing = r.Unnamed ? null : index.Find(r.Name.Span);
         if (existing is not null)
         {
             var other = _s.Inodes[existing.Child];
@@ -232,7 +232,7 @@ public sealed class NamespaceLogic(MetadataState state)
         var inode = new InodeRecord
         {
             Id = _s.AllocateInode(), Type = (int)r.Type, Mode = mode, Uid = r.Uid, Gid = gid,
-            Nlink = isDir ? 2 : 1, AtimeNs = now, MtimeNs = now, CtimeNs = now,
+            Nlink = isDir ? 2 : r.Unnamed ? 0 : 1, AtimeNs = now, MtimeNs = now, CtimeNs = now,
             Goal = r.Goal != 0 ? (int)r.Goal : parent.Goal > 0 ? parent.Goal : _s.Options.DefaultGoal,
             Rdev = r.Type is InodeType.CharDevice or InodeType.BlockDevice ? (long)r.Rdev : 0,
             Parent = isDir ? parent.Id : 0,
@@ -250,12 +250,26 @@ public sealed class NamespaceLogic(MetadataState state)
             parent.Nlink++;
         }
         _s.MarkInode(inode.Id);
-        _s.AddDirent(parent.Id, r.Name.Span, inode.Id);
-        Touch(parent, now);
+        if (r.Unnamed)
+            _s.Unnamed.Add(inode.Id);
+        else
+        {
+            _s.AddDirent(parent.Id, r.Name.Span, inode.Id);
+            Touch(parent, now);
+        }
         if (r.OpenSessionId.Length > 0)
             RegisterOpen(inode, r.OpenSessionId);
         return new EntryReply { Attr = Attrs.Of(inode), Created = true, ParentAttr = Attrs.Of(parent), HasXattrs = inherited.Count > 0 };
-    }, redoInMemory: reply => RedoOpen(reply.Errno, reply.Attr, r.OpenSessionId));
+    }, redoInMemory: reply =>
+    {
+        RedoOpen(reply.Errno, reply.Attr, r.OpenSessionId);
+        if (r.Unnamed && reply.Errno == 0 && _s.Inodes.TryGetValue((long)reply.Attr.Ino, out var inode) && inode.Nlink == 0)
+            _s.Unnamed.Add(inode.Id);
+    });
+
+    /// <summary>An unnamed create (O_TMPFILE) is a regular file, has no name, and is held open by its creator.</summary>
+    private static int UnnamedRequestError(CreateNodeRequest r) =>
+        r.Type != InodeType.File || r.Name.Length != 0 || r.OpenSessionId.Length == 0 ? E.EINVAL : 0;
 
     /// <summary>
     /// POSIX.1e creation under <paramref name="parent"/>: with a default ACL there, the new node's
@@ -296,10 +310,13 @@ public sealed class NamespaceLogic(MetadataState state)
         if (err == 0) err = ValidName(r.NewName);
         if (err != 0) return new EntryReply { Errno = err };
         if (index.Find(r.NewName.Span) is not null) return new EntryReply { Errno = E.EEXIST };
-        if (inode.Nlink == 0) return new EntryReply { Errno = E.ENOENT };
+        // An unlinked file stays unlinked (linkat answers ENOENT, as the kernel does for its own
+        // view); only a file created unnamed may get its first name, once.
+        if (inode.Nlink == 0 && !(_s.Unnamed.Contains(inode.Id) && _s.IsOpen(inode.Id))) return new EntryReply { Errno = E.ENOENT };
         if (inode.Nlink >= MaxLinks) return new EntryReply { Errno = E.EMLINK };
         var now = _s.NowNs;
         _s.AddDirent(parent.Id, r.NewName.Span, inode.Id);
+        _s.Unnamed.Remove(inode.Id);
         inode.Nlink++;
         inode.CtimeNs = now;
         _s.MarkInode(inode.Id);
