@@ -92,7 +92,7 @@ internal sealed class MountSession : IAsyncDisposable
         {
             for (var i = 0; i < handles; i++)
             {
-                var reply = await _ns.OpenAsync(new OpenRequest { SessionId = sessionId, Ino = ino }, cancellationToken: _stop.Token);
+                var reply = await _ns.OpenAsync(new OpenRequest { SessionId = sessionId, Ino = ino, Reclaim = true }, cancellationToken: _stop.Token);
                 if (reply.Errno != 0)
                 {
                     failed++;

@@ -1,4 +1,6 @@
 using BigFS.Core;
+using BigFS.Metadata.Logic;
+using BigFS.Metadata.Storage;
 using BigFS.Protocol;
 using Google.Protobuf;
 using static BigFS.Metadata.Tests.Harness;
@@ -291,6 +293,42 @@ public class NamespaceTests
         Assert.Equal(Errno.EINVAL, (await _h.Ns.CreateNodeAsync(new CreateNodeRequest
             { Parent = Root, Unnamed = true, Type = InodeType.Directory, OpenSessionId = session })).Errno);
         Assert.Empty(_h.Ns.ReadDirectory(new ReadDirectoryRequest { Ino = Root }).Entries);
+    }
+
+    [Fact]
+    public async Task After_a_restart_a_session_takes_back_its_unlinked_open_files_within_one_lease()
+    {
+        var session = _h.Ns.OpenSession(new OpenSessionRequest { ClientName = "t" }).SessionId;
+        var (kept, forgotten) = (await OpenUnlinkedIn(_h.Ns, session, "kept"), await OpenUnlinkedIn(_h.Ns, session, "forgotten"));
+
+        // A new process over the same store: opens lived in memory only.
+        var ns = Restarted();
+        Assert.True(ns.RenewSession(new SessionRequest { SessionId = session }).SessionRecreated);
+        Assert.Equal(Errno.ENOENT, (await ns.OpenAsync(new OpenRequest { SessionId = session, Ino = kept })).Errno);
+        Assert.Equal(0, (await ns.OpenAsync(new OpenRequest { SessionId = session, Ino = kept, Reclaim = true })).Errno);
+
+        // Past the grace the orphan sweep takes the file nobody took back, and reclaiming ends.
+        _h.Time.Advance(_h.Options.SessionLease / 2);
+        ns.RenewSession(new SessionRequest { SessionId = session });
+        _h.Time.Advance(_h.Options.SessionLease / 2 + TimeSpan.FromSeconds(1));
+        ns.RenewSession(new SessionRequest { SessionId = session });
+        await ns.ExpireSessionsAsync();
+        Assert.Equal(0u, ns.GetAttr(new InodeRequest { Ino = kept }).Attr.Nlink);
+        Assert.Equal(Errno.ENOENT, ns.GetAttr(new InodeRequest { Ino = forgotten }).Errno);
+
+        var late = await OpenUnlinkedIn(ns, session, "late");
+        var ns2 = Restarted();
+        _h.Time.Advance(_h.Options.SessionLease + TimeSpan.FromSeconds(1));
+        Assert.Equal(Errno.ENOENT, (await ns2.OpenAsync(new OpenRequest { SessionId = session, Ino = late, Reclaim = true })).Errno);
+    }
+
+    private NamespaceLogic Restarted() => new(new MetadataState(_h.Options, _h.Time, _h.Store.Load(), new ImmediateChangeLog(_h.Store)));
+
+    private static async Task<ulong> OpenUnlinkedIn(NamespaceLogic ns, string session, string name)
+    {
+        var ino = (await ns.CreateNodeAsync(new CreateNodeRequest { Parent = Root, Name = Name(name), Type = InodeType.File, Mode = 0x1A4, OpenSessionId = session })).Attr.Ino;
+        await ns.UnlinkAsync(new RemoveRequest { Parent = Root, Name = Name(name) });
+        return ino;
     }
 
     [Fact]

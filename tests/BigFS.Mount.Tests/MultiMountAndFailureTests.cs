@@ -264,6 +264,59 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task AFileUnlinkedWhileOpenOutlivesAMetadataServerRestart()
+    {
+        // Opens live in the server's memory. After a restart the mount registers its open files
+        // again; one with no name left must be taken back too, or the server reclaims it as an
+        // orphan one lease later while a process still uses it.
+        var lease = TimeSpan.FromSeconds(3);
+        await using var m = await MountedCluster.StartAsync(configure: o => o.SessionLease = lease);
+        var mount = m.Mounts[0];
+        var path = $"{mount.MountPoint}/ghost.bin";
+        var data = FileHelpers.RandomBytes(5 << 20, seed: 27);
+        await File.WriteAllBytesAsync(path, data);
+        var held = Path.Combine(m.Cluster.Root, "held");
+        var go = Path.Combine(m.Cluster.Root, "go");
+        var script = """
+            import hashlib, os, sys, time
+            path, held, go = sys.argv[1:4]
+            fd = os.open(path, os.O_RDWR)
+            os.unlink(path)
+            open(held, "w").close()
+            while not os.path.exists(go):
+                time.sleep(0.05)
+            whole = b""
+            while chunk := os.pread(fd, 1 << 20, len(whole)):
+                whole += chunk
+            print(hashlib.sha256(whole).hexdigest())
+            os.pwrite(fd, b"tail", len(whole))
+            os.fsync(fd)
+            print(os.pread(fd, 4, len(whole)).decode(), os.fstat(fd).st_size)
+            os.close(fd)
+            """;
+        var holder = TryRunAsync($"python3 -c {Quote(script)} {Quote(path)} {Quote(held)} {Quote(go)}", timeout: TimeSpan.FromSeconds(120));
+        await Poll.UntilAsync(() => File.Exists(held) || holder.IsCompleted, TimeSpan.FromSeconds(30), "the file to be open and unlinked");
+        if (holder.IsCompleted)
+            Assert.Fail((await holder).Stderr);
+
+        await m.Cluster.RestartMetaAsync();
+        await Poll.UntilAsync(() => mount.Log.Contains("open files under session"), TimeSpan.FromSeconds(30), "the mount to register its open file again\n" + mount.Log);
+        Assert.Contains("(0 no longer exist)", mount.Log);
+        // Past the restart's orphan sweep (one lease after the start, checked every few seconds).
+        await Task.Delay(lease * 3);
+        await File.WriteAllTextAsync(go, "");
+
+        Assert.True(await Task.WhenAny(holder, Task.Delay(TimeSpan.FromSeconds(60))) == holder, "the holder hangs; the mount logged:\n" + mount.Log);
+        var result = await holder;
+        Assert.True(result.ExitCode == 0, result.Stderr + mount.Log);
+        var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(FileHelpers.Sha256(data).ToLowerInvariant(), lines[0]);
+        Assert.Equal($"tail {data.Length + 4}", lines[1]);
+        // Its last close reclaims it.
+        await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).ChunksTotal == 0, TimeSpan.FromSeconds(60), "chunks of the unlinked file collected");
+    }
+
+    [Fact]
     public async Task AFullClusterAnswersENOSPCAtCloseAndLosesNothing()
     {
         // 24 MiB per node, three copies of everything: about 24 MiB of files fit.

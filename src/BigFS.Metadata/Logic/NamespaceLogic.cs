@@ -724,6 +724,12 @@ public sealed class NamespaceLogic(MetadataState state)
 
     private long LeaseMs => (long)_s.Options.SessionLease.TotalMilliseconds;
 
+    /// <summary>
+    /// The first lease after a start: live sessions register their opens again, so a file with no
+    /// name may still be held by one. After it, such files nobody took back are reclaimed.
+    /// </summary>
+    private bool InReclaimGrace => _s.NowMs - _s.StartedMs <= LeaseMs;
+
     /// <summary>Sessions live in memory: after a server restart a renewal re-creates the session.</summary>
     private SessionRecord Session(string id) => Session(id, out _);
 
@@ -775,7 +781,7 @@ public sealed class NamespaceLogic(MetadataState state)
 
     public Task<AttrReply> OpenAsync(OpenRequest r) => MutateOnceAsync(r, () =>
     {
-        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode) || inode.Nlink == 0 && !_s.IsOpen(inode.Id))
+        if (!_s.Inodes.TryGetValue((long)r.Ino, out var inode) || inode.Nlink == 0 && !_s.IsOpen(inode.Id) && !(r.Reclaim && InReclaimGrace))
             return new AttrReply { Errno = E.ENOENT };
         if (r.Truncate && inode.Type == (int)InodeType.Directory) return new AttrReply { Errno = E.EISDIR };
         if (r.SessionId.Length > MaxSessionId) return new AttrReply { Errno = E.EINVAL };
@@ -825,7 +831,7 @@ public sealed class NamespaceLogic(MetadataState state)
             ReleaseAll(session);
         }
         // Sessions live in memory: after a start, one lease tells the live ones from the gone.
-        if (now - _s.StartedMs > LeaseMs)
+        if (!InReclaimGrace)
         {
             _replies.Forget(s => !_s.Sessions.ContainsKey(s));
             foreach (var orphan in _s.Inodes.Values.Where(i => i.Nlink == 0 && !_s.IsOpen(i.Id)).Select(i => i.Id).ToList())
