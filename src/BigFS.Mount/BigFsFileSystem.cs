@@ -249,10 +249,11 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     }, "rename");
 
     /// <summary>
-    /// The change feed says other mounts changed these inodes: the kernel drops its attributes of
-    /// them now (a stat, a permission check or a read past the old end asks again), instead of
-    /// using them until the attribute timeout. Attributes only; inodes it does not hold answer
-    /// ENOENT, which costs one system call.
+    /// The change feed says other mounts changed these inodes and names: the kernel drops its
+    /// attributes of those inodes (a stat, a permission check or a read past the old end asks
+    /// again) and its entries for those names, present or negative (the next lookup asks again),
+    /// now instead of at the attribute and entry timeouts. What it does not hold answers ENOENT,
+    /// which costs one system call.
     /// </summary>
     internal void OnOtherSessionsChange(ChangeNotice notice)
     {
@@ -260,6 +261,9 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
             return;
         foreach (var ino in notice.Inodes)
             notifier.InvalidateInode(ino, offset: -1);
+        // Mount-made names are UTF-8 (the FUSE layer refuses others); one that is not cannot be cached here anyway.
+        foreach (var changed in notice.Names)
+            notifier.InvalidateEntry(changed.Parent, changed.Name.ToStringUtf8());
     }
 
     /// <summary>

@@ -42,6 +42,25 @@ public class ChangeFeedTests
     }
 
     [Fact]
+    public async Task A_notice_names_the_entries_that_changed()
+    {
+        await _h.Create(1, "f");
+        var d = await _h.Create(1, "d", InodeType.Directory, 0x1ED);
+        using var w = _h.Ns.WatchChanges("b");
+        static string Names(ChangeNotice n) => string.Join(" ", n.Names.Select(c => $"{c.Parent}/{c.Name.ToStringUtf8()}"));
+
+        await _h.Ns.RenameAsync(new RenameRequest { Parent = 1, Name = Name("f"), NewParent = d, NewName = Name("g") });
+        Assert.Equal($"1/f {d}/g", Names(await Next(w)));
+        await _h.Ns.UnlinkAsync(new RemoveRequest { Parent = d, Name = Name("g") });
+        Assert.Equal($"{d}/g", Names(await Next(w)));
+
+        await _h.Ns.RenameAsync(new RenameRequest { Parent = 1, Name = Name("d"), NewParent = 1, NewName = Name("e") });
+        var notice = await Next(w);
+        Assert.Equal("1/d 1/e", Names(notice));
+        Assert.Equal([1ul], notice.Directories);
+    }
+
+    [Fact]
     public async Task A_watcher_that_falls_behind_is_told_to_reset()
     {
         using var slow = _h.Ns.WatchChanges("slow");

@@ -201,6 +201,28 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task TheKernelsNamesFollowAnotherMountsRenameUnlinkAndCreateBeforeTheEntryTimeout()
+    {
+        // With 60 s entry timeouts B's kernel would use its cached names for a minute; the
+        // change feed's names drop them within the feed's latency.
+        await using var m = await MountedCluster.StartAsync(mounts: 0);
+        foreach (var name in new[] { "mnt0", "mnt1" })
+            m.Mounts.Add(await MountProcess.StartAsync(m.Cluster.Meta.Address, Path.Combine(m.Cluster.Root, name), "--attr_timeout 60s --entry_timeout 60s"));
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        Directory.CreateDirectory($"{a}/d");
+        await File.WriteAllTextAsync($"{a}/d/old", "o");
+        await File.WriteAllTextAsync($"{a}/d/doomed", "x");
+        string Seen() => string.Join(" ", new[] { "old", "new", "doomed", "born" }.Select(n => File.Exists($"{b}/d/{n}") ? n : "-"));
+        Assert.Equal("old - doomed -", Seen());   // B's kernel now holds all four, two of them as absent
+
+        File.Move($"{a}/d/old", $"{a}/d/new");
+        File.Delete($"{a}/d/doomed");
+        await File.WriteAllTextAsync($"{a}/d/born", "b");
+        await Poll.UntilAsync(() => Seen() == "- new - born", TimeSpan.FromSeconds(10), "B's names to follow A's rename, unlink and create");
+        Assert.Equal("o", await File.ReadAllTextAsync($"{b}/d/new"));
+    }
+
+    [Fact]
     public async Task NamesAndAttributesCachedByOneMountFollowChangesMadeOnTheOther()
     {
         await using var m = await MountedCluster.StartAsync(mounts: 2);

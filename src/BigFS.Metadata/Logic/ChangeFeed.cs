@@ -1,10 +1,12 @@
 using System.Threading.Channels;
+using BigFS.Metadata.Model;
 using BigFS.Protocol;
+using Google.Protobuf;
 
 namespace BigFS.Metadata.Logic;
 
 /// <summary>
-/// Fans out which directories and inodes changed to every watching session but the one that
+/// Fans out which directories, names and inodes changed to every watching session but the one that
 /// made the change. Publishing never blocks (it runs under the metadata lock): a watcher that
 /// falls behind by more than <see cref="Backlog"/> notices is sent a reset instead.
 /// </summary>
@@ -51,7 +53,8 @@ public sealed class ChangeFeed
             _watchers = _watchers.Where(w => w != watcher).ToArray();
     }
 
-    public void Publish(IReadOnlyCollection<long> directories, IReadOnlyCollection<long> inodes, string? origin)
+    /// <param name="names">Which names of <paramref name="directories"/> changed (possibly not all).</param>
+    public void Publish(IReadOnlyCollection<long> directories, IReadOnlyCollection<long> inodes, IReadOnlyCollection<DirentRecord> names, string? origin)
     {
         if (directories.Count == 0 && inodes.Count == 0)
             return;
@@ -65,6 +68,7 @@ public sealed class ChangeFeed
                 notice = new ChangeNotice();
                 foreach (var d in directories) notice.Directories.Add((ulong)d);
                 foreach (var i in inodes) notice.Inodes.Add((ulong)i);
+                foreach (var n in names) notice.Names.Add(new ChangedName { Parent = (ulong)n.Parent, Name = ByteString.CopyFrom(n.Name) });
             }
             watcher.Offer(notice);
         }

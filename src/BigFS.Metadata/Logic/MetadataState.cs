@@ -45,6 +45,9 @@ public sealed class MetadataState
     private readonly HashSet<long> _dirtyInodes = [];
     /// <summary>Directories whose entries changed since the last commit (for the change feed).</summary>
     private readonly HashSet<long> _changedDirectories = [];
+    /// <summary>The names behind <see cref="_changedDirectories"/>, for the change feed only (kept while someone watches, up to a bound).</summary>
+    private readonly List<DirentRecord> _changedNames = [];
+    private const int MaxChangedNamesPerChange = 64;
     private readonly Dictionary<string, DirentRecord?> _dirtyDirents = new(StringComparer.Ordinal);
     private readonly Dictionary<long, (long Lo, long Hi)> _dirtyLayouts = [];
     private readonly HashSet<string> _dirtyChunks = new(StringComparer.Ordinal);
@@ -153,7 +156,7 @@ public sealed class MetadataState
         };
         Directories[parent].Add(d);
         _dirtyDirents[d.Id] = d;
-        _changedDirectories.Add(parent);
+        NameChanged(d);
         return d;
     }
 
@@ -161,14 +164,21 @@ public sealed class MetadataState
     public void MarkDirent(DirentRecord d)
     {
         _dirtyDirents[d.Id] = d;
-        _changedDirectories.Add(d.Parent);
+        NameChanged(d);
     }
 
     public void RemoveDirent(DirentRecord d)
     {
         Directories[d.Parent].Remove(d);
         _dirtyDirents[d.Id] = null;
+        NameChanged(d);
+    }
+
+    private void NameChanged(DirentRecord d)
+    {
         _changedDirectories.Add(d.Parent);
+        if (Feed.HasWatchers && _changedNames.Count < MaxChangedNamesPerChange)
+            _changedNames.Add(d);
     }
 
     public ExtentMap LayoutOf(long ino)
@@ -297,8 +307,9 @@ public sealed class MetadataState
                 ? StoreChange.Put(RecordKind.Reply, key, r.Clone())
                 : StoreChange.Delete(RecordKind.Reply, key));
         if (Feed.HasWatchers)
-            Feed.Publish(_changedDirectories, _dirtyInodes, ChangeOrigin.Session);
+            Feed.Publish(_changedDirectories, _dirtyInodes, _changedNames, ChangeOrigin.Session);
         _changedDirectories.Clear();
+        _changedNames.Clear();
         _dirtyInodes.Clear();
         _dirtyDirents.Clear();
         _dirtyLayouts.Clear();
