@@ -4,6 +4,7 @@ namespace BigFS.Core;
 public static class Errno
 {
     public const int EPERM = 1;
+    public const int EINTR = 4;
     public const int ENOENT = 2;
     public const int EIO = 5;
     public const int ENXIO = 6;
@@ -26,6 +27,7 @@ public static class Errno
     public const int EMLINK = 31;
     public const int ERANGE = 34;
     public const int ENAMETOOLONG = 36;
+    public const int ENOLCK = 37;
     public const int ENOSYS = 38;
     public const int ENOTEMPTY = 39;
     public const int ELOOP = 40;

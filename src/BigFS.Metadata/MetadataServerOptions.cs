@@ -48,6 +48,12 @@ public sealed class MetadataServerOptions
     public TimeSpan TimestampHeuristicThreshold { get; set; } = TimeSpan.FromSeconds(300);
     public TimeSpan UncommittedChunkGrace { get; set; } = TimeSpan.FromHours(1);
     public TimeSpan SessionLease { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// After a restart over existing data, how long new advisory locks wait so that mounts can
+    /// take back the locks they held first (they notice the restart within about a second).
+    /// At most <see cref="SessionLease"/>.
+    /// </summary>
+    public TimeSpan LockReclaimGrace { get; set; } = TimeSpan.FromSeconds(10);
 
     public const int MaxGoal = 16;
 
@@ -85,6 +91,8 @@ public sealed class MetadataServerOptions
         Positive(TimestampHeuristicThreshold, nameof(TimestampHeuristicThreshold));
         Positive(UncommittedChunkGrace, nameof(UncommittedChunkGrace));
         Positive(SessionLease, nameof(SessionLease));
+        if (LockReclaimGrace < TimeSpan.Zero)
+            throw new ArgumentException($"MetadataServerOptions.LockReclaimGrace must not be negative (was {LockReclaimGrace})", nameof(LockReclaimGrace));
     }
 
     private static void Positive(TimeSpan value, string name)

@@ -132,7 +132,12 @@ internal sealed partial class BigFsFileSystem
     }, "write");
 
     /// <summary>close(2): commit, so the next open anywhere sees the data (close-to-open), and report failures here.</summary>
-    public ValueTask<int> FlushAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong lockOwner) => Commit(ino, "flush");
+    public async ValueTask<int> FlushAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong lockOwner)
+    {
+        var errno = await Commit(ino, "flush");
+        await ReleaseLocksOf(ino, lockOwner, flock: false);   // after the commit: the next holder sees the data
+        return errno;
+    }
 
     public ValueTask<int> FsyncAsync(FuseRequestContext ctx, ulong ino, ulong fh, bool dataOnly) => Call(async () =>
     {
@@ -156,6 +161,8 @@ internal sealed partial class BigFsFileSystem
 
     public async ValueTask<int> ReleaseAsync(FuseRequestContext ctx, ulong ino, ulong fh, int flags, FuseReleaseFlags releaseFlags, ulong lockOwner)
     {
+        if ((releaseFlags & FuseReleaseFlags.FlockUnlock) != 0)
+            await ReleaseLocksOf(ino, lockOwner, flock: true);
         await ReleaseHandle(ino, Writable(flags));
         return 0;
     }

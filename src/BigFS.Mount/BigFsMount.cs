@@ -51,6 +51,7 @@ public sealed class BigFsMount : IAsyncDisposable
             if (options.LookupCacheEntries > 0)
                 watch = new ChangeWatch(client.Namespace, session, cache, logger, fs.OnOtherSessionsChange);
             session.OpenInodes = fs.OpenFiles.Snapshot;
+            session.ReclaimLocks = fs.ReclaimLocksAsync;
             var fuse = await FuseMount.MountAsync(Path.GetFullPath(options.MountPoint), fs, new FuseMountOptions
             {
                 FsName = "bigfs:" + options.MetadataAddress.Replace("http://", ""),
@@ -60,9 +61,9 @@ public sealed class BigFsMount : IAsyncDisposable
                 ReadOnly = options.ReadOnly,
                 EntryTimeout = options.EntryTimeout,
                 AttrTimeout = options.AttrTimeout,
-                // Locks are left to the kernel: exclusive among processes on this mount.
-                PosixLocks = false,
-                FlockLocks = false,
+                // fcntl and flock locks go to the metadata server: they exclude processes on every mount.
+                PosixLocks = true,
+                FlockLocks = true,
                 // ACLs (stored by the metadata server) are checked by the kernel like the mode.
                 PosixAcl = true,
             }, loggerFactory, ct);

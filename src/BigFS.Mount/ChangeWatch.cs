@@ -50,7 +50,10 @@ internal sealed class ChangeWatch : IAsyncDisposable
                         _cache.Enable();   // the watch is in place: changes from now on will be told
                         first = false;
                         if (lost)
+                        {
                             _logger.LogInformation("Change feed back; lookups are cached again");
+                            _session.RenewSoon();   // the server may have restarted: take back opens and locks now
+                        }
                         lost = false;
                         continue;
                     }

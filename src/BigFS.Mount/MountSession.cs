@@ -50,13 +50,25 @@ internal sealed class MountSession : IAsyncDisposable
         return session;
     }
 
+    /// <summary>
+    /// Renews at once instead of at the next tick: the change feed came back, so the server may
+    /// have restarted, and whatever this mount held there (opens, locks) is best taken back now.
+    /// </summary>
+    public void RenewSoon()
+    {
+        try { _renewNow.Release(); }
+        catch (SemaphoreFullException) { }   // already asked
+    }
+
+    private readonly SemaphoreSlim _renewNow = new(0, 1);
+
     private async Task RenewLoop(string mountPoint, TimeSpan every)
     {
-        using var timer = new PeriodicTimer(every);
         try
         {
-            while (await timer.WaitForNextTickAsync(_stop.Token))
+            while (true)
             {
+                await _renewNow.WaitAsync(every, _stop.Token);
                 try
                 {
                     var reply = await _ns.RenewSessionAsync(new SessionRequest { SessionId = Id }, deadline: DateTime.UtcNow + every, cancellationToken: _stop.Token);
@@ -66,12 +78,12 @@ internal sealed class MountSession : IAsyncDisposable
                         var fresh = await _ns.OpenSessionAsync(new OpenSessionRequest { ClientName = Environment.MachineName, MountPoint = mountPoint }, cancellationToken: _stop.Token);
                         _logger.LogWarning("Session {Old} expired; continuing as {New}", Id, fresh.SessionId);
                         Id = fresh.SessionId;
-                        await ReopenAsync(fresh.SessionId);
+                        await ReclaimAsync(fresh.SessionId);
                     }
                     else if (reply.SessionRecreated)
                     {
-                        _logger.LogInformation("The metadata server restarted and forgot session {Session}; registering this mount's open files again", Id);
-                        await ReopenAsync(Id);
+                        _logger.LogInformation("The metadata server restarted and forgot session {Session}; registering this mount's open files and locks again", Id);
+                        await ReclaimAsync(Id);
                     }
                 }
                 catch (RpcException e) when (!_stop.IsCancellationRequested)
@@ -83,6 +95,17 @@ internal sealed class MountSession : IAsyncDisposable
         catch (OperationCanceledException) { }
     }
 
+    /// <summary>Registers this mount's open files, then its locks, under <paramref name="sessionId"/>.</summary>
+    private async Task ReclaimAsync(string sessionId)
+    {
+        await ReopenAsync(sessionId);
+        if (ReclaimLocks is { } reclaimLocks)
+            await reclaimLocks(sessionId, _stop.Token);
+    }
+
+    /// <summary>Takes back this mount's advisory locks under a new or re-created session (<see cref="BigFsFileSystem"/> knows them).</summary>
+    public Func<string, CancellationToken, Task>? ReclaimLocks { get; set; }
+
     private async Task ReopenAsync(string sessionId)
     {
         if (OpenInodes?.Invoke() is not { Count: > 0 } open)
@@ -90,15 +113,9 @@ internal sealed class MountSession : IAsyncDisposable
         var failed = 0;
         foreach (var (ino, handles) in open)
         {
-            for (var i = 0; i < handles; i++)
-            {
-                var reply = await _ns.OpenAsync(new OpenRequest { SessionId = sessionId, Ino = ino, Reclaim = true }, cancellationToken: _stop.Token);
-                if (reply.Errno != 0)
-                {
-                    failed++;
-                    break;
-                }
-            }
+            var reply = await _ns.OpenAsync(new OpenRequest { SessionId = sessionId, Ino = ino, Reclaim = true, Handles = (uint)handles }, cancellationToken: _stop.Token);
+            if (reply.Errno != 0)
+                failed++;
         }
         _logger.LogInformation("Registered {Count} open files under session {Session} ({Failed} no longer exist)", open.Count, sessionId, failed);
     }

@@ -45,6 +45,22 @@ internal sealed class OpenFileTable
         }
     }
 
+    /// <summary>
+    /// A lock was taken on an open file: like an open, it must see what was committed before
+    /// (NFS gives locks the same guarantee). True when the data changed: the kernel's pages of it must go.
+    /// </summary>
+    public bool Revalidate(ulong ino, ulong version, long size)
+    {
+        lock (_files)
+        {
+            if (!_files.TryGetValue(ino, out var open) || _cachedVersions.GetValueOrDefault(ino) == version)
+                return false;
+            open.File.AdoptCommitted(size, version);
+            _cachedVersions[ino] = version;
+            return true;
+        }
+    }
+
     /// <summary>Every open inode and its handle count (to register them again under a new session).</summary>
     public List<(ulong Ino, int Handles)> Snapshot()
     {

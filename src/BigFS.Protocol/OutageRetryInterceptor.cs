@@ -33,13 +33,14 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
     /// Methods that read, or set state to given values (SetAttr: a mode, an owner, a size, times;
     /// ConfirmReplica: a copy AVAILABLE; AbandonChunks: chunks garbage; CloseSession: no session;
     /// RegisterChunk: a node registering a chunk it registered already gets its pending replicas
-    /// back), so repeating one after an unknown outcome ends the same way.
+    /// back; Lock: an owner's lock or unlock of a range), so repeating one after an unknown
+    /// outcome ends the same way.
     /// </summary>
     private static readonly HashSet<string> RepeatableMethods = new(StringComparer.Ordinal)
     {
         "Lookup", "GetAttr", "ReadLink", "ReadDirectory", "StatFs", "GetXattr", "ListXattr", "GetLayout",
         "ListWritableNodes", "Sync", "RenewSession", "Heartbeat", "GetClusterStatus", "SetAttr", "ConfirmReplica",
-        "AbandonChunks", "CloseSession", "RegisterChunk",
+        "AbandonChunks", "CloseSession", "RegisterChunk", "Lock", "TestLock",
     };
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;

@@ -322,6 +322,55 @@ public class NamespaceTests
         Assert.Equal(Errno.ENOENT, (await ns2.OpenAsync(new OpenRequest { SessionId = session, Ino = late, Reclaim = true })).Errno);
     }
 
+    [Fact]
+    public async Task After_a_restart_a_session_first_seen_through_an_open_is_still_told_to_reclaim_and_reclaim_sets_counts()
+    {
+        var session = _h.Ns.OpenSession(new OpenSessionRequest { ClientName = "t" }).SessionId;
+        var f = await _h.Create(Root, "f");
+        await _h.Ns.OpenAsync(new OpenRequest { SessionId = session, Ino = f });
+        await _h.Ns.OpenAsync(new OpenRequest { SessionId = session, Ino = f });
+
+        var ns = Restarted();
+        // The mount opens f a third time before its renewal: that open re-creates the session,
+        // but the renewal must still say "re-created" so the mount registers its other opens.
+        await ns.OpenAsync(new OpenRequest { SessionId = session, Ino = f });
+        Assert.True(ns.RenewSession(new SessionRequest { SessionId = session }).SessionRecreated);
+        Assert.False(ns.RenewSession(new SessionRequest { SessionId = session }).SessionRecreated);
+        // The mount holds 3 handles: reclaim makes the count 3, not 1 + 3.
+        await ns.OpenAsync(new OpenRequest { SessionId = session, Ino = f, Reclaim = true, Handles = 3 });
+        await ns.UnlinkAsync(new RemoveRequest { Parent = Root, Name = Name("f") });
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(0, ns.GetAttr(new InodeRequest { Ino = f }).Errno);
+            Assert.Equal(0, (await ns.ReleaseAsync(new ReleaseRequest { SessionId = session, Ino = f })).Errno);
+        }
+        Assert.Equal(Errno.ENOENT, ns.GetAttr(new InodeRequest { Ino = f }).Errno);
+    }
+
+    [Fact]
+    public async Task Locks_need_the_file_and_go_with_their_session()
+    {
+        var f = await _h.Create(Root, "f");
+        LockRequest Lock(string session, LockType type, bool flock = false) => new() { SessionId = session, Ino = f, Owner = 1, Type = type, Start = 0, End = long.MaxValue, Flock = flock };
+        var a = _h.Ns.OpenSession(new OpenSessionRequest()).SessionId;
+        Assert.Equal(0, (await _h.Ns.LockAsync(Lock(a, LockType.LockWrite), default)).Errno);
+        Assert.Equal(LockType.LockWrite, _h.Ns.TestLock(Lock("b", LockType.LockRead)).Type);
+        Assert.Equal(Errno.EAGAIN, (await _h.Ns.LockAsync(Lock("b", LockType.LockRead), default)).Errno);
+        Assert.Equal(Errno.ENOENT, (await _h.Ns.LockAsync(new LockRequest { SessionId = a, Ino = 999, Type = LockType.LockWrite }, default)).Errno);
+        Assert.Equal(0, (await _h.Ns.LockAsync(new LockRequest { SessionId = a, Ino = 999, Type = LockType.LockUnlock }, default)).Errno);
+        Assert.Equal(Errno.EINVAL, (await _h.Ns.LockAsync(new LockRequest { SessionId = "", Ino = f, Type = LockType.LockWrite }, default)).Errno);
+
+        // a stops renewing; b keeps its session alive.
+        for (var i = 0; i < 3; i++)
+        {
+            _h.Time.Advance(_h.Options.SessionLease / 2);
+            _h.Ns.RenewSession(new SessionRequest { SessionId = "b" });
+            await _h.Ns.ExpireSessionsAsync();
+        }
+        Assert.Equal(LockType.LockUnlock, _h.Ns.TestLock(Lock("b", LockType.LockWrite)).Type);
+        Assert.Equal(0, (await _h.Ns.LockAsync(Lock("b", LockType.LockWrite), default)).Errno);
+    }
+
     private NamespaceLogic Restarted() => new(new MetadataState(_h.Options, _h.Time, _h.Store.Load(), new ImmediateChangeLog(_h.Store)));
 
     private static async Task<ulong> OpenUnlinkedIn(NamespaceLogic ns, string session, string name)

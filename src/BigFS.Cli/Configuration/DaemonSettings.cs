@@ -51,6 +51,7 @@ public static class DaemonSettings
             TimestampHeuristicThreshold = s.GetDuration("timestamp_heuristic_threshold", TimeSpan.FromSeconds(300)),
             UncommittedChunkGrace = s.GetDuration("uncommitted_chunk_grace", TimeSpan.FromHours(1)),
             SessionLease = s.GetDuration("session_lease", TimeSpan.FromSeconds(60)),
+            LockReclaimGrace = s.GetDuration("lock_reclaim_grace", TimeSpan.FromSeconds(10)),
         };
         s.GetString("log_level");
         s.RejectUnknownKeys();

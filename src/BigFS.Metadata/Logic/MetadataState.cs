@@ -32,6 +32,8 @@ public sealed class MetadataState
     public Dictionary<string, SessionRecord> Sessions { get; } = new(StringComparer.Ordinal);
     /// <summary>Inode → number of opens over all live sessions.</summary>
     public Dictionary<long, int> OpenCounts { get; } = [];
+    /// <summary>Advisory locks (memory only; mounts reclaim theirs after a restart).</summary>
+    public LockManager Locks { get; }
     /// <summary>
     /// Files created without a name (O_TMPFILE) and not yet linked: the only nlink-0 inodes that
     /// Link may name. Memory only, like the opens that keep them.
@@ -63,6 +65,10 @@ public sealed class MetadataState
         StartedMs = NowMs;
         _log = log;
         Load(snapshot);
+        // Only a restart over a namespace in use can have had locks to reclaim.
+        var reclaiming = Inodes.Count > 1 || Counters.NextInode > 2;
+        var grace = TimeSpan.FromTicks(Math.Min(options.LockReclaimGrace.Ticks, options.SessionLease.Ticks));
+        Locks = new LockManager(time, reclaiming ? StartedMs + (long)grace.TotalMilliseconds : StartedMs);
     }
 
     public long NowMs => Time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -235,6 +241,7 @@ public sealed class MetadataState
         Inodes.Remove(ino);
         Directories.Remove(ino);
         Unnamed.Remove(ino);
+        Locks.ReleaseFile(ino);
         MarkInode(ino);
     }
 

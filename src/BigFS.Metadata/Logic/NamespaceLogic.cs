@@ -717,7 +717,7 @@ public sealed class NamespaceLogic(MetadataState state)
     public SessionReply OpenSession(OpenSessionRequest r) => Read(() =>
     {
         var session = new SessionRecord
-            { Id = Guid.NewGuid().ToString("N"), ClientName = r.ClientName, ExpiresMs = _s.NowMs + LeaseMs };
+            { Id = Guid.NewGuid().ToString("N"), ClientName = r.ClientName, ExpiresMs = _s.NowMs + LeaseMs, Confirmed = true };
         _s.Sessions[session.Id] = session;
         return new SessionReply { SessionId = session.Id, LeaseMs = (uint)LeaseMs, ChunkSize = (uint)_s.Options.ChunkSize };
     });
@@ -745,8 +745,12 @@ public sealed class NamespaceLogic(MetadataState state)
     public StatusReply RenewSession(SessionRequest r) => Read(() =>
     {
         if (string.IsNullOrEmpty(r.SessionId) || r.SessionId.Length > 128) return new StatusReply { Errno = E.EINVAL };
-        Session(r.SessionId, out var created);
-        return new StatusReply { SessionRecreated = created };
+        var session = Session(r.SessionId);
+        // Re-created by this renewal, or by another call since the start (an open, a lock):
+        // either way the mount must register what it held.
+        var recreated = !session.Confirmed;
+        session.Confirmed = true;
+        return new StatusReply { SessionRecreated = recreated };
     });
 
     public Task<StatusReply> CloseSessionAsync(SessionRequest r) => MutateAsync(() =>
@@ -763,6 +767,7 @@ public sealed class NamespaceLogic(MetadataState state)
         foreach (var (ino, count) in session.Opens)
             ReleaseOpens(ino, count);
         session.Opens.Clear();
+        _s.Locks.ReleaseSession(session.Id);
     }
 
     private void ReleaseOpens(long ino, int count)
@@ -787,10 +792,25 @@ public sealed class NamespaceLogic(MetadataState state)
         if (r.SessionId.Length > MaxSessionId) return new AttrReply { Errno = E.EINVAL };
         if (r.Truncate && inode.Type == (int)InodeType.File)
             Truncate(inode, 0, _s.NowNs);
-        if (r.SessionId.Length > 0)
+        if (r.Reclaim && r.SessionId.Length > 0)
+            ReclaimOpens(inode, r.SessionId, (int)Math.Max(1, r.Handles));
+        else if (r.SessionId.Length > 0)
             RegisterOpen(inode, r.SessionId);
         return new AttrReply { Attr = Attrs.Of(inode) };
     }, redoInMemory: reply => RedoOpen(reply.Errno, reply.Attr, r.SessionId));
+
+    /// <summary>
+    /// A mount registering again, after a restart, the <paramref name="handles"/> it has open:
+    /// the session's count becomes that (opens it made since the restart are among them).
+    /// </summary>
+    private void ReclaimOpens(InodeRecord inode, string sessionId, int handles)
+    {
+        var session = Session(sessionId);
+        var had = session.Opens.GetValueOrDefault(inode.Id);
+        if (handles <= had) return;
+        session.Opens[inode.Id] = handles;
+        _s.OpenCounts[inode.Id] = _s.OpenCounts.GetValueOrDefault(inode.Id) + handles - had;
+    }
 
     /// <summary>Registers again an open a restart lost, for a call answered from the reply cache.</summary>
     private void RedoOpen(int errno, InodeAttr? attr, string sessionId)
@@ -820,6 +840,65 @@ public sealed class NamespaceLogic(MetadataState state)
         ReleaseOpens(ino, 1);
         return new StatusReply();
     });
+
+    // ---- advisory locks (LockManager: memory only, no journal) ----
+
+    /// <summary>fcntl F_SETLK/F_SETLKW and flock for one lock owner of a session; a cancelled wait answers EINTR.</summary>
+    public async Task<StatusReply> LockAsync(LockRequest r, CancellationToken ct)
+    {
+        if (r.SessionId.Length is 0 or > MaxSessionId || r.Start > long.MaxValue || r.End > long.MaxValue || !Enum.IsDefined(r.Type))
+            return new StatusReply { Errno = E.EINVAL };
+        var type = LockTypeOf(r.Type);
+        // The session is renewed by its locks, as by its opens; an unknown one is re-created
+        // (after a restart) and its mount will be asked to reclaim at its next renewal.
+        var exists = Read(() =>
+        {
+            if (!_s.Inodes.ContainsKey((long)r.Ino)) return false;
+            Session(r.SessionId);
+            return true;
+        });
+        if (!exists) return new StatusReply { Errno = type is null ? 0 : E.ENOENT };
+        var owner = new LockOwner(r.SessionId, r.Owner);
+        int errno;
+        try
+        {
+            errno = await _s.Locks.SetAsync((long)r.Ino, r.Flock, owner, (long)r.Start, (long)r.End, type, r.Pid, r.Wait, r.Reclaim, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return new StatusReply { Errno = E.EINTR };
+        }
+        // A session that expired while this waited has lost its locks: this one must not outlive it.
+        if (errno == 0 && type is not null && !Read(() => _s.Sessions.ContainsKey(r.SessionId)))
+        {
+            _s.Locks.ReleaseSession(r.SessionId);
+            return new StatusReply { Errno = E.ENOLCK };
+        }
+        return new StatusReply { Errno = errno };
+    }
+
+    /// <summary>fcntl F_GETLK: the first record lock of another owner that conflicts, if any.</summary>
+    public TestLockReply TestLock(LockRequest r)
+    {
+        if (r.SessionId.Length > MaxSessionId || r.Start > long.MaxValue || r.End > long.MaxValue || LockTypeOf(r.Type) is not { } type)
+            return new TestLockReply { Errno = E.EINVAL };
+        if (!Read(() => _s.Inodes.ContainsKey((long)r.Ino))) return new TestLockReply { Errno = E.ENOENT };
+        if (_s.Locks.Test((long)r.Ino, new LockOwner(r.SessionId, r.Owner), (long)r.Start, (long)r.End, type) is not { } held)
+            return new TestLockReply { Type = LockType.LockUnlock };
+        return new TestLockReply
+        {
+            Type = held.Type == RangeLockType.Write ? LockType.LockWrite : LockType.LockRead,
+            Start = (ulong)held.Start, End = (ulong)held.End,
+            Pid = held.Owner.Session == r.SessionId ? held.Pid : 0,   // a pid means nothing on another machine
+        };
+    }
+
+    private static RangeLockType? LockTypeOf(LockType type) => type switch
+    {
+        LockType.LockRead => RangeLockType.Read,
+        LockType.LockWrite => RangeLockType.Write,
+        _ => null,
+    };
 
     /// <summary>Expired sessions release their opens; orphans left by a restart (inodes, cached replies) go after one lease.</summary>
     public Task ExpireSessionsAsync() => MutateAsync(() =>

@@ -51,6 +51,9 @@ public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster, Me
         return Task.FromResult(reply);
     }
 
+    public override Task<StatusReply> Lock(LockRequest request, ServerCallContext context) => ns.LockAsync(request, context.CancellationToken);
+    public override Task<TestLockReply> TestLock(LockRequest request, ServerCallContext context) => Task.FromResult(ns.TestLock(request));
+
     public override Task<StatusReply> AbandonChunks(AbandonChunksRequest request, ServerCallContext context) => ns.AbandonChunksAsync(request);
 
     public override async Task<StatusReply> ReportBadCopy(ReportBadCopyRequest request, ServerCallContext context) =>

@@ -1,0 +1,121 @@
+using BigFS.Core;
+using BigFS.Fuse;
+using BigFS.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace BigFS.Mount;
+
+/// <summary>
+/// Advisory locks (fcntl record locks, flock) held on the metadata server, so processes on
+/// different mounts exclude each other as processes on one machine do. As with NFS, a lock
+/// also orders data between mounts: releasing one commits this mount's writes to the file
+/// first, and taking one drops what the kernel cached of the file if another mount committed
+/// since. This mount keeps a copy of what it holds (<see cref="HeldLocks"/>): what a close
+/// releases, and what it takes back if the server restarts.
+/// </summary>
+internal sealed partial class BigFsFileSystem
+{
+    private readonly HeldLocks _locks = new();
+
+    public ValueTask<FuseResult<FuseFileLock>> GetLkAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong owner, FuseFileLock lk) => Call<FuseFileLock>(async () =>
+    {
+        if (lk.Type == FuseLockType.Unlock) return lk;
+        var reply = await _ns.TestLockAsync(LockRequestOf(ino, owner, lk, flock: false, wait: false), cancellationToken: ctx.CancellationToken);
+        if (reply.Errno != 0) return new FuseError(InodeErrno(ino, reply.Errno));
+        return reply.Type == LockType.LockUnlock
+            ? lk with { Type = FuseLockType.Unlock }
+            : new FuseFileLock((long)reply.Start, (long)reply.End, reply.Type == LockType.LockWrite ? FuseLockType.Write : FuseLockType.Read, reply.Pid);
+    }, "getlk");
+
+    public ValueTask<int> SetLkAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong owner, FuseFileLock lk, bool wait, bool isFlock) => Call(async () =>
+    {
+        var (start, end) = isFlock ? (0L, long.MaxValue) : (lk.Start, lk.End);
+        // Whoever takes the lock next, on any mount, must find this mount's writes committed.
+        if (lk.Type != FuseLockType.Write)
+            await Commit(ino, "unlock");
+        StatusReply reply;
+        try
+        {
+            reply = await _ns.LockAsync(LockRequestOf(ino, owner, lk with { Start = start, End = end }, isFlock, wait), cancellationToken: ctx.CancellationToken);
+        }
+        catch
+        {
+            if (lk.Type != FuseLockType.Unlock)
+                _locks.Uncertain(ino, isFlock, owner);   // granted or not: its close must release
+            throw;
+        }
+        if (reply.Errno != 0)
+            return InodeErrno(ino, reply.Errno);
+        _locks.Granted(ino, isFlock, owner, start, end, RangeTypeOf(lk.Type), lk.Pid);
+        if (lk.Type != FuseLockType.Unlock)
+            await RevalidateLockedAsync(ino, ctx.CancellationToken);
+        return 0;
+    }, "setlk");
+
+    /// <summary>Close of a descriptor (FLUSH) releases its process's record locks on the file; the last close of an open file (RELEASE) its flock.</summary>
+    private async ValueTask ReleaseLocksOf(ulong ino, ulong owner, bool flock)
+    {
+        if (!_locks.MayHold(ino, flock, owner))
+            return;   // the usual close: nothing to tell the server
+        var unlock = new FuseFileLock(0, long.MaxValue, FuseLockType.Unlock, 0);
+        try
+        {
+            var reply = await _ns.LockAsync(LockRequestOf(ino, owner, unlock, flock, wait: false));
+            if (reply.Errno is 0 or LinuxErrno.ENOENT)
+                _locks.Released(ino, flock, owner);
+        }
+        catch (Grpc.Core.RpcException e)
+        {
+            // Kept as held: the next close of the owner tries again, and the session's end releases it anyway.
+            logger.LogWarning("Releasing the locks of owner {Owner} on inode {Ino} failed: {Status}", owner, ino, e.StatusCode);
+        }
+    }
+
+    /// <summary>Like an open (close-to-open), a lock sees what other mounts committed before it was granted.</summary>
+    private async ValueTask RevalidateLockedAsync(ulong ino, CancellationToken ct)
+    {
+        var generation = cache.Generation;
+        var reply = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ct);
+        if (reply.Errno != 0)
+            return;
+        cache.LearnAttr(generation, reply.Attr);
+        if (_open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size))
+            _notifier?.InvalidateInode(ino, offset: 0);
+    }
+
+    /// <summary>After the metadata server restarted (or the session expired), takes back every lock held here.</summary>
+    internal async Task ReclaimLocksAsync(string sessionId, CancellationToken ct)
+    {
+        var held = _locks.Snapshot();
+        if (held.Count == 0)
+            return;
+        var lost = 0;
+        foreach (var (ino, flock, h) in held)
+        {
+            var request = LockRequestOf(ino, h.Owner, new FuseFileLock(h.Start, h.End, h.Type == RangeLockType.Write ? FuseLockType.Write : FuseLockType.Read, h.Pid), flock, wait: false);
+            request.SessionId = sessionId;
+            request.Reclaim = true;
+            var reply = await _ns.LockAsync(request, cancellationToken: ct);
+            if (reply.Errno == 0)
+                continue;
+            lost++;
+            logger.LogError("Lost a lock after the metadata server restarted: inode {Ino}, owner {Owner}, [{Start}, {End}] (errno {Errno}): another mount took it first",
+                ino, h.Owner, h.Start, h.End, reply.Errno);
+        }
+        logger.LogInformation("Took back {Count} locks under session {Session} ({Lost} lost)", held.Count, sessionId, lost);
+    }
+
+    private LockRequest LockRequestOf(ulong ino, ulong owner, FuseFileLock lk, bool flock, bool wait) => new()
+    {
+        SessionId = session.Id, Ino = ino, Owner = owner, Flock = flock, Wait = wait, Pid = lk.Pid,
+        Type = lk.Type switch { FuseLockType.Read => LockType.LockRead, FuseLockType.Write => LockType.LockWrite, _ => LockType.LockUnlock },
+        Start = (ulong)Math.Max(0, lk.Start), End = (ulong)Math.Max(0, lk.End),
+    };
+
+    private static RangeLockType? RangeTypeOf(FuseLockType type) => type switch
+    {
+        FuseLockType.Read => RangeLockType.Read,
+        FuseLockType.Write => RangeLockType.Write,
+        _ => null,
+    };
+}

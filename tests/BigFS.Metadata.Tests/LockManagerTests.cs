@@ -1,0 +1,69 @@
+using BigFS.Core;
+using BigFS.Metadata.Logic;
+using E = BigFS.Core.Errno;
+
+namespace BigFS.Metadata.Tests;
+
+public class LockManagerTests
+{
+    private const long Eof = long.MaxValue;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(5);
+    private readonly ManualTimeProvider _time = new();
+    private static readonly LockOwner A = new("mount-a", 7), B = new("mount-b", 7);
+
+    private LockManager Manager() => new(_time, _time.GetUtcNow().ToUnixTimeMilliseconds());
+
+    private static Task<int> Take(LockManager m, LockOwner o, RangeLockType? type, bool wait = false, bool flock = false, bool reclaim = false, CancellationToken ct = default) =>
+        m.SetAsync(1, flock, o, 0, Eof, type, 1, wait, reclaim, ct);
+
+    [Fact]
+    public async Task The_same_owner_id_on_two_sessions_is_two_owners()
+    {
+        var m = Manager();
+        Assert.Equal(0, await Take(m, A, RangeLockType.Write));
+        Assert.Equal(E.EAGAIN, await Take(m, B, RangeLockType.Read));
+        Assert.Equal(0, await Take(m, B, RangeLockType.Write, flock: true));   // flock and record locks never conflict
+        Assert.Equal("mount-a", m.Test(1, B, 0, 0, RangeLockType.Read)?.Owner.Session);
+    }
+
+    [Fact]
+    public async Task A_waiter_gets_the_lock_when_it_is_released_and_a_cancelled_one_takes_nothing()
+    {
+        var m = Manager();
+        await Take(m, A, RangeLockType.Write);
+        var waiting = Take(m, B, RangeLockType.Write, wait: true);
+        using var cancel = new CancellationTokenSource();
+        var cancelled = Take(m, new LockOwner("mount-c", 1), RangeLockType.Write, wait: true, ct: cancel.Token);
+        Assert.False(waiting.IsCompleted);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+
+        Assert.Equal(0, await Take(m, A, null));
+        Assert.Equal(0, await waiting.WaitAsync(Patience));
+        Assert.Equal(B, m.Test(1, A, 0, 0, RangeLockType.Read)?.Owner);
+    }
+
+    [Fact]
+    public async Task A_sessions_end_releases_its_locks_and_wakes_waiters()
+    {
+        var m = Manager();
+        await m.SetAsync(1, false, A, 0, 9, RangeLockType.Write, 1, false, false, default);
+        await m.SetAsync(2, true, A, 0, Eof, RangeLockType.Write, 1, false, false, default);
+        var waiting = m.SetAsync(1, false, B, 5, 5, RangeLockType.Read, 2, true, false, default);
+        m.ReleaseSession("mount-a");
+        Assert.Equal(0, await waiting.WaitAsync(Patience));
+        Assert.Equal(1, m.Count);
+    }
+
+    [Fact]
+    public async Task After_a_restart_new_locks_wait_for_the_grace_while_reclaims_go_first()
+    {
+        // The grace is waited out on a real clock.
+        var m = new LockManager(TimeProvider.System, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 1000);
+        var fresh = Take(m, B, RangeLockType.Write);           // even F_SETLK waits out the grace
+        Assert.Equal(0, await Take(m, A, RangeLockType.Write, reclaim: true));
+        Assert.Equal(E.EAGAIN, await Take(m, new LockOwner("mount-c", 1), RangeLockType.Read, reclaim: true));   // lost: reclaims never wait
+        Assert.False(fresh.IsCompleted);
+        Assert.Equal(E.EAGAIN, await fresh.WaitAsync(Patience));
+    }
+}

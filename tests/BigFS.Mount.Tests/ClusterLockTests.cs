@@ -1,0 +1,120 @@
+using static BigFS.Testing.Shell;
+
+namespace BigFS.Mount.Tests;
+
+/// <summary>fcntl and flock locks held on the metadata server: processes on two mounts exclude each other.</summary>
+public class ClusterLockTests
+{
+    /// <summary>Holds an exclusive flock on <paramref name="path"/> in a process of its own until <paramref name="until"/> exists.</summary>
+    private static Task<Result> HoldFlock(string path, string held, string until) =>
+        TryRunAsync($"flock {Quote(path)} -c 'touch {Quote(held)}; while [ ! -e {Quote(until)} ]; do sleep 0.05; done'", timeout: TimeSpan.FromSeconds(120));
+
+    [Fact]
+    public async Task FlockOnOneMountExcludesProcessesOnTheOther()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        await File.WriteAllTextAsync($"{a}/lock", "");
+        var (held, release) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "release"));
+        var holder = HoldFlock($"{a}/lock", held, release);
+        await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "A's holder to take the lock");
+
+        Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(b)}/lock -c true")).ExitCode);
+        Assert.NotEqual(0, (await TryRunAsync($"flock -n -s {Quote(b)}/lock -c true")).ExitCode);   // shared waits for exclusive too
+        // An interrupted wait leaves nothing behind.
+        Assert.Equal(124, (await TryRunAsync($"timeout 1 flock {Quote(b)}/lock -c true")).ExitCode);
+        var waiter = TryRunAsync($"flock {Quote(b)}/lock -c 'echo got'", timeout: TimeSpan.FromSeconds(60));
+        await Task.Delay(300);   // let it block (it must still be waiting below)
+        Assert.False(waiter.IsCompleted);
+
+        await File.WriteAllTextAsync(release, "");
+        Assert.Equal(0, (await holder).ExitCode);
+        Assert.Equal("got", (await waiter).Stdout.Trim());
+        await RunAsync($"flock -n {Quote(a)}/lock -c true");
+    }
+
+    [Fact]
+    public async Task RecordLocksConflictByRangeAcrossMountsAndCarryTheDataWrittenUnderThem()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        // A locks bytes 0-99, writes without closing and unlocks; a process on B tests and
+        // takes ranges meanwhile, then waits for the range and must read A's write.
+        var script = """
+            import fcntl, os, struct, sys, time
+            a, b = sys.argv[1], sys.argv[2]
+            fa = os.open(a + "/rec", os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.lockf(fa, fcntl.LOCK_EX, 100, 0)
+            r, w = os.pipe()
+            if os.fork() == 0:
+                fb = os.open(b + "/rec", os.O_RDWR)
+                try:
+                    fcntl.lockf(fb, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 50)
+                    print("overlap granted")
+                except OSError as e:
+                    print("overlap", e.strerror)
+                fcntl.lockf(fb, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 200)
+                print("disjoint granted")
+                t = struct.unpack("hhqqi", fcntl.fcntl(fb, fcntl.F_GETLK, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 40, 20, 0)))
+                print("getlk", t[0] == fcntl.F_WRLCK, t[2], t[3])
+                os.write(w, b"x")
+                fcntl.lockf(fb, fcntl.LOCK_EX, 10, 50)
+                os.lseek(fb, 0, 0)
+                print("read", os.read(fb, 100).decode())
+                os._exit(0)
+            os.read(r, 1)
+            time.sleep(0.5)
+            os.write(fa, b"written under the lock")
+            fcntl.lockf(fa, fcntl.LOCK_UN, 100, 0)
+            os.wait()
+            """;
+        var lines = (await RunAsync($"python3 -c {Quote(script)} {Quote(a)} {Quote(b)}", timeout: TimeSpan.FromSeconds(60))).Trim().Split('\n');
+        Assert.Equal(["overlap Resource temporarily unavailable", "disjoint granted", "getlk True 0 100", "read written under the lock"], lines);
+    }
+
+    [Fact]
+    public async Task LocksGoWithAKilledProcessAndWithAMountThatDied()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2, configure: o => o.SessionLease = TimeSpan.FromSeconds(3));
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        await File.WriteAllTextAsync($"{a}/lock", "");
+
+        // A holder killed with SIGKILL: the kernel closes its descriptors, which releases.
+        var pidFile = Path.Combine(m.Cluster.Root, "pid");
+        _ = TryRunAsync($"exec flock {Quote(b)}/lock sh -c 'echo $$ > {Quote(pidFile)}; exec sleep 100'", timeout: TimeSpan.FromSeconds(120));
+        await Poll.UntilAsync(() => File.Exists(pidFile) && File.ReadAllText(pidFile).Trim().Length > 0, TimeSpan.FromSeconds(10), "B's holder");
+        Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode);
+        await RunAsync($"kill -9 {File.ReadAllText(pidFile).Trim()}");
+        await Poll.UntilAsync(async () => (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode == 0, TimeSpan.FromSeconds(10), "the killed holder's lock to go");
+
+        // A whole mount gone (its daemon killed while a process held a lock): its session expires, and with it the lock.
+        var (held, never) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "never"));
+        _ = HoldFlock($"{b}/lock", held, never);
+        await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "B's second holder");
+        await m.Mounts[1].KillAsync();
+        Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode);
+        await Poll.UntilAsync(async () => (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode == 0, TimeSpan.FromSeconds(30), "the dead mount's lock to expire with its session");
+    }
+
+    [Fact]
+    public async Task ALockHeldAcrossAMetadataServerRestartIsTakenBack()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2, configure: o => o.LockReclaimGrace = TimeSpan.FromSeconds(5));
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        await File.WriteAllTextAsync($"{a}/lock", "");
+        var (held, release) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "release"));
+        var holder = HoldFlock($"{a}/lock", held, release);
+        await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "A's holder");
+
+        await m.Cluster.RestartMetaAsync();
+        // B asks right away (its request waits out the grace) and again once A has reclaimed.
+        Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(b)}/lock -c true", timeout: TimeSpan.FromSeconds(30))).ExitCode);
+        await Poll.UntilAsync(() => m.Mounts[0].Log.Contains("Took back 1 locks"), TimeSpan.FromSeconds(30), "A to take its lock back\n" + m.Mounts[0].Log);
+        Assert.Contains("(0 lost)", m.Mounts[0].Log);
+        Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(b)}/lock -c true")).ExitCode);
+
+        await File.WriteAllTextAsync(release, "");
+        Assert.Equal(0, (await holder).ExitCode);
+        await RunAsync($"flock -n {Quote(b)}/lock -c true");
+    }
+}
