@@ -14,8 +14,9 @@ public sealed class MountedCluster : IAsyncDisposable
 
     private MountedCluster(TestCluster cluster) => Cluster = cluster;
 
+    /// <param name="mountArgs">Extra `bigfs mount` arguments for every mount (e.g. cache timeouts).</param>
     public static async Task<MountedCluster> StartAsync(int nodes = 3, int mounts = 1, Action<BigFS.Metadata.MetadataServerOptions>? configure = null,
-        Action<BigFS.Storage.StorageNodeOptions>? configureNode = null)
+        Action<BigFS.Storage.StorageNodeOptions>? configureNode = null, string mountArgs = "")
     {
         Prerequisites.Check();
         var cluster = await TestCluster.StartAsync(nodes, configure, configureNode);
@@ -23,7 +24,7 @@ public sealed class MountedCluster : IAsyncDisposable
         try
         {
             for (var i = 0; i < mounts; i++)
-                mc.Mounts.Add(await MountProcess.StartAsync(cluster.Meta.Address, Path.Combine(cluster.Root, $"mnt{i}")));
+                mc.Mounts.Add(await MountProcess.StartAsync(cluster.Meta.Address, Path.Combine(cluster.Root, $"mnt{i}"), mountArgs));
         }
         catch
         {

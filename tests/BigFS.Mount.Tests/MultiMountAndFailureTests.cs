@@ -188,9 +188,7 @@ public class MultiMountAndFailureTests
         // The kernel keeps attributes for the attribute timeout; the change feed drops them
         // sooner. With 60 s timeouts (entries too: a lookup would refresh them), B sees A's
         // append and chmod within seconds.
-        await using var m = await MountedCluster.StartAsync(mounts: 0);
-        foreach (var name in new[] { "mnt0", "mnt1" })
-            m.Mounts.Add(await MountProcess.StartAsync(m.Cluster.Meta.Address, Path.Combine(m.Cluster.Root, name), "--attr_timeout 60s --entry_timeout 60s"));
+        await using var m = await MountedCluster.StartAsync(mounts: 2, mountArgs: "--attr_timeout 60s --entry_timeout 60s");
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         await File.WriteAllTextAsync($"{a}/f", "12345");
         string SizeAndMode() => new FileInfo($"{b}/f") is var f ? $"{f.Length} {Convert.ToString((int)f.UnixFileMode, 8)}" : "";
@@ -205,9 +203,7 @@ public class MultiMountAndFailureTests
     {
         // With 60 s entry timeouts B's kernel would use its cached names for a minute; the
         // change feed's names drop them within the feed's latency.
-        await using var m = await MountedCluster.StartAsync(mounts: 0);
-        foreach (var name in new[] { "mnt0", "mnt1" })
-            m.Mounts.Add(await MountProcess.StartAsync(m.Cluster.Meta.Address, Path.Combine(m.Cluster.Root, name), "--attr_timeout 60s --entry_timeout 60s"));
+        await using var m = await MountedCluster.StartAsync(mounts: 2, mountArgs: "--attr_timeout 60s --entry_timeout 60s");
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         Directory.CreateDirectory($"{a}/d");
         await File.WriteAllTextAsync($"{a}/d/old", "o");
