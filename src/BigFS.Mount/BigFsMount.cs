@@ -61,9 +61,10 @@ public sealed class BigFsMount : IAsyncDisposable
                 ReadOnly = options.ReadOnly,
                 EntryTimeout = options.EntryTimeout,
                 AttrTimeout = options.AttrTimeout,
-                // fcntl and flock locks go to the metadata server: they exclude processes on every mount.
-                PosixLocks = true,
-                FlockLocks = true,
+                // fcntl and flock locks go to the metadata server: they exclude processes on every
+                // mount. Local locks are the kernel's own (nothing negotiated).
+                PosixLocks = !options.LocalLocks,
+                FlockLocks = !options.LocalLocks,
                 // ACLs (stored by the metadata server) are checked by the kernel like the mode.
                 PosixAcl = true,
             }, loggerFactory, ct);

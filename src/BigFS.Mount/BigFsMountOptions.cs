@@ -19,6 +19,11 @@ public sealed class BigFsMountOptions
     /// <summary>Let users other than the mounting one in (permissions still checked by the kernel).</summary>
     public bool AllowOther { get; set; } = true;
     public bool ReadOnly { get; set; }
+    /// <summary>
+    /// fcntl and flock locks only among this machine's processes, kept by its kernel (like NFS's
+    /// local_lock=all): no metadata call per lock, no exclusion of other mounts.
+    /// </summary>
+    public bool LocalLocks { get; set; }
     /// <summary>Bounds the daemon's memory: dirty data waiting for upload, and cached chunk blocks.</summary>
     public long WriteBufferBytes { get; set; } = 128L * 1024 * 1024;
     public long ChunkCacheBytes { get; set; } = 128L * 1024 * 1024;

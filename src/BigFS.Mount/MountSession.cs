@@ -61,14 +61,17 @@ internal sealed class MountSession : IAsyncDisposable
     }
 
     private readonly SemaphoreSlim _renewNow = new(0, 1);
+    private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromSeconds(1);
 
     private async Task RenewLoop(string mountPoint, TimeSpan every)
     {
+        var wait = every;
         try
         {
             while (true)
             {
-                await _renewNow.WaitAsync(every, _stop.Token);
+                await _renewNow.WaitAsync(wait, _stop.Token);
+                wait = every;
                 try
                 {
                     var reply = await _ns.RenewSessionAsync(new SessionRequest { SessionId = Id }, deadline: DateTime.UtcNow + every, cancellationToken: _stop.Token);
@@ -89,6 +92,7 @@ internal sealed class MountSession : IAsyncDisposable
                 catch (RpcException e) when (!_stop.IsCancellationRequested)
                 {
                     _logger.LogWarning("Session renewal failed: {Status}", e.StatusCode);
+                    wait = RetryAfterFailure;   // a restarting server: be among the first to reclaim
                 }
             }
         }

@@ -34,6 +34,21 @@ public class ClusterLockTests
     }
 
     [Fact]
+    public async Task WithLocalLocksOnlyTheSameMountsProcessesExcludeEachOther()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2, mountArgs: "-o local_locks");
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        await File.WriteAllTextAsync($"{a}/lock", "");
+        var (held, release) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "release"));
+        var holder = HoldFlock($"{a}/lock", held, release);
+        await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "A's holder");
+        Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode);
+        await RunAsync($"flock -n {Quote(b)}/lock -c true");   // the kernel of one machine knows nothing of the other
+        await File.WriteAllTextAsync(release, "");
+        await holder;
+    }
+
+    [Fact]
     public async Task RecordLocksConflictByRangeAcrossMountsAndCarryTheDataWrittenUnderThem()
     {
         await using var m = await MountedCluster.StartAsync(mounts: 2);

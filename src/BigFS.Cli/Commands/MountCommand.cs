@@ -119,6 +119,7 @@ public static class MountCommand
             EntryTimeout = s.GetDuration("entry_timeout", TimeSpan.FromSeconds(1)),
             AllowOther = GetBool(s, "allow_other", Environment.UserName == "root"),
             ReadOnly = GetBool(s, "read_only", false),
+            LocalLocks = GetBool(s, "local_locks", false),
             WriteBufferBytes = s.GetSize("write_buffer", 128L << 20),
             ChunkCacheBytes = s.GetSize("chunk_cache", 128L << 20),
             FillPageCache = GetBool(s, "fill_page_cache", true),
