@@ -775,6 +775,24 @@ public sealed class BigFsFile : IAsyncDisposable
     /// </summary>
     private async Task ReadRangeAsync(long offset, long length, Memory<byte> destination, bool warmOnly, CancellationToken ct, List<FileExtent>? coverage = null)
     {
+        try
+        {
+            await ReadRangeOnceAsync(offset, length, destination, warmOnly, ct, coverage);
+        }
+        catch (BigFsException e) when (e.ChunkGone)
+        {
+            // The layout this read used is stale: another client committed over these extents and
+            // the replaced chunk was already collected. Its commit is what the file holds now.
+            _logger.LogInformation("A chunk of inode {Ino} is gone ({Reason}); reading again with a fresh layout", Ino, e.Message);
+            lock (_sync)
+                InvalidateLayoutLocked();
+            coverage?.Clear();
+            await ReadRangeOnceAsync(offset, length, destination, warmOnly, ct, coverage);
+        }
+    }
+
+    private async Task ReadRangeOnceAsync(long offset, long length, Memory<byte> destination, bool warmOnly, CancellationToken ct, List<FileExtent>? coverage)
+    {
         var end = offset + length;
         var map = new ExtentMap();
         var copies = new Dictionary<string, IReadOnlyList<ChunkCopy>>(StringComparer.Ordinal);

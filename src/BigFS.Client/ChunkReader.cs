@@ -169,6 +169,7 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
             next = Math.Max(next, (long)(index + 1) * BlockSize);
         };
         Exception? lastError = null;
+        var allNotFound = copies.Count > 0;
         foreach (var copy in Order(copies))
         {
             if (next >= end)
@@ -182,6 +183,7 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
             catch (RpcException ex) when (!ct.IsCancellationRequested)
             {
                 lastError = ex;
+                allNotFound &= ex.StatusCode == StatusCode.NotFound;
                 logger.LogWarning("Reading chunk {ChunkId} from {Node} failed: {Status}; trying the next copy", chunkId, copy.Address, ex.Status);
                 if (ex.StatusCode is StatusCode.NotFound or StatusCode.DataLoss or StatusCode.OutOfRange)
                     ReportBadCopy(chunkId, copy, ex.Status.Detail);
@@ -189,6 +191,7 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
             catch (CorruptBlockException ex)
             {
                 lastError = ex;
+                allNotFound = false;
                 logger.LogWarning("Chunk {ChunkId} from {Node}: {Problem}; trying the next copy", chunkId, copy.Address, ex.Message);
                 ReportBadCopy(chunkId, copy, ex.Message);
             }
@@ -198,7 +201,7 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
             }
         }
         if (next < end)
-            throw BigFsException.Io($"no readable copy of chunk {chunkId}", lastError);
+            throw allNotFound ? BigFsException.Gone(chunkId, lastError) : BigFsException.Io($"no readable copy of chunk {chunkId}", lastError);
     }
 
     private async Task FetchFromAsync(ChunkCopy copy, string chunkId, long offset, long length, BlockHandler onBlock, CancellationToken ct)

@@ -40,6 +40,32 @@ public class ReplicatedFileTests
     }
 
     [Fact]
+    public async Task AReaderWhoseLayoutPredatesAnotherWritersCollectedChunkReadsTheNewData()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var writer = await cluster.ClientAsync();
+        var file = await CreateFileAsync(writer, "rewritten.bin");
+        var (before, after) = (RandomBytes(1 << 20, seed: 31), RandomBytes(1 << 20, seed: 32));
+        await WriteAsync(writer, file.Ino, 0, before);
+        var oldChunk = (await LayoutAsync(writer, file.Ino)).Chunks.Single().ChunkId;
+
+        var reader = await cluster.ClientAsync();
+        await using var handle = reader.OpenFile(file.Ino, before.Length);
+        var head = new byte[4096];
+        await handle.ReadAsync(0, head);   // the handle now holds the layout naming oldChunk
+        Assert.Equal(before[..4096], head);
+
+        // Another writer replaces every byte; the old chunk becomes garbage and is collected.
+        await WriteAsync(writer, file.Ino, 0, after);
+        await Poll.UntilAsync(() => cluster.NodesHolding(oldChunk) == 0, TimeSpan.FromSeconds(30), "the replaced chunk to be collected");
+
+        // Not EIO: every copy of the chunk its layout names is gone, so the handle asks again.
+        var middle = new byte[64 << 10];
+        await handle.ReadAsync(512 << 10, middle);
+        Assert.Equal(after[(512 << 10)..((512 << 10) + (64 << 10))], middle);
+    }
+
+    [Fact]
     public async Task NodesWithoutADataListenerCarryEverythingOverGrpc()
     {
         await using var cluster = await TestCluster.StartAsync(configureNode: o => o.DataListen = "none");

@@ -88,6 +88,34 @@ public class ClusterLockTests
     }
 
     [Fact]
+    public async Task TwoSqliteWritersOnTwoMountsLoseNoTransaction()
+    {
+        // SQLite serializes writers with fcntl locks and expects a lock holder to see the last
+        // holder's writes: both across mounts. With each kernel locking alone (local_locks),
+        // this same run loses rows and fails with "disk I/O error".
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var writer = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1], timeout=60)
+            db.execute("create table if not exists t (who text, i integer)")
+            db.commit()
+            for i in range(int(sys.argv[3])):
+                db.execute("insert into t values (?, ?)", (sys.argv[2], i))
+                db.commit()
+            """;
+        await RunAsync($"python3 -c {Quote(writer)} {Quote(a)}/db init 1");
+        var onA = TryRunAsync($"python3 -c {Quote(writer)} {Quote(a)}/db A 150", timeout: TimeSpan.FromMinutes(3));
+        var onB = TryRunAsync($"python3 -c {Quote(writer)} {Quote(b)}/db B 150", timeout: TimeSpan.FromMinutes(3));
+        foreach (var (who, run) in new[] { ("A", await onA), ("B", await onB) })
+            Assert.True(run.ExitCode == 0, $"{who}: {run.Stderr}\nmount A:\n{m.Mounts[0].Log}\nmount B:\n{m.Mounts[1].Log}");
+        var check = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+            + "print(db.execute('select who, count(distinct i) from t group by who order by who').fetchall(), db.execute('pragma integrity_check').fetchone()[0])";
+        foreach (var mount in new[] { a, b })
+            Assert.Equal("[('A', 150), ('B', 150), ('init', 1)] ok", (await RunAsync($"python3 -c {Quote(check)} {Quote(mount)}/db")).Trim());
+    }
+
+    [Fact]
     public async Task LocksGoWithAKilledProcessAndWithAMountThatDied()
     {
         await using var m = await MountedCluster.StartAsync(mounts: 2, configure: o => o.SessionLease = TimeSpan.FromSeconds(3));
