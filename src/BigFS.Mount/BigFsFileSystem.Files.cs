@@ -135,6 +135,7 @@ internal sealed partial class BigFsFileSystem
     public async ValueTask<int> FlushAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong lockOwner)
     {
         var errno = await Commit(ino, "flush");
+        _locks.Flushed(fh, lockOwner);
         await ReleaseLocksOf(ino, lockOwner, flock: false);   // after the commit: the next holder sees the data
         return errno;
     }
@@ -161,8 +162,7 @@ internal sealed partial class BigFsFileSystem
 
     public async ValueTask<int> ReleaseAsync(FuseRequestContext ctx, ulong ino, ulong fh, int flags, FuseReleaseFlags releaseFlags, ulong lockOwner)
     {
-        if ((releaseFlags & FuseReleaseFlags.FlockUnlock) != 0)
-            await ReleaseLocksOf(ino, lockOwner, flock: true);
+        await ReleaseLocksOfHandle(ino, fh, releaseFlags, lockOwner);
         await ReleaseHandle(ino, Writable(flags));
         return 0;
     }

@@ -30,6 +30,8 @@ internal sealed partial class BigFsFileSystem
     public ValueTask<int> SetLkAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong owner, FuseFileLock lk, bool wait, bool isFlock) => Call(async () =>
     {
         var (start, end) = isFlock ? (0L, long.MaxValue) : (lk.Start, lk.End);
+        if (!isFlock && lk.Type != FuseLockType.Unlock)
+            _locks.LockedThrough(fh, owner);
         // Whoever takes the lock next, on any mount, must find this mount's writes committed.
         if (lk.Type != FuseLockType.Write)
             await Commit(ino, "unlock");
@@ -51,6 +53,15 @@ internal sealed partial class BigFsFileSystem
             await RevalidateLockedAsync(ino, ctx.CancellationToken);
         return 0;
     }, "setlk");
+
+    /// <summary>The last close of an open file: its flock, and its open-file-description record locks.</summary>
+    private async ValueTask ReleaseLocksOfHandle(ulong ino, ulong fh, FuseReleaseFlags releaseFlags, ulong lockOwner)
+    {
+        if ((releaseFlags & FuseReleaseFlags.FlockUnlock) != 0)
+            await ReleaseLocksOf(ino, lockOwner, flock: true);
+        foreach (var owner in _locks.ForgetHandle(fh))
+            await ReleaseLocksOf(ino, owner, flock: false);
+    }
 
     /// <summary>Close of a descriptor (FLUSH) releases its process's record locks on the file; the last close of an open file (RELEASE) its flock.</summary>
     private async ValueTask ReleaseLocksOf(ulong ino, ulong owner, bool flock)

@@ -13,6 +13,8 @@ internal sealed class HeldLocks
     private readonly Lock _sync = new();
     private readonly Dictionary<(ulong Ino, bool Flock), RangeLockTable<ulong>> _tables = [];
     private readonly HashSet<(ulong Ino, bool Flock, ulong Owner)> _uncertain = [];
+    /// <summary>Record-lock owners per open file (fh) that locked through it: an OFD lock's owner is the open file itself.</summary>
+    private readonly Dictionary<ulong, HashSet<ulong>> _ownersByHandle = [];
 
     public readonly record struct Entry(ulong Ino, bool Flock, HeldRangeLock<ulong> Lock);
 
@@ -26,6 +28,40 @@ internal sealed class HeldLocks
             if (table.IsEmpty)
                 _tables.Remove((ino, flock));
         }
+    }
+
+    /// <summary>A record lock was asked for through open file <paramref name="fh"/>.</summary>
+    public void LockedThrough(ulong fh, ulong owner)
+    {
+        lock (_sync)
+        {
+            if (!_ownersByHandle.TryGetValue(fh, out var owners))
+                _ownersByHandle[fh] = owners = [];
+            owners.Add(owner);
+        }
+    }
+
+    /// <summary>
+    /// A close (FLUSH) of <paramref name="fh"/> by process owner <paramref name="owner"/>: the
+    /// flush releases that process's locks, so the owner is not one of the open file's own.
+    /// </summary>
+    public void Flushed(ulong fh, ulong owner)
+    {
+        lock (_sync)
+            if (_ownersByHandle.TryGetValue(fh, out var owners) && owners.Remove(owner) && owners.Count == 0)
+                _ownersByHandle.Remove(fh);
+    }
+
+    /// <summary>
+    /// The record-lock owners that locked through an open file now released and never closed it
+    /// themselves: open file descriptions (F_OFD_SETLK), whose locks nothing else releases. A
+    /// process's owner id comes with each of its closes (<see cref="Flushed"/>); an OFD lock's
+    /// owner is the open file itself and never does.
+    /// </summary>
+    public IReadOnlyCollection<ulong> ForgetHandle(ulong fh)
+    {
+        lock (_sync)
+            return _ownersByHandle.Remove(fh, out var owners) ? owners : [];
     }
 
     public void Uncertain(ulong ino, bool flock, ulong owner)

@@ -88,6 +88,47 @@ public class ClusterLockTests
     }
 
     [Fact]
+    public async Task OpenFileDescriptionLocksGoAtTheLastCloseAndProcessLocksAtAnyClose()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var script = """
+            import fcntl, os, struct, sys, time
+            a, b = sys.argv[1], sys.argv[2]
+            whole = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0)
+            def other_mount_can_lock(name):
+                fb = os.open(b + "/" + name, os.O_RDWR)
+                try:
+                    fcntl.fcntl(fb, fcntl.F_OFD_SETLK, whole)
+                    return "free"
+                except OSError:
+                    return "held"
+                finally:
+                    os.close(fb)
+            for name in ("ofd", "posix"):
+                open(a + "/" + name, "w").close()
+            # An OFD lock belongs to the open file: held while it is open, gone at its last close.
+            fd = os.open(a + "/ofd", os.O_RDWR)
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, whole)
+            held = other_mount_can_lock("ofd")
+            os.close(fd)
+            time.sleep(0.5)   # the kernel's release follows the close
+            print("ofd", held, other_mount_can_lock("ofd"))
+            # A process's lock goes at any close of the file, and one taken again through
+            # another descriptor stays after the first descriptor's release.
+            fd1, fd2 = os.open(a + "/posix", os.O_RDWR), os.open(a + "/posix", os.O_RDWR)
+            fcntl.lockf(fd1, fcntl.LOCK_EX)
+            os.close(fd1)
+            gone = other_mount_can_lock("posix")
+            fcntl.lockf(fd2, fcntl.LOCK_EX)
+            time.sleep(0.5)
+            print("posix", gone, other_mount_can_lock("posix"))
+            """;
+        var lines = (await RunAsync($"python3 -c {Quote(script)} {Quote(a)} {Quote(b)}")).Trim().Split('\n');
+        Assert.Equal(["ofd held free", "posix free held"], lines);
+    }
+
+    [Fact]
     public async Task TwoSqliteWritersOnTwoMountsLoseNoTransaction()
     {
         // SQLite serializes writers with fcntl locks and expects a lock holder to see the last
