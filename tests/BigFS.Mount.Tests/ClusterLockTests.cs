@@ -175,15 +175,15 @@ public class ClusterLockTests
         var (held, never) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "never"));
         _ = HoldFlock($"{b}/lock", held, never);
         await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "B's second holder");
-        await m.Mounts[1].KillAsync();
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode);
+        await m.Mounts[1].KillAsync();
         await Poll.UntilAsync(async () => (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode == 0, TimeSpan.FromSeconds(30), "the dead mount's lock to expire with its session");
     }
 
     [Fact]
     public async Task ALockHeldAcrossAMetadataServerRestartIsTakenBack()
     {
-        await using var m = await MountedCluster.StartAsync(mounts: 2, configure: o => o.LockReclaimGrace = TimeSpan.FromSeconds(5));
+        await using var m = await MountedCluster.StartAsync(mounts: 2, configure: o => o.LockReclaimGrace = TimeSpan.FromSeconds(8));
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         await File.WriteAllTextAsync($"{a}/lock", "");
         var (held, release) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "release"));
