@@ -34,6 +34,20 @@ public class ClusterLockTests
     }
 
     [Fact]
+    public async Task ACounterIncrementedUnderFlockFromTwoMountsLosesNoIncrement()
+    {
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        await File.WriteAllTextAsync($"{a}/counter", "0\n");
+        await File.WriteAllTextAsync($"{a}/counter.lock", "");
+        string Loop(string mnt) =>
+            $"for i in $(seq 100); do flock {Quote(mnt)}/counter.lock sh -c 'n=$(cat {Quote(mnt)}/counter); echo $((n + 1)) > {Quote(mnt)}/counter'; done";
+        await Task.WhenAll(RunAsync(Loop(a), timeout: TimeSpan.FromMinutes(3)), RunAsync(Loop(b), timeout: TimeSpan.FromMinutes(3)));
+        Assert.Equal("200", (await File.ReadAllTextAsync($"{b}/counter")).Trim());
+        Assert.Equal("200", (await File.ReadAllTextAsync($"{a}/counter")).Trim());
+    }
+
+    [Fact]
     public async Task WithLocalLocksOnlyTheSameMountsProcessesExcludeEachOther()
     {
         await using var m = await MountedCluster.StartAsync(mounts: 2, mountArgs: "-o local_locks");
