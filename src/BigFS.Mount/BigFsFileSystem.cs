@@ -20,6 +20,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
 {
     private readonly Namespace.NamespaceClient _ns = client.Namespace;
     private readonly OpenFileTable _open = new();
+    private readonly RemovedDirectories _removedDirectories = new();
     private PageCacheFiller? _pageCacheFiller;
     private IFuseNotifier? _notifier;
 
@@ -136,6 +137,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         {
             var generation = cache.Generation;
             var reply = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
+            if (reply.Errno == LinuxErrno.ENOENT && _removedDirectories.Find(ino) is { } removed)
+                return Attr(removed);   // a process still inside a directory this mount removed
             if (reply.Errno != 0) return new FuseError(InodeErrno(ino, reply.Errno));
             cache.LearnAttr(generation, reply.Attr);
             return Attr(reply.Attr);
@@ -223,9 +226,12 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
 
     public ValueTask<int> RmDirAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
     {
+        cache.TryLookup(parent, name, out var removed);
         var generation = BeforeEntryChange(parent, name);
         var reply = await _ns.RemoveDirectoryAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
         AfterRemoval(generation, parent, name, reply);
+        if (reply.Errno == 0 && removed is not null)
+            _removedDirectories.Remember(removed);
         return reply.Errno;
     }, "rmdir");
 
@@ -313,7 +319,11 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
 
     public ValueTask<int> AccessAsync(FuseRequestContext ctx, ulong ino, int mask) => ValueTask.FromResult(0);   // the kernel checks (default_permissions)
 
-    public void Forget(ulong ino) => _open.Forget(ino);
+    public void Forget(ulong ino)
+    {
+        _open.Forget(ino);
+        _removedDirectories.Forget(ino);
+    }
 
     // ---- extended attributes ----
 

@@ -132,6 +132,14 @@ public class PosixCornerCaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AProcessInsideADirectoryThatWasRemovedListsItEmptyAsOnExt4()
+    {
+        // ext4: the removed working directory still stats (no links) and lists empty.
+        var output = await RunAsync($"mkdir {Quote(Mnt)}/cwd && cd {Quote(Mnt)}/cwd && rmdir ../cwd && ls -A && stat -c '%h %F' .");
+        Assert.Equal("0 directory", output.Trim());
+    }
+
+    [Fact]
     public async Task HardLinksAcrossDirectoriesShareDataAndCountLinks()
     {
         await RunAsync($"mkdir {Quote(Mnt)}/a {Quote(Mnt)}/b && echo shared > {Quote(Mnt)}/a/f && ln {Quote(Mnt)}/a/f {Quote(Mnt)}/b/g");
