@@ -5,9 +5,33 @@ namespace BigFS.Mount.Tests;
 /// <summary>fcntl and flock locks held on the metadata server: processes on two mounts exclude each other.</summary>
 public class ClusterLockTests
 {
-    /// <summary>Holds an exclusive flock on <paramref name="path"/> in a process of its own until <paramref name="until"/> exists.</summary>
-    private static Task<Result> HoldFlock(string path, string held, string until) =>
-        TryRunAsync($"flock {Quote(path)} -c 'touch {Quote(held)}; while [ ! -e {Quote(until)} ]; do sleep 0.05; done'", timeout: TimeSpan.FromSeconds(120));
+    /// <summary>A process holding an exclusive flock on a file until <see cref="ReleaseAsync"/>.</summary>
+    private sealed record FlockHolder(Task<Result> Process, string Release)
+    {
+        /// <summary>Starts the holder and returns once it holds the lock.</summary>
+        public static async Task<FlockHolder> StartAsync(MountedCluster m, string path)
+        {
+            var id = Guid.NewGuid().ToString("n");
+            var (held, release) = (Path.Combine(m.Cluster.Root, "held-" + id), Path.Combine(m.Cluster.Root, "release-" + id));
+            var process = TryRunAsync($"flock {Quote(path)} -c 'touch {Quote(held)}; while [ ! -e {Quote(release)} ]; do sleep 0.05; done'", timeout: TimeSpan.FromSeconds(120));
+            await Poll.UntilAsync(() => File.Exists(held) || process.IsCompleted, TimeSpan.FromSeconds(10), $"a process to take the flock on {path}");
+            Assert.False(process.IsCompleted, "the holder ended before taking the lock");
+            return new FlockHolder(process, release);
+        }
+
+        public async Task ReleaseAsync()
+        {
+            await File.WriteAllTextAsync(Release, "");
+            Assert.Equal(0, (await Process).ExitCode);
+        }
+    }
+
+    /// <summary>Runs a Python script that finds fcntl, os, struct, time and the two mount points (a, b) in place; its output lines.</summary>
+    private static async Task<string[]> RunOnBothAsync(string script, string a, string b)
+    {
+        const string prelude = "import fcntl, os, struct, sys, time\na, b = sys.argv[1], sys.argv[2]\n";
+        return (await RunAsync($"python3 -c {Quote(prelude + script)} {Quote(a)} {Quote(b)}", timeout: TimeSpan.FromSeconds(60))).Trim().Split('\n');
+    }
 
     [Fact]
     public async Task FlockOnOneMountExcludesProcessesOnTheOther()
@@ -15,9 +39,7 @@ public class ClusterLockTests
         await using var m = await MountedCluster.StartAsync(mounts: 2);
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         await File.WriteAllTextAsync($"{a}/lock", "");
-        var (held, release) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "release"));
-        var holder = HoldFlock($"{a}/lock", held, release);
-        await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "A's holder to take the lock");
+        var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
 
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(b)}/lock -c true")).ExitCode);
         Assert.NotEqual(0, (await TryRunAsync($"flock -n -s {Quote(b)}/lock -c true")).ExitCode);   // shared waits for exclusive too
@@ -27,8 +49,7 @@ public class ClusterLockTests
         await Task.Delay(300);   // let it block (it must still be waiting below)
         Assert.False(waiter.IsCompleted);
 
-        await File.WriteAllTextAsync(release, "");
-        Assert.Equal(0, (await holder).ExitCode);
+        await holder.ReleaseAsync();
         Assert.Equal("got", (await waiter).Stdout.Trim());
         await RunAsync($"flock -n {Quote(a)}/lock -c true");
     }
@@ -53,13 +74,10 @@ public class ClusterLockTests
         await using var m = await MountedCluster.StartAsync(mounts: 2, mountArgs: "-o local_locks");
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         await File.WriteAllTextAsync($"{a}/lock", "");
-        var (held, release) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "release"));
-        var holder = HoldFlock($"{a}/lock", held, release);
-        await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "A's holder");
+        var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode);
         await RunAsync($"flock -n {Quote(b)}/lock -c true");   // the kernel of one machine knows nothing of the other
-        await File.WriteAllTextAsync(release, "");
-        await holder;
+        await holder.ReleaseAsync();
     }
 
     [Fact]
@@ -70,8 +88,6 @@ public class ClusterLockTests
         // A locks bytes 0-99, writes without closing and unlocks; a process on B tests and
         // takes ranges meanwhile, then waits for the range and must read A's write.
         var script = """
-            import fcntl, os, struct, sys, time
-            a, b = sys.argv[1], sys.argv[2]
             fa = os.open(a + "/rec", os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.lockf(fa, fcntl.LOCK_EX, 100, 0)
             r, w = os.pipe()
@@ -97,7 +113,7 @@ public class ClusterLockTests
             fcntl.lockf(fa, fcntl.LOCK_UN, 100, 0)
             os.wait()
             """;
-        var lines = (await RunAsync($"python3 -c {Quote(script)} {Quote(a)} {Quote(b)}", timeout: TimeSpan.FromSeconds(60))).Trim().Split('\n');
+        var lines = await RunOnBothAsync(script, a, b);
         Assert.Equal(["overlap Resource temporarily unavailable", "disjoint granted", "getlk True 0 100", "read written under the lock"], lines);
     }
 
@@ -107,8 +123,6 @@ public class ClusterLockTests
         await using var m = await MountedCluster.StartAsync(mounts: 2);
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         var script = """
-            import fcntl, os, struct, sys, time
-            a, b = sys.argv[1], sys.argv[2]
             whole = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0)
             def other_mount_can_lock(name):
                 fb = os.open(b + "/" + name, os.O_RDWR)
@@ -138,8 +152,7 @@ public class ClusterLockTests
             time.sleep(0.5)
             print("posix", gone, other_mount_can_lock("posix"))
             """;
-        var lines = (await RunAsync($"python3 -c {Quote(script)} {Quote(a)} {Quote(b)}")).Trim().Split('\n');
-        Assert.Equal(["ofd held free", "posix free held"], lines);
+        Assert.Equal(["ofd held free", "posix free held"], await RunOnBothAsync(script, a, b));
     }
 
     [Fact]
@@ -186,9 +199,7 @@ public class ClusterLockTests
         await Poll.UntilAsync(async () => (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode == 0, TimeSpan.FromSeconds(10), "the killed holder's lock to go");
 
         // A whole mount gone (its daemon killed while a process held a lock): its session expires, and with it the lock.
-        var (held, never) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "never"));
-        _ = HoldFlock($"{b}/lock", held, never);
-        await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "B's second holder");
+        _ = await FlockHolder.StartAsync(m, $"{b}/lock");   // never released: its mount dies
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode);
         await m.Mounts[1].KillAsync();
         await Poll.UntilAsync(async () => (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode == 0, TimeSpan.FromSeconds(30), "the dead mount's lock to expire with its session");
@@ -200,9 +211,7 @@ public class ClusterLockTests
         await using var m = await MountedCluster.StartAsync(mounts: 2, configure: o => o.LockReclaimGrace = TimeSpan.FromSeconds(8));
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         await File.WriteAllTextAsync($"{a}/lock", "");
-        var (held, release) = (Path.Combine(m.Cluster.Root, "held"), Path.Combine(m.Cluster.Root, "release"));
-        var holder = HoldFlock($"{a}/lock", held, release);
-        await Poll.UntilAsync(() => File.Exists(held), TimeSpan.FromSeconds(10), "A's holder");
+        var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
 
         await m.Cluster.RestartMetaAsync();
         // B asks right away (its request waits out the grace) and again once A has reclaimed.
@@ -211,8 +220,7 @@ public class ClusterLockTests
         Assert.Contains("(0 lost)", m.Mounts[0].Log);
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(b)}/lock -c true")).ExitCode);
 
-        await File.WriteAllTextAsync(release, "");
-        Assert.Equal(0, (await holder).ExitCode);
+        await holder.ReleaseAsync();
         await RunAsync($"flock -n {Quote(b)}/lock -c true");
     }
 }
