@@ -233,6 +233,7 @@ public sealed class MetadataServer : IAsyncDisposable
         if (_fast is not null)
             await _fast.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         State?.Feed.Close();   // change-feed streams would otherwise hold the gRPC shutdown for its full timeout
+        State?.Locks.Close();  // so would lock requests waiting for a holder
         if (_app is not null)
         {
             await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);

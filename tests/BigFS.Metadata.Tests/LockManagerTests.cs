@@ -44,6 +44,17 @@ public class LockManagerTests
     }
 
     [Fact]
+    public async Task Closing_ends_every_wait_without_granting_it()
+    {
+        var m = Manager();
+        await Take(m, A, RangeLockType.Write);
+        var waiting = Take(m, B, RangeLockType.Write, wait: true);
+        m.Close();
+        await Assert.ThrowsAsync<LockServiceStoppingException>(() => waiting.WaitAsync(Patience));
+        Assert.Equal(A, m.Test(1, B, 0, 0, RangeLockType.Read)?.Owner);
+    }
+
+    [Fact]
     public async Task A_sessions_end_releases_its_locks_and_wakes_waiters()
     {
         var m = Manager();

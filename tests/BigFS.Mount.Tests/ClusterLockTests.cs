@@ -212,15 +212,24 @@ public class ClusterLockTests
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         await File.WriteAllTextAsync($"{a}/lock", "");
         var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
+        // A process on B waits for the lock across the restart: the stopping server ends its
+        // wait (else the wait would hold the server's shutdown), and the mount asks again.
+        var waiter = TryRunAsync($"flock {Quote(b)}/lock -c 'echo got'", timeout: TimeSpan.FromMinutes(2));
+        await Task.Delay(500);   // let its request reach the server and wait there
 
+        var restart = System.Diagnostics.Stopwatch.StartNew();
         await m.Cluster.RestartMetaAsync();
+        Assert.True(restart.Elapsed < TimeSpan.FromSeconds(20), $"the restart took {restart.Elapsed}: a waiting lock held the shutdown");
         // B asks right away (its request waits out the grace) and again once A has reclaimed.
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(b)}/lock -c true", timeout: TimeSpan.FromSeconds(30))).ExitCode);
         await Poll.UntilAsync(() => m.Mounts[0].Log.Contains("Took back 1 locks"), TimeSpan.FromSeconds(30), "A to take its lock back\n" + m.Mounts[0].Log);
         Assert.Contains("(0 lost)", m.Mounts[0].Log);
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(b)}/lock -c true")).ExitCode);
 
+        Assert.False(waiter.IsCompleted);
+
         await holder.ReleaseAsync();
+        Assert.Equal("got", (await waiter).Stdout.Trim());
         await RunAsync($"flock -n {Quote(b)}/lock -c true");
     }
 }

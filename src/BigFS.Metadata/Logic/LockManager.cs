@@ -18,6 +18,7 @@ public sealed class LockManager(TimeProvider time, long graceEndsMs)
 {
     private readonly Lock _sync = new();
     private readonly Dictionary<(long Ino, bool Flock), FileLocks> _files = [];
+    private readonly CancellationTokenSource _stopping = new();
 
     public long GraceEndsMs { get; } = graceEndsMs;
 
@@ -47,6 +48,7 @@ public sealed class LockManager(TimeProvider time, long graceEndsMs)
     {
         if (start < 0 || end < start) return E.EINVAL;
         if (flock) (start, end) = (0, long.MaxValue);
+        using var waitEnds = CancellationTokenSource.CreateLinkedTokenSource(ct, _stopping.Token);
         while (true)
         {
             Task released;
@@ -79,12 +81,25 @@ public sealed class LockManager(TimeProvider time, long graceEndsMs)
                 else
                 {
                     // After a restart: until the holders have had time to reclaim, nothing new is granted.
-                    released = Task.Delay(TimeSpan.FromMilliseconds(graceLeft), time, ct);
+                    released = Task.Delay(TimeSpan.FromMilliseconds(graceLeft), time, waitEnds.Token);
                 }
             }
-            await released.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await released.WaitAsync(waitEnds.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new LockServiceStoppingException();
+            }
         }
     }
+
+    /// <summary>
+    /// The server is stopping: every waiting request ends (with <see cref="LockServiceStoppingException"/>,
+    /// which clients see as Unavailable and repeat after the restart), so shutdown never waits for them.
+    /// </summary>
+    public void Close() => _stopping.Cancel();
 
     /// <summary>F_GETLK: the first lock of another owner conflicting with the one described, or null.</summary>
     public HeldRangeLock<LockOwner>? Test(long ino, LockOwner owner, long start, long end, RangeLockType type)
@@ -131,3 +146,6 @@ public sealed class LockManager(TimeProvider time, long graceEndsMs)
             _files.Remove(key);
     }
 }
+
+/// <summary>A lock request was waiting when the server began to stop; it took nothing.</summary>
+public sealed class LockServiceStoppingException() : Exception("the metadata server is stopping");

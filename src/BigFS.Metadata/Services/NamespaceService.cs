@@ -51,7 +51,17 @@ public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster, Me
         return Task.FromResult(reply);
     }
 
-    public override Task<StatusReply> Lock(LockRequest request, ServerCallContext context) => ns.LockAsync(request, context.CancellationToken);
+    public override async Task<StatusReply> Lock(LockRequest request, ServerCallContext context)
+    {
+        try
+        {
+            return await ns.LockAsync(request, context.CancellationToken);
+        }
+        catch (LockServiceStoppingException e)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, e.Message));   // repeated by the client once the server is back
+        }
+    }
     public override Task<TestLockReply> TestLock(LockRequest request, ServerCallContext context) => Task.FromResult(ns.TestLock(request));
 
     public override Task<StatusReply> AbandonChunks(AbandonChunksRequest request, ServerCallContext context) => ns.AbandonChunksAsync(request);
