@@ -33,16 +33,24 @@ internal sealed class OpenFileTable
             if (writable)
                 open.Writers++;
             // Close-to-open: cached pages survive an open only while the data version is unchanged.
-            var keep = _cachedVersions.TryGetValue(ino, out var cached) && cached == version;
+            var keep = !VersionChangedLocked(ino, version);
             if (!keep && open.Handles > 1)
                 open.File.AdoptCommitted(size, version);   // descriptors still open here read the new data too
             else if (!keep)
                 open.File.InvalidateCache();
-            if (_cachedVersions.Count > 200_000)
-                _cachedVersions.Clear();
-            _cachedVersions[ino] = version;
             return (open, ++_nextHandle, keep);
         }
+    }
+
+    /// <summary>Whether <paramref name="version"/> is not the data version this mount last saw of the inode; it is from now on.</summary>
+    private bool VersionChangedLocked(ulong ino, ulong version)
+    {
+        if (_cachedVersions.TryGetValue(ino, out var cached) && cached == version)
+            return false;
+        if (_cachedVersions.Count > 200_000)
+            _cachedVersions.Clear();
+        _cachedVersions[ino] = version;
+        return true;
     }
 
     /// <summary>
@@ -53,10 +61,9 @@ internal sealed class OpenFileTable
     {
         lock (_files)
         {
-            if (!_files.TryGetValue(ino, out var open) || _cachedVersions.GetValueOrDefault(ino) == version)
+            if (!_files.TryGetValue(ino, out var open) || !VersionChangedLocked(ino, version))
                 return false;
             open.File.AdoptCommitted(size, version);
-            _cachedVersions[ino] = version;
             return true;
         }
     }
