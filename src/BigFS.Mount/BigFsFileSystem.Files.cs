@@ -162,7 +162,7 @@ internal sealed partial class BigFsFileSystem
 
     public async ValueTask<int> ReleaseAsync(FuseRequestContext ctx, ulong ino, ulong fh, int flags, FuseReleaseFlags releaseFlags, ulong lockOwner)
     {
-        await ReleaseLocksOfHandle(ino, fh, releaseFlags, lockOwner);
+        await ReleaseLocksOfHandle(ino, fh);
         await ReleaseHandle(ino, Writable(flags));
         return 0;
     }

@@ -29,6 +29,11 @@ internal sealed partial class BigFsFileSystem
 
     public ValueTask<int> SetLkAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong owner, FuseFileLock lk, bool wait, bool isFlock) => Call(async () =>
     {
+        // A flock belongs to the open file. The kernel's owner id for it is the file's address,
+        // which the next open may reuse before this one's (asynchronous) RELEASE is handled: that
+        // release would then drop the new file's lock. Our handle id is never reused.
+        if (isFlock)
+            owner = fh;
         var (start, end) = isFlock ? (0L, long.MaxValue) : (lk.Start, lk.End);
         if (!isFlock && lk.Type != FuseLockType.Unlock)
             _locks.LockedThrough(fh, owner);
@@ -54,11 +59,10 @@ internal sealed partial class BigFsFileSystem
         return 0;
     }, "setlk");
 
-    /// <summary>The last close of an open file: its flock, and its open-file-description record locks.</summary>
-    private async ValueTask ReleaseLocksOfHandle(ulong ino, ulong fh, FuseReleaseFlags releaseFlags, ulong lockOwner)
+    /// <summary>The last close of an open file: its flock (owned by its handle id), and its open-file-description record locks.</summary>
+    private async ValueTask ReleaseLocksOfHandle(ulong ino, ulong fh)
     {
-        if ((releaseFlags & FuseReleaseFlags.FlockUnlock) != 0)
-            await ReleaseLocksOf(ino, lockOwner, flock: true);
+        await ReleaseLocksOf(ino, fh, flock: true);
         foreach (var owner in _locks.ForgetHandle(fh))
             await ReleaseLocksOf(ino, owner, flock: false);
     }

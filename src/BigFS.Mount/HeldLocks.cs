@@ -61,7 +61,14 @@ internal sealed class HeldLocks
     public IReadOnlyCollection<ulong> ForgetHandle(ulong fh)
     {
         lock (_sync)
-            return _ownersByHandle.Remove(fh, out var owners) ? owners : [];
+        {
+            if (!_ownersByHandle.Remove(fh, out var owners))
+                return [];
+            // The kernel's owner id of an open file is its address, which a newer open file may
+            // already reuse (RELEASE comes asynchronously): those locks are the newer file's.
+            owners.RemoveWhere(o => _ownersByHandle.Values.Any(other => other.Contains(o)));
+            return owners;
+        }
     }
 
     public void Uncertain(ulong ino, bool flock, ulong owner)
