@@ -24,15 +24,6 @@ public static class XattrName
         return name.SequenceEqual(AclAccess) || name.SequenceEqual(AclDefault) ? 0 : Errno.EOPNOTSUPP;
     }
 
-    /// <inheritdoc cref="Validate(ReadOnlySpan{byte})"/>
-    public static int Validate(string name)
-    {
-        if (System.Text.Encoding.UTF8.GetByteCount(name) > MaxLength)
-            return Errno.ERANGE;
-        Span<byte> bytes = stackalloc byte[MaxLength];
-        return Validate(bytes[..System.Text.Encoding.UTF8.GetBytes(name, bytes)]);
-    }
-
     private static bool StartsWith(ReadOnlySpan<byte> name, string asciiPrefix)
     {
         if (name.Length < asciiPrefix.Length)

@@ -1,4 +1,3 @@
-using System.Text;
 using BigFS.Fuse.Protocol;
 
 namespace BigFS.Fuse;
@@ -63,7 +62,7 @@ public sealed class FuseDirList
 
     private static int Encode(string name, Span<byte> destination)
     {
-        if (name.Length == 0 || !Encoding.UTF8.TryGetBytes(name, destination, out int n) || n > 255)
+        if (name.Length == 0 || !FileNameEncoding.TryGetBytes(name, destination, out int n) || n > 255)
             throw new ArgumentException($"invalid directory entry name '{name}'", nameof(name));
         return n;
     }

@@ -9,8 +9,9 @@ namespace BigFS.Fuse;
 /// <para>
 /// Threading: methods are called on the session's reader threads and may run concurrently for
 /// any inodes. They must not block: do I/O asynchronously and return an incomplete ValueTask; the
-/// reply is sent from whatever thread completes it. Names are UTF-8 decoded (invalid UTF-8 is
-/// rejected with EINVAL before reaching the filesystem).
+/// reply is sent from whatever thread completes it. Names, symlink targets and xattr names are
+/// the kernel's bytes decoded by <see cref="FileNameEncoding"/>: valid UTF-8 reads as text, and
+/// any other byte sequence survives the round trip too, as on a local filesystem.
 /// </para>
 /// </summary>
 public interface IFuseFileSystem

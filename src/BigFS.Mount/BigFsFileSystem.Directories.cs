@@ -36,7 +36,7 @@ internal sealed partial class BigFsFileSystem
             if (page.Errno != 0) return page.Errno;
             foreach (var e in page.Entries)
             {
-                var name = e.Name.ToStringUtf8();
+                var name = NameOf(e.Name);
                 var next = (long)e.Cookie + 2;
                 var added = list.IsPlus ? list.AddPlus(name, Entry(e.Attr), next) : list.Add(name, e.Attr.Ino, e.Attr.Mode, next);
                 if (!added) return 0;

@@ -39,7 +39,10 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         }
     }
 
-    private static ByteString Name(string name) => ByteString.CopyFromUtf8(name);
+    /// <summary>A name's bytes on the wire: exactly the bytes the kernel gave (<see cref="FileNameEncoding"/>).</summary>
+    private static ByteString Name(string name) => UnsafeByteOperations.UnsafeWrap(FileNameEncoding.GetBytes(name));
+
+    private static string NameOf(ByteString bytes) => FileNameEncoding.GetString(bytes.Span);
 
     private FuseEntry Entry(InodeAttr attr) =>
         new(attr.Ino, Attr(attr)) { Generation = attr.Generation };
@@ -182,7 +185,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     public ValueTask<FuseResult<string>> ReadLinkAsync(FuseRequestContext ctx, ulong ino) => Call<string>(async () =>
     {
         var reply = await _ns.ReadLinkAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
-        return reply.Errno != 0 ? new FuseError(InodeErrno(ino, reply.Errno)) : reply.Target.ToStringUtf8();
+        return reply.Errno != 0 ? new FuseError(InodeErrno(ino, reply.Errno)) : NameOf(reply.Target);
     }, "readlink");
 
     public ValueTask<FuseResult<FuseEntry>> SymlinkAsync(FuseRequestContext ctx, ulong parent, string name, string target) =>
@@ -202,7 +205,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
             Parent = parent, Name = Name(name), Type = type, Mode = mode, Uid = ctx.Uid, Gid = ctx.Gid, Rdev = rdev, Exclusive = true,
             Umask = ctx.Umask,
         };
-        if (target is not null) request.SymlinkTarget = ByteString.CopyFromUtf8(target);
+        if (target is not null) request.SymlinkTarget = Name(target);
         var generation = cache.BeginChange();
         cache.ForgetAttr(parent);   // its mtime (and link count, for a directory) changes
         var reply = await _ns.CreateNodeAsync(request, cancellationToken: ctx.CancellationToken);
@@ -269,7 +272,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
             notifier.InvalidateInode(ino, offset: -1);
         // Mount-made names are UTF-8 (the FUSE layer refuses others); one that is not cannot be cached here anyway.
         foreach (var changed in notice.Names)
-            notifier.InvalidateEntry(changed.Parent, changed.Name.ToStringUtf8());
+            notifier.InvalidateEntry(changed.Parent, NameOf(changed.Name));
     }
 
     /// <summary>
@@ -361,12 +364,13 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     /// </summary>
     public ValueTask<FuseResult<ReadOnlyMemory<byte>>> GetXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call<ReadOnlyMemory<byte>>(async () =>
     {
-        if (XattrName.Validate(name) is var invalid && invalid != 0)
+        var wireName = Name(name);
+        if (XattrName.Validate(wireName.Span) is var invalid && invalid != 0)
             return new FuseError(invalid);
         if (cache.IsXattrAbsent(ino, name))
             return new FuseError(LinuxErrno.ENODATA);
         var generation = cache.Generation;
-        var reply = await _ns.GetXattrAsync(new GetXattrRequest { Ino = ino, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
+        var reply = await _ns.GetXattrAsync(new GetXattrRequest { Ino = ino, Name = wireName }, cancellationToken: ctx.CancellationToken);
         if (reply.Errno == LinuxErrno.ENODATA)
             cache.LearnXattrAbsent(generation, ino, name);
         return reply.Errno != 0 ? new FuseError(InodeErrno(ino, reply.Errno)) : reply.Value.Memory;
@@ -375,7 +379,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     public ValueTask<FuseResult<IReadOnlyList<string>>> ListXattrAsync(FuseRequestContext ctx, ulong ino) => Call<IReadOnlyList<string>>(async () =>
     {
         var reply = await _ns.ListXattrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
-        return reply.Errno != 0 ? new FuseError(InodeErrno(ino, reply.Errno)) : reply.Names.Select(n => n.ToStringUtf8()).ToList();
+        return reply.Errno != 0 ? new FuseError(InodeErrno(ino, reply.Errno)) : reply.Names.Select(NameOf).ToList();
     }, "listxattr");
 
     public ValueTask<int> RemoveXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call(async () =>

@@ -1,3 +1,4 @@
+using BigFS.Fuse;
 using BigFS.Protocol;
 
 namespace BigFS.Mount;
@@ -95,7 +96,7 @@ internal sealed class LookupCache(int maxEntries, TimeSpan maxAge, TimeProvider 
     public CachedLookup TryLookup(ulong parent, string name, out InodeAttr? attr)
     {
         attr = null;
-        if (System.Text.Encoding.UTF8.GetByteCount(name) > MaxNameBytes)
+        if (FileNameEncoding.GetByteCount(name) > MaxNameBytes)
             return CachedLookup.Unknown;   // the server answers with the right error
         lock (_sync)
         {

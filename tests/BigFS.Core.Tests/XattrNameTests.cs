@@ -18,14 +18,13 @@ public class XattrNameTests
     [InlineData("", Errno.ERANGE)]
     public void FollowsLinuxNamespaces(string name, int errno)
     {
-        Assert.Equal(errno, XattrName.Validate(name));
         Assert.Equal(errno, XattrName.Validate(System.Text.Encoding.UTF8.GetBytes(name)));
     }
 
     [Fact]
     public void NamesOver255BytesAreOutOfRange()
     {
-        Assert.Equal(0, XattrName.Validate("user." + new string('é', 125)));   // 5 + 250 bytes
-        Assert.Equal(Errno.ERANGE, XattrName.Validate("user." + new string('é', 126)));
+        Assert.Equal(0, XattrName.Validate(System.Text.Encoding.UTF8.GetBytes("user." + new string('é', 125))));   // 5 + 250 bytes
+        Assert.Equal(Errno.ERANGE, XattrName.Validate(System.Text.Encoding.UTF8.GetBytes("user." + new string('é', 126))));
     }
 }

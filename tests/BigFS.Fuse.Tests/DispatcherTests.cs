@@ -35,8 +35,11 @@ public sealed partial class DispatcherTests : IDisposable
         public readonly List<ulong> Forgotten = [];
         public TaskCompletionSource<FuseResult<FuseEntry>>? Pending;
 
+        public string? LastLookup;
+
         public ValueTask<FuseResult<FuseEntry>> LookupAsync(FuseRequestContext ctx, ulong parent, string name)
         {
+            LastLookup = name;
             if (name == "boom") throw new InvalidOperationException("handler bug");
             if (name == "later") return new(Pending!.Task);
             return new(name == "known" ? new FuseEntry(5, new FuseAttr { Ino = 5, Mode = ModeBits.S_IFREG, Uid = ctx.Uid }) : new FuseError(LinuxErrno.ENOENT));
@@ -141,10 +144,19 @@ public sealed partial class DispatcherTests : IDisposable
         Assert.Equal(-LinuxErrno.ENOSYS, ReadReply().Header.Error); // not implemented by the filesystem
         await d.HandleAsync(Lookup(4, "boom"));
         Assert.Equal(-LinuxErrno.EIO, ReadReply().Header.Error);
-        var bad = Lookup(5, "x");
-        bad.Buffer[40] = 0xFF; // invalid UTF-8
-        await d.HandleAsync(bad);
+        await d.HandleAsync(Lookup(5, ""));
         Assert.Equal(-LinuxErrno.EINVAL, ReadReply().Header.Error);
+    }
+
+    [Fact]
+    public async Task A_name_that_is_not_UTF8_reaches_the_filesystem_byte_for_byte()
+    {
+        var (d, _, fs) = Create();
+        var latin1 = Lookup(1, "cafe");
+        latin1.Buffer[43] = 0xE9;   // "café" in Latin-1: not UTF-8, still a valid Linux name
+        await d.HandleAsync(latin1);
+        Assert.Equal(-LinuxErrno.ENOENT, ReadReply().Header.Error);
+        Assert.Equal([0x63, 0x61, 0x66, 0xE9], FileNameEncoding.GetBytes(fs.LastLookup!));
     }
 
     [Fact]

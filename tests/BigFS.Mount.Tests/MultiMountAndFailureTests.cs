@@ -216,6 +216,13 @@ public class MultiMountAndFailureTests
         await File.WriteAllTextAsync($"{a}/d/born", "b");
         await Poll.UntilAsync(() => Seen() == "- new - born", TimeSpan.FromSeconds(10), "B's names to follow A's rename, unlink and create");
         Assert.Equal("o", await File.ReadAllTextAsync($"{b}/d/new"));
+
+        // A name that is not UTF-8 is invalidated by its exact bytes too.
+        var latin1 = $"d/caf$'\\xe9'";
+        await RunAsync($"touch {Quote(a)}/{latin1}");
+        await RunAsync($"test -e {Quote(b)}/{latin1}");   // B's kernel caches it
+        await RunAsync($"rm {Quote(a)}/{latin1}");
+        await Poll.UntilAsync(async () => (await TryRunAsync($"test -e {Quote(b)}/{latin1}")).ExitCode != 0, TimeSpan.FromSeconds(10), "B to drop A's removed Latin-1 name");
     }
 
     [Fact]

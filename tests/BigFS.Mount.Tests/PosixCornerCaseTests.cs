@@ -333,6 +333,59 @@ public class PosixCornerCaseTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Entry names, symlink targets and xattr names are bytes: Latin-1, stray continuation bytes,
+    /// UTF-8's encoding of a surrogate. Every one is created, listed, linked, renamed, read back,
+    /// archived and extracted with tar, exactly as on the local disk.
+    /// </summary>
+    private const string ByteNamesScript = """
+        import os, subprocess, sys
+        root = sys.argv[1].encode()
+        d = os.path.join(root, b"n\xe9s")
+        os.mkdir(d)
+        names = [b"caf\xe9", b"\xff\xfe", b"ok-\xc3\xa9", b"\xc3(", b"\xed\xb2\x80", b"x" * 254 + b"\xe9"]
+        for n in names:
+            with open(os.path.join(d, n), "wb") as f:
+                f.write(n)
+        os.symlink(b"\x80target\xff", os.path.join(d, b"link\xa0"))
+        os.link(os.path.join(d, b"caf\xe9"), os.path.join(d, b"hard\xe9"))
+        os.rename(os.path.join(d, b"\xff\xfe"), os.path.join(d, b"\xfe\xff"))
+        os.setxattr(os.path.join(d, b"caf\xe9"), b"user.\xe9t\xe9", b"v")
+        print(sorted(os.listdir(d)))
+        print(os.readlink(os.path.join(d, b"link\xa0")))
+        print([open(os.path.join(d, n), "rb").read() == n for n in [b"caf\xe9", b"\xc3(", b"\xed\xb2\x80", b"x" * 254 + b"\xe9"]], open(os.path.join(d, b"\xfe\xff"), "rb").read() == b"\xff\xfe")
+        print(os.stat(os.path.join(d, b"hard\xe9")).st_nlink, [x.encode("utf-8", "surrogateescape") for x in os.listxattr(os.path.join(d, b"caf\xe9"))])
+        try:
+            open(os.path.join(d, b"y" * 255 + b"\xe9"), "wb")
+        except OSError as e:
+            print("too long:", e.errno)
+        subprocess.run([b"tar", b"-C", root, b"-cf", os.path.join(root, b"t.tar"), b"n\xe9s"], check=True)
+        os.mkdir(os.path.join(root, b"x"))
+        subprocess.run([b"tar", b"-C", os.path.join(root, b"x"), b"-xf", os.path.join(root, b"t.tar")], check=True)
+        print(sorted(os.listdir(os.path.join(root, b"x", b"n\xe9s"))) == sorted(os.listdir(d)))
+        """;
+
+    [Fact]
+    public async Task NamesThatAreNotUtf8WorkAsOnTheLocalDisk()
+    {
+        var local = Directory.CreateTempSubdirectory("bigfs-names-").FullName;
+        try
+        {
+            var expected = await RunAsync($"python3 -c {Quote(ByteNamesScript)} {Quote(local)}");
+            var actual = await RunAsync($"python3 -c {Quote(ByteNamesScript)} {Quote(Mnt)}");
+            Assert.Equal(expected, actual);
+            Assert.Contains(@"b'caf\xe9'", actual);
+            Assert.Contains("[True, True, True, True] True", actual);
+            // The names are the same bytes after the kernel's caches are gone.
+            await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
+            Assert.Equal("2", (await RunAsync($"stat -c %h {Quote(Mnt)}/n$'\\xe9's/hard$'\\xe9'")).Trim());
+        }
+        finally
+        {
+            await RunAsync($"rm -rf {Quote(local)}");   // .NET cannot name what is not UTF-8
+        }
+    }
+
     [Fact]
     public async Task AccessAclsAndTheModeStayOneThing()
     {

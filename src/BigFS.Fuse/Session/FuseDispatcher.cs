@@ -1,6 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Text;
-using System.Text.Unicode;
 using BigFS.Fuse.Protocol;
 using Microsoft.Extensions.Logging;
 
@@ -107,12 +105,11 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
         }
     }
 
-    /// <summary>Strict UTF-8 decoding of a name; invalid names are answered EINVAL.</summary>
+    /// <summary>A name as the filesystem sees it: any bytes, UTF-8 or not (<see cref="FileNameEncoding"/>); empty is EINVAL.</summary>
     private static bool TryName(ReadOnlySpan<byte> bytes, out string name)
     {
-        if (bytes.Length == 0 || !Utf8.IsValid(bytes)) { name = ""; return false; }
-        name = Encoding.UTF8.GetString(bytes);
-        return true;
+        name = bytes.IsEmpty ? "" : FileNameEncoding.GetString(bytes);
+        return !bytes.IsEmpty;
     }
 
     private static bool TryName(FuseRequest req, ref FuseRequestReader reader, out string name)
@@ -199,7 +196,7 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
     private async ValueTask ReadLinkAsync(FuseRequest req)
     {
         var result = await fs.ReadLinkAsync(req.Context(), req.Header.NodeId).ConfigureAwait(false);
-        if (result.IsOk) req.ReplyData(Encoding.UTF8.GetBytes(result.Value));
+        if (result.IsOk) req.ReplyData(FileNameEncoding.GetBytes(result.Value));
         else req.ReplyError(result.Errno);
     }
 
@@ -428,7 +425,7 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
         var list = new List<byte>();
         foreach (var name in result.Value)
         {
-            list.AddRange(Encoding.UTF8.GetBytes(name));
+            list.AddRange(FileNameEncoding.GetBytes(name));
             list.Add(0);
         }
         ReplySized(req, input.Size, CollectionsMarshal.AsSpan(list));

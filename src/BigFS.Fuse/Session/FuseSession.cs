@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
-using System.Text;
 using BigFS.Fuse.Native;
 using BigFS.Fuse.Protocol;
 using Microsoft.Extensions.Logging;
@@ -251,7 +250,7 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
     /// <summary>FUSE_NOTIFY_INVAL_ENTRY: forget the cached name <paramref name="name"/> in <paramref name="parent"/>.</summary>
     public int InvalidateEntry(ulong parent, string name)
     {
-        var nameBytes = Encoding.UTF8.GetBytes(name);
+        var nameBytes = FileNameEncoding.GetBytes(name);
         int headerLength = FuseReplyEncoder.OutHeaderSize + Marshal.SizeOf<FuseNotifyInvalEntryOut>();
         Span<byte> header = stackalloc byte[headerLength];
         FuseReplyEncoder.EncodeNotifyHeader(header, FuseNotifyCode.InvalEntry, Marshal.SizeOf<FuseNotifyInvalEntryOut>() + nameBytes.Length + 1);
