@@ -27,6 +27,12 @@ internal static class Attributes
         };
     }
 
+    /// <summary>What a write without CAP_FSETID clears: set-user-id, and set-group-id when group-executable (else it marks mandatory locking).</summary>
+    public static bool HasSetIdBitsToDrop(uint mode) =>
+        (mode & ModeBits.S_ISUID) != 0 || (mode & (ModeBits.S_ISGID | GroupExecute)) == (ModeBits.S_ISGID | GroupExecute);
+
+    private const uint GroupExecute = 0x8;
+
     public static FuseTime ToTime(long ns) =>
         new(Math.DivRem(ns, 1_000_000_000L, out var rem) - (rem < 0 ? 1 : 0), (uint)(rem < 0 ? rem + 1_000_000_000L : rem));
 

@@ -83,6 +83,11 @@ internal sealed partial class BigFsFileSystem
             try
             {
                 await open.File.TruncateAsync(0, ctx.CancellationToken);
+                // The kernel drops set-id bits for an O_TRUNC by a process without CAP_FSETID,
+                // but with atomic O_TRUNC it never sends that change: the filesystem must. Root is
+                // taken to hold CAP_FSETID (the kernel tells this only with HANDLE_KILLPRIV_V2).
+                if (ctx.Uid != 0 && Attributes.HasSetIdBitsToDrop(attr.Mode))
+                    await DropSetIdBits(attr.Ino, ctx.CancellationToken);
             }
             catch
             {
@@ -126,10 +131,41 @@ internal sealed partial class BigFsFileSystem
         // Page writeback (FUSE_WRITE_CACHE, from a shared mapping) has its own offsets.
         if ((openFlags & O_APPEND) != 0 && (flags & FuseWriteFlags.Cache) == 0)
             offset = open.File.Size;
+        if ((flags & FuseWriteFlags.KillSuidGid) != 0)
+            await DropSetIdBits(ino, ctx.CancellationToken);
         // Not ctx's token: once accepted, a write must not be half-applied by an interrupt.
         await open.File.WriteAsync(offset, data, CancellationToken.None);
         return data.Length;
     }, "write");
+
+    /// <summary>
+    /// A write by a process without CAP_FSETID drops the file's set-user-id bit (and set-group-id
+    /// when group-executable, the kernel's FUSE rule), so nobody can change a privileged program
+    /// and keep its privilege. The kernel does that itself before a cached write; for a direct
+    /// write (O_APPEND files here) it asks the filesystem with FUSE_WRITE_KILL_SUIDGID on every
+    /// such write, so the common case, no set-id bit in the attributes this mount knows, costs nothing.
+    /// </summary>
+    private async ValueTask DropSetIdBits(ulong ino, CancellationToken ct)
+    {
+        if (!cache.TryGetAttr(ino, out var known))
+        {
+            // Not known here now: ask (and remember for the next writes) rather than change the inode.
+            var generation0 = cache.Generation;
+            var current = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ct);
+            if (current.Errno != 0)
+                return;
+            cache.LearnAttr(generation0, current.Attr);
+            known = current.Attr;
+        }
+        if (!Attributes.HasSetIdBitsToDrop(known!.Mode))
+            return;
+        var generation = cache.BeginChange();
+        var reply = await _ns.SetAttrAsync(new SetAttrRequest { Ino = ino, Valid = (uint)FuseSetAttrValid.KillSuidGid }, cancellationToken: ct);
+        if (reply.Errno != 0)
+            return;
+        cache.LearnAttr(generation, reply.Attr);
+        _notifier?.InvalidateInode(ino, offset: -1);   // the kernel's mode would still grant the bits on exec
+    }
 
     /// <summary>close(2): commit, so the next open anywhere sees the data (close-to-open), and report failures here.</summary>
     public async ValueTask<int> FlushAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong lockOwner)

@@ -203,6 +203,31 @@ public class PosixCornerCaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnotherUsersWriteOrTruncateClearsTheSetIdBitsAsOnExt4()
+    {
+        // Each way another user can change a set-id program's contents takes the bits away: a
+        // cached write, an O_APPEND write (direct I/O: the filesystem's job), truncate, and
+        // open with O_TRUNC (atomic in FUSE: the filesystem's job too). Root keeps them.
+        string User(string command) => $"setpriv --reuid=1001 --regid=1001 --clear-groups {command}";
+        var ways = new Dictionary<string, string>
+        {
+            ["write"] = User("dd conv=notrunc status=none if=/dev/zero bs=1 count=1 of=FILE"),
+            ["append"] = User("sh -c 'echo x >> FILE'"),
+            ["truncate"] = User("truncate -s 1 FILE"),
+            ["o_trunc"] = User("sh -c ': > FILE'"),
+            ["root append"] = "sh -c 'echo x >> F'",
+        };
+        foreach (var (way, command) in ways)
+        {
+            var file = $"{Quote(Mnt)}/setid-{way.Replace(' ', '-')}";
+            await RunAsync($"echo program > {file} && chmod 6777 {file} && stat -c %a {file}");
+            await RunAsync(command.Replace("FILE", file));
+            var expected = way.StartsWith("root") ? "6777" : "777";
+            Assert.True(expected == (await RunAsync($"stat -c %a {file}")).Trim(), $"{way}: mode {(await RunAsync($"stat -c %a {file}")).Trim()}, expected {expected}");
+        }
+    }
+
+    [Fact]
     public async Task TruncateUpAndDownReadsZerosInTheGap()
     {
         await RunAsync($"printf 'abcdefghij' > {Quote(Mnt)}/t && truncate -s 4 {Quote(Mnt)}/t && truncate -s 10 {Quote(Mnt)}/t");
