@@ -43,7 +43,7 @@ internal sealed partial class BigFsFileSystem
         StatusReply reply;
         try
         {
-            reply = await _ns.LockAsync(LockRequestOf(ino, owner, lk with { Start = start, End = end }, isFlock, wait), cancellationToken: ctx.CancellationToken);
+            reply = await SendLockAsync(LockRequestOf(ino, owner, lk with { Start = start, End = end }, isFlock, wait), ctx.CancellationToken);
         }
         catch
         {
@@ -75,7 +75,7 @@ internal sealed partial class BigFsFileSystem
         var unlock = new FuseFileLock(0, long.MaxValue, FuseLockType.Unlock, 0);
         try
         {
-            var reply = await _ns.LockAsync(LockRequestOf(ino, owner, unlock, flock, wait: false));
+            var reply = await SendLockAsync(LockRequestOf(ino, owner, unlock, flock, wait: false));
             if (reply.Errno is 0 or LinuxErrno.ENOENT)
                 _locks.Released(ino, flock, owner);
         }
@@ -110,7 +110,7 @@ internal sealed partial class BigFsFileSystem
             var request = LockRequestOf(ino, h.Owner, new FuseFileLock(h.Start, h.End, h.Type == RangeLockType.Write ? FuseLockType.Write : FuseLockType.Read, h.Pid), flock, wait: false);
             request.SessionId = sessionId;
             request.Reclaim = true;
-            var reply = await _ns.LockAsync(request, cancellationToken: ct);
+            var reply = await SendLockAsync(request, ct);
             if (reply.Errno == 0)
                 continue;
             lost++;
@@ -119,6 +119,10 @@ internal sealed partial class BigFsFileSystem
         }
         logger.LogInformation("Took back {Count} locks under session {Session} ({Lost} lost)", held.Count, sessionId, lost);
     }
+
+    /// <summary>A waiting request goes over gRPC, whose cancellation reaches the server; any other over the fast transport.</summary>
+    private async Task<StatusReply> SendLockAsync(LockRequest request, CancellationToken ct = default) =>
+        request.Wait ? await _ns.LockAsync(request, cancellationToken: ct) : await _ns.TryLockAsync(request, cancellationToken: ct);
 
     private LockRequest LockRequestOf(ulong ino, ulong owner, FuseFileLock lk, bool flock, bool wait) => new()
     {

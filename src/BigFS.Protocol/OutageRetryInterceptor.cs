@@ -40,7 +40,7 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
     {
         "Lookup", "GetAttr", "ReadLink", "ReadDirectory", "StatFs", "GetXattr", "ListXattr", "GetLayout",
         "ListWritableNodes", "Sync", "RenewSession", "Heartbeat", "GetClusterStatus", "SetAttr", "ConfirmReplica",
-        "AbandonChunks", "CloseSession", "RegisterChunk", "Lock", "TestLock",
+        "AbandonChunks", "CloseSession", "RegisterChunk", "Lock", "TryLock", "TestLock",
     };
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;

@@ -131,6 +131,9 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
         Assert.True(MetaMethodIds.TryGetId("/bigfs.v1.Cluster/RegisterChunk", out _));
         Assert.False(MetaMethodIds.TryGetId("/bigfs.v1.Namespace/WatchChanges", out _));
         Assert.False(MetaMethodIds.TryGetId("/bigfs.v1.Cluster/ReportInventory", out _));
+        // A waiting lock's cancellation must reach the server: only the non-waiting form is fast.
+        Assert.False(MetaMethodIds.TryGetId("/bigfs.v1.Namespace/Lock", out _));
+        Assert.True(MetaMethodIds.TryGetId("/bigfs.v1.Namespace/TryLock", out _));
         var dispatcher = new FastMetaDispatcher();
         Namespace.BindService(dispatcher, _service);
         Cluster.BindService(dispatcher, new NoCluster());

@@ -1,3 +1,4 @@
+using BigFS.Protocol;
 using static BigFS.Testing.Shell;
 
 namespace BigFS.Mount.Tests;
@@ -43,6 +44,12 @@ public class ClusterLockTests
 
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(b)}/lock -c true")).ExitCode);
         Assert.NotEqual(0, (await TryRunAsync($"flock -n -s {Quote(b)}/lock -c true")).ExitCode);   // shared waits for exclusive too
+        // TryLock, the form the fast metadata transport carries, never waits, even when asked to.
+        var client = await m.Cluster.ClientAsync();
+        var session = (await client.Namespace.OpenSessionAsync(new OpenSessionRequest())).SessionId;
+        var ino = ulong.Parse((await RunAsync($"stat -c %i {Quote(a)}/lock")).Trim());
+        var tried = await client.Namespace.TryLockAsync(new LockRequest { SessionId = session, Ino = ino, Owner = 1, Flock = true, Type = LockType.LockWrite, Wait = true });
+        Assert.Equal(11, tried.Errno);   // EAGAIN
         // An interrupted wait leaves nothing behind.
         Assert.Equal(124, (await TryRunAsync($"timeout 1 flock {Quote(b)}/lock -c true")).ExitCode);
         var waiter = TryRunAsync($"flock {Quote(b)}/lock -c 'echo got'", timeout: TimeSpan.FromSeconds(60));

@@ -62,6 +62,12 @@ public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster, Me
             throw new RpcException(new Status(StatusCode.Unavailable, e.Message));   // repeated by the client once the server is back
         }
     }
+    public override Task<StatusReply> TryLock(LockRequest request, ServerCallContext context)
+    {
+        request.Wait = false;
+        return Lock(request, context);
+    }
+
     public override Task<TestLockReply> TestLock(LockRequest request, ServerCallContext context) => Task.FromResult(ns.TestLock(request));
 
     public override Task<StatusReply> AbandonChunks(AbandonChunksRequest request, ServerCallContext context) => ns.AbandonChunksAsync(request);

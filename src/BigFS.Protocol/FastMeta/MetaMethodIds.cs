@@ -6,7 +6,8 @@ namespace BigFS.Protocol.FastMeta;
 /// Wire ids of the unary metadata methods the fast transport carries: the Namespace service's
 /// (mounts) and the Cluster service's hot ones (storage nodes registering and confirming
 /// chunks). Ids are part of the protocol: never renumber or reuse one; a new method gets the
-/// next free id. Streaming methods (WatchChanges, ReportInventory) stay on gRPC.
+/// next free id. Streaming methods (WatchChanges, ReportInventory) stay on gRPC, and so does a
+/// waiting Lock: its cancellation (an interrupted F_SETLKW) must reach the server.
 /// </summary>
 public static class MetaMethodIds
 {
@@ -23,6 +24,7 @@ public static class MetaMethodIds
         (Namespace + "ReportBadCopy", 25),
         (Cluster + "RegisterChunk", 26), (Cluster + "ConfirmReplica", 27), (Cluster + "Heartbeat", 28), (Cluster + "ReportCorruptChunk", 29),
         (Namespace + "AbandonChunks", 30),
+        (Namespace + "TryLock", 31), (Namespace + "TestLock", 32),
     ];
 
     private static readonly FrozenDictionary<string, ushort> ByFullName =
