@@ -29,9 +29,15 @@ public sealed class JournaledMetadataStore : IMetadataStore
     private const string SegmentSuffix = ".log";
     /// <summary>Groups the applier may lag behind before the writer waits for it.</summary>
     private const int MaxPendingGroups = 50_000;
-    /// <summary>How long the applier gathers groups into one LiteDB transaction: the records most
-    /// changes touch (a directory, the counters) are then written once for many changes.</summary>
-    private static readonly TimeSpan ApplyGathering = TimeSpan.FromMilliseconds(50);
+    /// <summary>
+    /// How long the applier gathers groups into one LiteDB transaction. The records most changes
+    /// touch (a directory, the counters) are then written once for many changes, and the
+    /// transaction's CPU and its fsync come once a second instead of twenty times: on a two-core
+    /// machine they competed with the changes being made (rename +19 %, unlink +15 % at 1 s
+    /// against 50 ms, 7 interleaved pairs). The journal already holds everything durably; a
+    /// longer gathering only leaves a little more of it to replay after a crash.
+    /// </summary>
+    private static readonly TimeSpan ApplyGathering = TimeSpan.FromSeconds(1);
     private const int MaxChangesPerApply = 50_000;
     /// <summary>How far a segment is zero-filled ahead of its records at a time.</summary>
     public const long FillStep = 4L << 20;
@@ -57,6 +63,8 @@ public sealed class JournaledMetadataStore : IMetadataStore
     /// <summary>Sealed segments not yet known to be durable in the inner store, oldest first (applier thread).</summary>
     private readonly ConcurrentQueue<Segment> _sealed = new();
     private readonly Thread _applier;
+    /// <summary>Set at <see cref="Dispose"/>: the applier stops gathering and applies what is left.</summary>
+    private readonly ManualResetEventSlim _stopping = new();
     private Segment _current;
     private long _groups;
     private long _offset;
@@ -162,9 +170,10 @@ public sealed class JournaledMetadataStore : IMetadataStore
                 batch.AddRange(first.Changes);
                 var last = first.Group;
                 // Gather by waiting, not by taking each group as it comes: a thread blocked in
-                // TryTake would be woken by every append, on the writer's critical path.
-                if (!_toApply.IsAddingCompleted)
-                    Thread.Sleep(ApplyGathering);
+                // TryTake would be woken by every append, on the writer's critical path. A long
+                // backlog is applied without waiting, so the writer never stalls on a full queue.
+                if (_toApply.Count < MaxPendingGroups / 2)
+                    _stopping.Wait(ApplyGathering);
                 while (batch.Count < MaxChangesPerApply && _toApply.TryTake(out var next))
                 {
                     batch.AddRange(next.Changes);
@@ -225,6 +234,7 @@ public sealed class JournaledMetadataStore : IMetadataStore
         if (_disposed)
             return;
         _disposed = true;
+        _stopping.Set();
         _toApply.CompleteAdding();
         _applier.Join();
         var clean = _applyFailure is null;
@@ -249,5 +259,6 @@ public sealed class JournaledMetadataStore : IMetadataStore
         }
         _inner.Dispose();
         _toApply.Dispose();
+        _stopping.Dispose();
     }
 }
