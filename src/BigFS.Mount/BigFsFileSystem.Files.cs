@@ -150,11 +150,11 @@ internal sealed partial class BigFsFileSystem
         if (!cache.TryGetAttr(ino, out var known))
         {
             // Not known here now: ask (and remember for the next writes) rather than change the inode.
-            var generation0 = cache.Generation;
+            var asked = cache.Generation;
             var current = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ct);
             if (current.Errno != 0)
                 return;
-            cache.LearnAttr(generation0, current.Attr);
+            cache.LearnAttr(asked, current.Attr);
             known = current.Attr;
         }
         if (!Attributes.HasSetIdBitsToDrop(known!.Mode))
