@@ -105,6 +105,7 @@ internal sealed partial class BigFsFileSystem
     public ValueTask<FuseResult<ReadOnlyMemory<byte>>> ReadAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, Memory<byte> buffer) => Call<ReadOnlyMemory<byte>>(async () =>
     {
         if (_open.Find(ino) is not { } open) return new FuseError(LinuxErrno.EBADF);
+        if (_locks.IsLost(fh)) return new FuseError(LinuxErrno.EIO);
         var n = await open.File.ReadAsync(offset, buffer, ctx.CancellationToken);
         _pageCacheFiller?.OfferAfterRead(ino, open, offset, n);
         return (ReadOnlyMemory<byte>)buffer[..n];
@@ -114,7 +115,7 @@ internal sealed partial class BigFsFileSystem
     public bool TryReadGather(FuseRequestContext ctx, ulong ino, ulong fh, long offset, int size, out FuseGatherData data)
     {
         data = default;
-        if (_open.Find(ino) is not { } open || open.File.TryReadLeased(offset, size) is not { } read)
+        if (_locks.IsLost(fh) || _open.Find(ino) is not { } open || open.File.TryReadLeased(offset, size) is not { } read)
             return false;
         _pageCacheFiller?.OfferAfterRead(ino, open, offset, read.Length);
         data = new FuseGatherData(read.Segments, read);
@@ -124,6 +125,7 @@ internal sealed partial class BigFsFileSystem
     public ValueTask<FuseResult<int>> WriteAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, ReadOnlyMemory<byte> data, FuseWriteFlags flags, int openFlags) => Call<int>(async () =>
     {
         if (_open.Find(ino) is not { } open) return new FuseError(LinuxErrno.EBADF);
+        if (_locks.IsLost(fh)) return new FuseError(LinuxErrno.EIO);   // see HeldLocks.Lost
         // The kernel puts an O_APPEND write at the size it holds, cached for up to the attribute
         // timeout: after another mount's append and close, that is short of the end, and the
         // write would land over the other mount's data. The end is where this mount knows it
@@ -173,7 +175,7 @@ internal sealed partial class BigFsFileSystem
         var errno = await Commit(ino, "flush");
         _locks.Flushed(fh, lockOwner);
         await ReleaseLocksOf(ino, lockOwner, flock: false);   // after the commit: the next holder sees the data
-        return errno;
+        return errno != 0 ? errno : _locks.IsLost(fh) ? LinuxErrno.EIO : 0;   // close tells the process its lock was lost
     }
 
     public ValueTask<int> FsyncAsync(FuseRequestContext ctx, ulong ino, ulong fh, bool dataOnly) => Call(async () =>
@@ -185,7 +187,7 @@ internal sealed partial class BigFsFileSystem
         }
         else
             await client.SyncMetadataAsync(CancellationToken.None);
-        return 0;
+        return _locks.IsLost(fh) ? LinuxErrno.EIO : 0;
     }, "fsync");
 
     private ValueTask<int> Commit(ulong ino, string op) => Call(async () =>

@@ -114,8 +114,9 @@ internal sealed partial class BigFsFileSystem
             if (reply.Errno == 0)
                 continue;
             lost++;
-            logger.LogError("Lost a lock after the metadata server restarted: inode {Ino}, owner {Owner}, [{Start}, {End}] (errno {Errno}): another mount took it first",
-                ino, h.Owner, h.Start, h.End, reply.Errno);
+            var handles = _locks.Lost(ino, flock, h.Owner);
+            logger.LogError("Lost a lock after the metadata server restarted: inode {Ino}, owner {Owner}, [{Start}, {End}] (errno {Errno}): another mount took it first; I/O through the {Handles} open file(s) it was held through now fails with EIO",
+                ino, h.Owner, h.Start, h.End, reply.Errno, handles.Count);
         }
         logger.LogInformation("Took back {Count} locks under session {Session} ({Lost} lost)", held.Count, sessionId, lost);
     }

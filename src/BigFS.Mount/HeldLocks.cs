@@ -15,6 +15,9 @@ internal sealed class HeldLocks
     private readonly HashSet<(ulong Ino, bool Flock, ulong Owner)> _uncertain = [];
     /// <summary>Record-lock owners per open file (fh) that locked through it: an OFD lock's owner is the open file itself.</summary>
     private readonly Dictionary<ulong, HashSet<ulong>> _ownersByHandle = [];
+    /// <summary>Open files (fh) through which a lock was held that the server gave to someone else after a restart.</summary>
+    private readonly HashSet<ulong> _lostHandles = [];
+    private volatile bool _anyLost;
 
     public readonly record struct Entry(ulong Ino, bool Flock, HeldRangeLock<ulong> Lock);
 
@@ -62,6 +65,8 @@ internal sealed class HeldLocks
     {
         lock (_sync)
         {
+            if (_lostHandles.Remove(fh))
+                _anyLost = _lostHandles.Count > 0;
             if (!_ownersByHandle.Remove(fh, out var owners))
                 return [];
             // The kernel's owner id of an open file is its address, which a newer open file may
@@ -93,6 +98,35 @@ internal sealed class HeldLocks
             if (_tables.TryGetValue((ino, flock), out var table) && table.ReleaseAll(o => o == owner) && table.IsEmpty)
                 _tables.Remove((ino, flock));
         }
+    }
+
+    /// <summary>
+    /// A lock this mount held was not taken back after a metadata server restart: another mount
+    /// holds it now. The lock goes, and the open files it was held through are marked, so their
+    /// I/O fails (<see cref="IsLost"/>) instead of going on as if still protected; NFS does the
+    /// same with a lock it could not recover. Returns those open files.
+    /// </summary>
+    public IReadOnlyCollection<ulong> Lost(ulong ino, bool flock, ulong owner)
+    {
+        lock (_sync)
+        {
+            Released(ino, flock, owner);
+            var handles = flock
+                ? [owner]   // a flock's owner is the handle id
+                : _ownersByHandle.Where(h => h.Value.Contains(owner)).Select(h => h.Key).ToList();
+            _lostHandles.UnionWith(handles);
+            _anyLost = _lostHandles.Count > 0;
+            return handles;
+        }
+    }
+
+    /// <summary>Whether a lock held through open file <paramref name="fh"/> was lost; cheap while none ever was.</summary>
+    public bool IsLost(ulong fh)
+    {
+        if (!_anyLost)
+            return false;
+        lock (_sync)
+            return _lostHandles.Contains(fh);
     }
 
     public List<Entry> Snapshot()

@@ -213,6 +213,58 @@ public class ClusterLockTests
     }
 
     [Fact]
+    public async Task ALockAnotherMountTookWhileItsHolderCouldNotReclaimFailsTheHoldersIo()
+    {
+        // A's daemon is stalled (SIGSTOP) across a metadata restart until the reclaim grace is
+        // over; B takes the lock. When A comes back its reclaim fails: the process that still
+        // believes it holds the lock must not go on writing as if it did (NFS answers EIO too).
+        await using var m = await MountedCluster.StartAsync(mounts: 2, configure: o => o.LockReclaimGrace = TimeSpan.FromSeconds(1));
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        await File.WriteAllTextAsync($"{a}/lock", "");
+        var (ready, go) = (Path.Combine(m.Cluster.Root, "ready"), Path.Combine(m.Cluster.Root, "go"));
+        var script = $$"""
+            import errno, fcntl, os, time
+            fd = os.open("{{a}}/lock", os.O_RDWR)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, b"before ")
+            open("{{ready}}", "w").close()
+            while not os.path.exists("{{go}}"):
+                time.sleep(0.05)
+            def attempt(f):
+                try:
+                    f()
+                    return "ok"
+                except OSError as e:
+                    return errno.errorcode[e.errno]
+            print(attempt(lambda: os.write(fd, b"after")), attempt(lambda: os.fsync(fd)), attempt(lambda: os.close(fd)))
+            """;
+        var holder = TryRunAsync($"python3 -c {Quote(script)}", timeout: TimeSpan.FromMinutes(2));
+        await Poll.UntilAsync(() => File.Exists(ready) || holder.IsCompleted, TimeSpan.FromSeconds(10), "A's process to take the lock");
+
+        await RunAsync($"kill -STOP {m.Mounts[0].Pid}");
+        FlockHolder other;
+        try
+        {
+            await m.Cluster.RestartMetaAsync();
+            other = await FlockHolder.StartAsync(m, $"{b}/lock");   // granted once the grace is over
+        }
+        finally
+        {
+            await RunAsync($"kill -CONT {m.Mounts[0].Pid}");
+        }
+        await Poll.UntilAsync(() => m.Mounts[0].Log.Contains("(1 lost)"), TimeSpan.FromSeconds(30), "A to find its lock gone\n" + m.Mounts[0].Log);
+
+        await File.WriteAllTextAsync(go, "");
+        var result = await holder;
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Equal("EIO EIO EIO", result.Stdout.Trim());
+        await other.ReleaseAsync();
+        // A new open on A locks (once B's release, sent by its kernel after the holder exits, is in) and writes as usual.
+        await RunAsync($"flock -w 20 {Quote(a)}/lock sh -c 'echo again >> {Quote(a)}/lock'");
+        Assert.EndsWith("again\n", await File.ReadAllTextAsync($"{a}/lock"));
+    }
+
+    [Fact]
     public async Task ALockHeldAcrossAMetadataServerRestartIsTakenBack()
     {
         await using var m = await MountedCluster.StartAsync(mounts: 2, configure: o => o.LockReclaimGrace = TimeSpan.FromSeconds(8));

@@ -125,6 +125,9 @@ public sealed class MountProcess : IAsyncDisposable
         });
     }
 
+    /// <summary>The daemon's process id (to stop and continue it, as a stalled machine would).</summary>
+    public int Pid => _process.Id;
+
     /// <summary>SIGKILL, as a crash would: the mount is left behind, stale.</summary>
     public async Task KillAsync()
     {
