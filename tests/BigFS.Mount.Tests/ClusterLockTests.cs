@@ -6,8 +6,12 @@ namespace BigFS.Mount.Tests;
 /// <summary>fcntl and flock locks held on the metadata server: processes on two mounts exclude each other.</summary>
 public class ClusterLockTests
 {
-    /// <summary>A process holding an exclusive flock on a file until <see cref="ReleaseAsync"/>.</summary>
-    private sealed record FlockHolder(Task<Result> Process, string Release)
+    /// <summary>
+    /// A process holding an exclusive flock on a file until <see cref="ReleaseAsync"/>. Disposing
+    /// it ends the process whatever happened (a failed test, a dead mount): its polling loop would
+    /// otherwise outlive the test (and the test host) and keep spawning processes.
+    /// </summary>
+    private sealed record FlockHolder(Task<Result> Process, string Release) : IAsyncDisposable
     {
         /// <summary>Starts the holder and returns once it holds the lock.</summary>
         public static async Task<FlockHolder> StartAsync(MountedCluster m, string path)
@@ -15,15 +19,32 @@ public class ClusterLockTests
             var id = Guid.NewGuid().ToString("n");
             var (held, release) = (Path.Combine(m.Cluster.Root, "held-" + id), Path.Combine(m.Cluster.Root, "release-" + id));
             var process = TryRunAsync($"flock {Quote(path)} -c 'touch {Quote(held)}; while [ ! -e {Quote(release)} ]; do sleep 0.05; done'", timeout: TimeSpan.FromSeconds(120));
-            await Poll.UntilAsync(() => File.Exists(held) || process.IsCompleted, TimeSpan.FromSeconds(10), $"a process to take the flock on {path}");
-            Assert.False(process.IsCompleted, "the holder ended before taking the lock");
-            return new FlockHolder(process, release);
+            var holder = new FlockHolder(process, release);
+            try
+            {
+                await Poll.UntilAsync(() => File.Exists(held) || process.IsCompleted, TimeSpan.FromSeconds(10), $"a process to take the flock on {path}");
+                Assert.False(process.IsCompleted, "the holder ended before taking the lock");
+                return holder;
+            }
+            catch
+            {
+                await holder.DisposeAsync();
+                throw;
+            }
         }
 
         public async Task ReleaseAsync()
         {
             await File.WriteAllTextAsync(Release, "");
             Assert.Equal(0, (await Process).ExitCode);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Process.IsCompleted)
+                return;
+            await File.WriteAllTextAsync(Release, "");
+            await Process;
         }
     }
 
@@ -40,7 +61,7 @@ public class ClusterLockTests
         await using var m = await MountedCluster.StartAsync(mounts: 2);
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         await File.WriteAllTextAsync($"{a}/lock", "");
-        var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
+        await using var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
 
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(b)}/lock -c true")).ExitCode);
         Assert.NotEqual(0, (await TryRunAsync($"flock -n -s {Quote(b)}/lock -c true")).ExitCode);   // shared waits for exclusive too
@@ -81,7 +102,7 @@ public class ClusterLockTests
         await using var m = await MountedCluster.StartAsync(mounts: 2, mountArgs: "-o local_locks");
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         await File.WriteAllTextAsync($"{a}/lock", "");
-        var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
+        await using var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode);
         await RunAsync($"flock -n {Quote(b)}/lock -c true");   // the kernel of one machine knows nothing of the other
         await holder.ReleaseAsync();
@@ -206,7 +227,7 @@ public class ClusterLockTests
         await Poll.UntilAsync(async () => (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode == 0, TimeSpan.FromSeconds(10), "the killed holder's lock to go");
 
         // A whole mount gone (its daemon killed while a process held a lock): its session expires, and with it the lock.
-        _ = await FlockHolder.StartAsync(m, $"{b}/lock");   // never released: its mount dies
+        await using var orphan = await FlockHolder.StartAsync(m, $"{b}/lock");   // never released: its mount dies
         Assert.NotEqual(0, (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode);
         await m.Mounts[1].KillAsync();
         await Poll.UntilAsync(async () => (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode == 0, TimeSpan.FromSeconds(30), "the dead mount's lock to expire with its session");
@@ -242,16 +263,18 @@ public class ClusterLockTests
         await Poll.UntilAsync(() => File.Exists(ready) || holder.IsCompleted, TimeSpan.FromSeconds(10), "A's process to take the lock");
 
         await RunAsync($"kill -STOP {m.Mounts[0].Pid}");
-        FlockHolder other;
+        Task<FlockHolder> taking;
         try
         {
             await m.Cluster.RestartMetaAsync();
-            other = await FlockHolder.StartAsync(m, $"{b}/lock");   // granted once the grace is over
+            taking = FlockHolder.StartAsync(m, $"{b}/lock");   // granted once the grace is over
+            await taking;
         }
         finally
         {
             await RunAsync($"kill -CONT {m.Mounts[0].Pid}");
         }
+        await using var other = await taking;
         await Poll.UntilAsync(() => m.Mounts[0].Log.Contains("(1 lost)"), TimeSpan.FromSeconds(30), "A to find its lock gone\n" + m.Mounts[0].Log);
 
         await File.WriteAllTextAsync(go, "");
@@ -270,7 +293,7 @@ public class ClusterLockTests
         await using var m = await MountedCluster.StartAsync(mounts: 2, configure: o => o.LockReclaimGrace = TimeSpan.FromSeconds(8));
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         await File.WriteAllTextAsync($"{a}/lock", "");
-        var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
+        await using var holder = await FlockHolder.StartAsync(m, $"{a}/lock");
         // A process on B waits for the lock across the restart: the stopping server ends its
         // wait (else the wait would hold the server's shutdown), and the mount asks again.
         var waiter = TryRunAsync($"flock {Quote(b)}/lock -c 'echo got'", timeout: TimeSpan.FromMinutes(2));
