@@ -26,6 +26,7 @@ public static class Errno
     public const int EROFS = 30;
     public const int EMLINK = 31;
     public const int ERANGE = 34;
+    public const int EDEADLK = 35;
     public const int ENAMETOOLONG = 36;
     public const int ENOLCK = 37;
     public const int ENOSYS = 38;

@@ -43,6 +43,52 @@ public class LockManagerTests
         Assert.Equal(B, m.Test(1, A, 0, 0, RangeLockType.Read)?.Owner);
     }
 
+    private static Task<int> Lock(LockManager m, long ino, LockOwner o, bool wait = false, bool flock = false, CancellationToken ct = default) =>
+        m.SetAsync(ino, flock, o, 0, Eof, RangeLockType.Write, 1, wait, reclaim: false, ct);
+
+    [Fact]
+    public async Task A_wait_that_would_close_a_cycle_across_owners_is_refused_with_EDEADLK()
+    {
+        var m = Manager();
+        var c = new LockOwner("mount-c", 3);
+        Assert.Equal(0, await Lock(m, 1, A));
+        Assert.Equal(0, await Lock(m, 2, B));
+        Assert.Equal(0, await Lock(m, 3, c));
+        var aWaits = Lock(m, 2, A, wait: true);   // A waits for B
+        var bWaits = Lock(m, 3, B, wait: true);   // B waits for C
+        Assert.Equal(E.EDEADLK, await Lock(m, 1, c, wait: true).WaitAsync(Patience));   // C would wait for A: a cycle
+        Assert.False(aWaits.IsCompleted || bWaits.IsCompleted);
+
+        // Without the cycle's last link C waits like anyone else, and the chain unwinds in order.
+        Assert.Equal(0, await m.SetAsync(3, false, c, 0, Eof, null, 1, false, false, default));
+        Assert.Equal(0, await bWaits.WaitAsync(Patience));
+        Assert.Equal(0, await m.SetAsync(2, false, B, 0, Eof, null, 1, false, false, default));
+        Assert.Equal(0, await aWaits.WaitAsync(Patience));
+    }
+
+    [Fact]
+    public async Task Waiting_behind_an_owner_that_waits_elsewhere_is_no_deadlock_and_flock_is_never_checked()
+    {
+        var m = Manager();
+        var c = new LockOwner("mount-c", 3);
+        Assert.Equal(0, await Lock(m, 1, A));
+        Assert.Equal(0, await Lock(m, 2, c));
+        var bWaits = Lock(m, 1, B, wait: true);   // B waits for A
+        var aWaits = Lock(m, 2, A, wait: true);   // A waits for C, who waits for nobody
+        Assert.False(aWaits.IsCompleted || bWaits.IsCompleted);
+
+        // flock, as on Linux: a cycle of flocks is not detected (both wait until one is interrupted).
+        Assert.Equal(0, await Lock(m, 5, A, flock: true));
+        Assert.Equal(0, await Lock(m, 6, B, flock: true));
+        using var cancel = new CancellationTokenSource();
+        var f1 = Lock(m, 6, A, wait: true, flock: true, ct: cancel.Token);
+        var f2 = Lock(m, 5, B, wait: true, flock: true, ct: cancel.Token);
+        Assert.False(f1.IsCompleted || f2.IsCompleted);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => f1);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => f2);
+    }
+
     [Fact]
     public async Task Closing_ends_every_wait_without_granting_it()
     {

@@ -233,6 +233,54 @@ public class ClusterLockTests
         await Poll.UntilAsync(async () => (await TryRunAsync($"flock -n {Quote(a)}/lock -c true")).ExitCode == 0, TimeSpan.FromSeconds(30), "the dead mount's lock to expire with its session");
     }
 
+    /// <summary>Takes a write lock on MINE, then (once the other process holds its own) waits for one on OTHER.</summary>
+    private const string CrossLockScript = """
+        import errno, fcntl, os, sys, time
+        mine, other, ready, peer = sys.argv[1:5]
+        fd = os.open(mine, os.O_RDWR)
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        open(ready, "w").close()
+        while not os.path.exists(peer):
+            time.sleep(0.02)
+        try:
+            fcntl.lockf(os.open(other, os.O_RDWR), fcntl.LOCK_EX)
+            print("got")
+        except OSError as e:
+            print("EDEADLK" if e.errno == errno.EDEADLK else errno.errorcode[e.errno])   # Python names 35 EDEADLOCK
+        """;
+
+    [Fact]
+    public async Task TwoProcessesOnTwoMountsWaitingForEachOthersLocksAreToldEDEADLK()
+    {
+        // As on one machine (same script on the local disk, below): of two processes that would
+        // wait for each other, the one whose wait closes the cycle gets EDEADLK; once it exits,
+        // the other gets its lock.
+        async Task<string[]> RunPair(string dirA, string dirB, string tag)
+        {
+            await File.WriteAllTextAsync($"{dirA}/x", "");
+            await File.WriteAllTextAsync($"{dirA}/y", "");
+            var (r1, r2) = (Path.Combine(Path.GetTempPath(), $"r1-{tag}-{Guid.NewGuid():n}"), Path.Combine(Path.GetTempPath(), $"r2-{tag}-{Guid.NewGuid():n}"));
+            var one = TryRunAsync($"python3 -c {Quote(CrossLockScript)} {Quote(dirA)}/x {Quote(dirA)}/y {r1} {r2}", timeout: TimeSpan.FromSeconds(60));
+            var two = TryRunAsync($"python3 -c {Quote(CrossLockScript)} {Quote(dirB)}/y {Quote(dirB)}/x {r2} {r1}", timeout: TimeSpan.FromSeconds(60));
+            var outputs = new[] { (await one).Stdout.Trim(), (await two).Stdout.Trim() };
+            File.Delete(r1);
+            File.Delete(r2);
+            return [.. outputs.Order()];
+        }
+        var local = Directory.CreateTempSubdirectory("bigfs-deadlock-").FullName;
+        try
+        {
+            Assert.Equal(["EDEADLK", "got"], await RunPair(local, local, "local"));
+        }
+        finally
+        {
+            Directory.Delete(local, recursive: true);
+        }
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        Assert.Equal(["EDEADLK", "got"], await RunPair(a, b, "mounts"));
+    }
+
     [Fact]
     public async Task ALockAnotherMountTookWhileItsHolderCouldNotReclaimFailsTheHoldersIo()
     {

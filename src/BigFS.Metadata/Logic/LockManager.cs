@@ -13,11 +13,22 @@ public readonly record struct LockOwner(string Session, ulong Owner);
 /// A session's locks go with the session (closed, or expired: its mount is gone). After a
 /// restart, mounts take back the locks they held (<c>reclaim</c>); until <see cref="GraceEndsMs"/>
 /// a new lock waits, so it cannot take a range whose holder has not reclaimed it yet.
+/// <para>
+/// A record lock that would wait for an owner that (through a chain of waiting owners) waits
+/// for the requester is refused with EDEADLK, as Linux refuses F_SETLKW: here the chain may
+/// cross mounts, which no single kernel sees. Like Linux, the check follows one blocker per
+/// owner, a bounded number of steps, at the time of the request.
+/// </para>
 /// </summary>
 public sealed class LockManager(TimeProvider time, long graceEndsMs)
 {
     private readonly Lock _sync = new();
     private readonly Dictionary<(long Ino, bool Flock), FileLocks> _files = [];
+    /// <summary>The record lock each waiting owner asked for (the latest, should one owner wait in several threads).</summary>
+    private readonly Dictionary<LockOwner, Wanted> _waiting = [];
+    private const int MaxDeadlockSteps = 10;
+
+    private sealed record Wanted(long Ino, long Start, long End, RangeLockType Type);
     private readonly CancellationTokenSource _stopping = new();
 
     public long GraceEndsMs { get; } = graceEndsMs;
@@ -49,50 +60,88 @@ public sealed class LockManager(TimeProvider time, long graceEndsMs)
         if (start < 0 || end < start) return E.EINVAL;
         if (flock) (start, end) = (0, long.MaxValue);
         using var waitEnds = CancellationTokenSource.CreateLinkedTokenSource(ct, _stopping.Token);
-        while (true)
+        Wanted? wanted = null;   // set while this request waits for a record lock (deadlock detection)
+        try
         {
-            Task released;
-            lock (_sync)
+            while (true)
             {
-                var key = (ino, flock);
-                if (type is null)
+                Task released;
+                lock (_sync)
                 {
-                    if (_files.TryGetValue(key, out var held) && held.Table.Set(owner, start, end, null, pid))
+                    var key = (ino, flock);
+                    if (type is null)
                     {
-                        held.WakeWaiters();
-                        Forget(key, held);
-                    }
-                    return 0;
-                }
-                var graceLeft = reclaim ? 0 : GraceEndsMs - NowMs;
-                if (graceLeft <= 0)
-                {
-                    if (!_files.TryGetValue(key, out var file))
-                        _files[key] = file = new FileLocks();
-                    if (file.Table.FindConflict(owner, start, end, type.Value) is null)
-                    {
-                        if (file.Table.Set(owner, start, end, type, pid))
-                            file.WakeWaiters();
+                        if (_files.TryGetValue(key, out var held) && held.Table.Set(owner, start, end, null, pid))
+                        {
+                            held.WakeWaiters();
+                            Forget(key, held);
+                        }
                         return 0;
                     }
-                    if (!wait || reclaim) return E.EAGAIN;
-                    released = file.Released.Task;
+                    var graceLeft = reclaim ? 0 : GraceEndsMs - NowMs;
+                    if (graceLeft <= 0)
+                    {
+                        if (!_files.TryGetValue(key, out var file))
+                            _files[key] = file = new FileLocks();
+                        if (file.Table.FindConflict(owner, start, end, type.Value) is null)
+                        {
+                            if (file.Table.Set(owner, start, end, type, pid))
+                                file.WakeWaiters();
+                            return 0;
+                        }
+                        if (!wait || reclaim) return E.EAGAIN;
+                        if (!flock && wanted is null)
+                        {
+                            if (WouldDeadlock(owner, ino, start, end, type.Value)) return E.EDEADLK;
+                            _waiting[owner] = wanted = new Wanted(ino, start, end, type.Value);
+                        }
+                        released = file.Released.Task;
+                    }
+                    else
+                    {
+                        // After a restart: until the holders have had time to reclaim, nothing new is granted.
+                        released = Task.Delay(TimeSpan.FromMilliseconds(graceLeft), time, waitEnds.Token);
+                    }
                 }
-                else
+                try
                 {
-                    // After a restart: until the holders have had time to reclaim, nothing new is granted.
-                    released = Task.Delay(TimeSpan.FromMilliseconds(graceLeft), time, waitEnds.Token);
+                    await released.WaitAsync(waitEnds.Token).ConfigureAwait(false);
                 }
-            }
-            try
-            {
-                await released.WaitAsync(waitEnds.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                throw new LockServiceStoppingException();
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    throw new LockServiceStoppingException();
+                }
             }
         }
+        finally
+        {
+            if (wanted is not null)
+                lock (_sync)
+                    if (_waiting.TryGetValue(owner, out var current) && ReferenceEquals(current, wanted))
+                        _waiting.Remove(owner);
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="owner"/> waiting for this lock would close a cycle: its blocker
+    /// waits for a lock whose blocker waits ... for <paramref name="owner"/>. Under <see cref="_sync"/>.
+    /// </summary>
+    private bool WouldDeadlock(LockOwner owner, long ino, long start, long end, RangeLockType type)
+    {
+        var want = new Wanted(ino, start, end, type);
+        var waiter = owner;
+        for (var step = 0; step < MaxDeadlockSteps; step++)
+        {
+            if (!_files.TryGetValue((want.Ino, false), out var file)
+                || file.Table.FindConflict(waiter, want.Start, want.End, want.Type) is not { } blocker)
+                return false;
+            if (blocker.Owner == owner)
+                return true;
+            if (!_waiting.TryGetValue(blocker.Owner, out var next))
+                return false;
+            (waiter, want) = (blocker.Owner, next);
+        }
+        return false;
     }
 
     /// <summary>
