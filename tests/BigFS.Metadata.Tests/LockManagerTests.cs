@@ -9,7 +9,7 @@ public class LockManagerTests
     private const long Eof = long.MaxValue;
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(5);
     private readonly ManualTimeProvider _time = new();
-    private static readonly LockOwner A = new("mount-a", 7), B = new("mount-b", 7);
+    private static readonly LockOwner A = new("mount-a", 7), B = new("mount-b", 7), C = new("mount-c", 3);
 
     private LockManager Manager() => new(_time, _time.GetUtcNow().ToUnixTimeMilliseconds());
 
@@ -46,23 +46,23 @@ public class LockManagerTests
     private static Task<int> Lock(LockManager m, long ino, LockOwner o, bool wait = false, bool flock = false, CancellationToken ct = default) =>
         m.SetAsync(ino, flock, o, 0, Eof, RangeLockType.Write, 1, wait, reclaim: false, ct);
 
+    private static Task<int> Unlock(LockManager m, long ino, LockOwner o) => m.SetAsync(ino, false, o, 0, Eof, null, 1, false, false, default);
+
     [Fact]
     public async Task A_wait_that_would_close_a_cycle_across_owners_is_refused_with_EDEADLK()
     {
         var m = Manager();
-        var c = new LockOwner("mount-c", 3);
-        Assert.Equal(0, await Lock(m, 1, A));
-        Assert.Equal(0, await Lock(m, 2, B));
-        Assert.Equal(0, await Lock(m, 3, c));
+        foreach (var (ino, owner) in new[] { (1L, A), (2L, B), (3L, C) })
+            Assert.Equal(0, await Lock(m, ino, owner));
         var aWaits = Lock(m, 2, A, wait: true);   // A waits for B
         var bWaits = Lock(m, 3, B, wait: true);   // B waits for C
-        Assert.Equal(E.EDEADLK, await Lock(m, 1, c, wait: true).WaitAsync(Patience));   // C would wait for A: a cycle
+        Assert.Equal(E.EDEADLK, await Lock(m, 1, C, wait: true).WaitAsync(Patience));   // C would wait for A: a cycle
         Assert.False(aWaits.IsCompleted || bWaits.IsCompleted);
 
         // Without the cycle's last link C waits like anyone else, and the chain unwinds in order.
-        Assert.Equal(0, await m.SetAsync(3, false, c, 0, Eof, null, 1, false, false, default));
+        Assert.Equal(0, await Unlock(m, 3, C));
         Assert.Equal(0, await bWaits.WaitAsync(Patience));
-        Assert.Equal(0, await m.SetAsync(2, false, B, 0, Eof, null, 1, false, false, default));
+        Assert.Equal(0, await Unlock(m, 2, B));
         Assert.Equal(0, await aWaits.WaitAsync(Patience));
     }
 
@@ -70,9 +70,8 @@ public class LockManagerTests
     public async Task Waiting_behind_an_owner_that_waits_elsewhere_is_no_deadlock_and_flock_is_never_checked()
     {
         var m = Manager();
-        var c = new LockOwner("mount-c", 3);
         Assert.Equal(0, await Lock(m, 1, A));
-        Assert.Equal(0, await Lock(m, 2, c));
+        Assert.Equal(0, await Lock(m, 2, C));
         var bWaits = Lock(m, 1, B, wait: true);   // B waits for A
         var aWaits = Lock(m, 2, A, wait: true);   // A waits for C, who waits for nobody
         Assert.False(aWaits.IsCompleted || bWaits.IsCompleted);
