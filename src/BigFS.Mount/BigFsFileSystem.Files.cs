@@ -152,11 +152,9 @@ internal sealed partial class BigFsFileSystem
         if (!cache.TryGetAttr(ino, out var known))
         {
             // Not known here now: ask (and remember for the next writes) rather than change the inode.
-            var asked = cache.Generation;
-            var current = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ct);
+            var current = await FetchAttrAsync(ino, ct);
             if (current.Errno != 0)
                 return;
-            cache.LearnAttr(asked, current.Attr);
             known = current.Attr;
         }
         if (!Attributes.HasSetIdBitsToDrop(known!.Mode))

@@ -89,11 +89,9 @@ internal sealed partial class BigFsFileSystem
     /// <summary>Like an open (close-to-open), a lock sees what other mounts committed before it was granted.</summary>
     private async ValueTask RevalidateLockedAsync(ulong ino, CancellationToken ct)
     {
-        var generation = cache.Generation;
-        var reply = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ct);
+        var reply = await FetchAttrAsync(ino, ct);
         if (reply.Errno != 0)
             return;
-        cache.LearnAttr(generation, reply.Attr);
         if (_open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size))
             _notifier?.InvalidateInode(ino, offset: 0);
     }

@@ -138,14 +138,22 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
             return ValueTask.FromResult<FuseResult<FuseAttr>>(Attr(cached!));
         return Call<FuseAttr>(async () =>
         {
-            var generation = cache.Generation;
-            var reply = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
+            var reply = await FetchAttrAsync(ino, ctx.CancellationToken);
             if (reply.Errno == LinuxErrno.ENOENT && _removedDirectories.Find(ino) is { } removed)
                 return Attr(removed);   // a process still inside a directory this mount removed
             if (reply.Errno != 0) return new FuseError(InodeErrno(ino, reply.Errno));
-            cache.LearnAttr(generation, reply.Attr);
             return Attr(reply.Attr);
         }, "getattr");
+    }
+
+    /// <summary>The inode's attributes from the metadata server, remembered in the lookup cache when found.</summary>
+    private async Task<AttrReply> FetchAttrAsync(ulong ino, CancellationToken ct)
+    {
+        var generation = cache.Generation;
+        var reply = await _ns.GetAttrAsync(new InodeRequest { Ino = ino }, cancellationToken: ct);
+        if (reply.Errno == 0)
+            cache.LearnAttr(generation, reply.Attr);
+        return reply;
     }
 
     public ValueTask<FuseResult<FuseAttr>> SetAttrAsync(FuseRequestContext ctx, ulong ino, FuseSetAttr attr) => Call<FuseAttr>(async () =>
@@ -270,7 +278,6 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
             return;
         foreach (var ino in notice.Inodes)
             notifier.InvalidateInode(ino, offset: -1);
-        // Mount-made names are UTF-8 (the FUSE layer refuses others); one that is not cannot be cached here anyway.
         foreach (var changed in notice.Names)
             notifier.InvalidateEntry(changed.Parent, NameOf(changed.Name));
     }
