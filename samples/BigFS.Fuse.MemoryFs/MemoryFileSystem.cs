@@ -374,7 +374,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
         lock (_lock)
         {
             if (!_handles.Remove(fh, out var file)) return new(LinuxErrno.EBADF);
-            if ((releaseFlags & FuseReleaseFlags.FlockUnlock) != 0) file.Node.Locks.ReleaseAll(lockOwner, isFlock: true);
+            if ((releaseFlags & FuseReleaseFlags.FlockUnlock) != 0) file.Node.Locks.ReleaseAll(fh, isFlock: true);   // flocks are owned by the handle (SetLkAsync)
             file.Node.OpenCount--;
             MaybeDrop(file.Node);
             return new(0);
@@ -551,6 +551,11 @@ public sealed class MemoryFileSystem : IFuseFileSystem
 
     public async ValueTask<int> SetLkAsync(FuseRequestContext ctx, ulong ino, ulong fh, ulong owner, FuseFileLock lk, bool wait, bool isFlock)
     {
+        // A flock belongs to the open file. The kernel's owner id for it is the file's address,
+        // which the next open may reuse before this one's (asynchronous) RELEASE arrives: that
+        // release would drop the new file's lock. Handle ids are never reused.
+        if (isFlock)
+            owner = fh;
         while (true)
         {
             Task changed;
