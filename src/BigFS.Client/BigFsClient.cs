@@ -61,6 +61,15 @@ public sealed class BigFsClient : IAsyncDisposable
         set => _session.Value = value;
     }
 
+    /// <summary>
+    /// Called with (inode, new data version) after each data change this client made itself (a
+    /// commit or a truncate answered by the metadata server), so a cache that holds what this
+    /// client wrote — a mount's page cache — can stay valid across it.
+    /// </summary>
+    public Action<ulong, ulong>? OwnDataChange { get; set; }
+
+    internal void ReportOwnDataChange(ulong ino, ulong version) => OwnDataChange?.Invoke(ino, version);
+
     internal WriteBufferBudget Budget { get; }
     internal ChunkUploader Uploader { get; }
     internal ChunkReader Reader { get; }

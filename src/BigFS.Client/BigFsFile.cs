@@ -218,6 +218,7 @@ public sealed class BigFsFile : IAsyncDisposable
                 throw new BigFsException(reply.Errno, $"truncate of inode {Ino} failed: errno {reply.Errno}");
             long freed;
             List<string> dropped;
+            _client.ReportOwnDataChange(Ino, reply.Attr.Version);
             lock (_sync)
             {
                 _committedSize = size;
@@ -649,6 +650,7 @@ public sealed class BigFsFile : IAsyncDisposable
             return false;
         if (reply.Errno != 0)
             throw new BigFsException(reply.Errno, $"commit of inode {Ino} failed: errno {reply.Errno}");
+        _client.ReportOwnDataChange(Ino, reply.Attr.Version);
         lock (_sync)
         {
             _committedSize = (long)reply.Attr.Size;

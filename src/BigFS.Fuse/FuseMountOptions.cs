@@ -20,6 +20,13 @@ public sealed record FuseMountOptions
     /// <summary>Asynchronous requests (read-ahead, async direct I/O) the kernel keeps in flight.</summary>
     public ushort MaxBackground { get; init; } = 64;
     public bool WritebackCache { get; init; }
+    /// <summary>
+    /// FUSE_AUTO_INVAL_DATA: the kernel drops a file's cached pages whenever attributes it fetches
+    /// show a new mtime, its own writes' included. Off, pages go only on a size change, an open
+    /// without KEEP_CACHE or the filesystem's own invalidation, which it must then send for
+    /// changes made elsewhere (<see cref="IFuseNotifier.InvalidateInode"/>).
+    /// </summary>
+    public bool AutoInvalData { get; init; } = true;
     public bool PosixLocks { get; init; } = true;
     public bool FlockLocks { get; init; } = true;
     /// <summary>POSIX ACLs enforced by the kernel; the filesystem applies the umask and inherits default ACLs (<see cref="FuseRequestContext.Umask"/>).</summary>

@@ -180,7 +180,7 @@ internal sealed partial class BigFsFileSystem
     {
         if (_open.Find(ino) is { } open)
         {
-            if (await open.File.SyncAsync(CancellationToken.None))
+            if (await UncommittedDropsPages(ino, open.File.SyncAsync(CancellationToken.None)))
                 ForgetAttr(ino);
         }
         else
@@ -191,10 +191,29 @@ internal sealed partial class BigFsFileSystem
     private ValueTask<int> Commit(ulong ino, string op) => Call(async () =>
     {
         if (_open.Find(ino) is not { } open) return 0;
-        if (await open.File.FlushAsync(CancellationToken.None))
+        if (await UncommittedDropsPages(ino, open.File.FlushAsync(CancellationToken.None)))
             ForgetAttr(ino);   // the commit changed size and times
         return 0;
     }, op);
+
+    /// <summary>
+    /// A commit of data written here, which on failure leaves the kernel's pages holding bytes the
+    /// cluster does not have: they go (reads come back here, to what is still buffered), and the
+    /// next open does not keep them. With FUSE_AUTO_INVAL_DATA off nothing else would drop them.
+    /// </summary>
+    private async Task<bool> UncommittedDropsPages(ulong ino, Task<bool> commit)
+    {
+        try
+        {
+            return await commit;
+        }
+        catch
+        {
+            _open.ForgetVersion(ino);
+            _notifier?.InvalidateInode(ino, offset: 0);
+            throw;
+        }
+    }
 
     public async ValueTask<int> ReleaseAsync(FuseRequestContext ctx, ulong ino, ulong fh, int flags, FuseReleaseFlags releaseFlags, ulong lockOwner)
     {
@@ -210,7 +229,7 @@ internal sealed partial class BigFsFileSystem
         {
             try
             {
-                if (await last.File.FlushAsync(CancellationToken.None))
+                if (await UncommittedDropsPages(ino, last.File.FlushAsync(CancellationToken.None)))
                     ForgetAttr(ino);
             }
             catch (Exception e) when (e is BigFsException or Grpc.Core.RpcException)

@@ -32,6 +32,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     public void Init(FuseConnectionInfo connection)
     {
         _notifier = connection.Notifier;
+        client.OwnDataChange = _open.LearnOwnChange;
         if (options.FillPageCache)
         {
             _pageCacheFiller = new PageCacheFiller(_open.Find, logger);
@@ -187,6 +188,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         var reply = await _ns.SetAttrAsync(request, cancellationToken: ctx.CancellationToken);
         if (reply.Errno != 0) return new FuseError(InodeErrno(ino, reply.Errno));
         cache.LearnAttr(generation, reply.Attr);
+        if ((request.Valid & (uint)FuseSetAttrValid.Size) != 0)
+            _open.LearnOwnChange(ino, reply.Attr.Version);   // the kernel truncated its pages itself
         return Attr(reply.Attr);
     }, "setattr");
 
@@ -270,7 +273,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     /// attributes of those inodes (a stat, a permission check or a read past the old end asks
     /// again) and its entries for those names, present or negative (the next lookup asks again),
     /// now instead of at the attribute and entry timeouts. What it does not hold answers ENOENT,
-    /// which costs one system call.
+    /// which costs one system call. A file open here also adopts another mount's commit at once,
+    /// its pages going with it (the kernel keeps them across attribute changes: see BigFsMount).
     /// </summary>
     internal void OnOtherSessionsChange(ChangeNotice notice)
     {
@@ -280,6 +284,21 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
             notifier.InvalidateInode(ino, offset: -1);
         foreach (var changed in notice.Names)
             notifier.InvalidateEntry(changed.Parent, NameOf(changed.Name));
+        foreach (var ino in notice.Reset ? _open.OpenInodes() : notice.Inodes.Where(i => _open.Find(i) is not null))
+            _ = RevalidateInBackgroundAsync(ino);
+    }
+
+    private async Task RevalidateInBackgroundAsync(ulong ino)
+    {
+        try
+        {
+            await RevalidateOpenFileAsync(ino, CancellationToken.None);
+        }
+        catch (Exception e) when (e is Grpc.Core.RpcException or BigFsException)
+        {
+            // Its next open revalidates it anyway (close-to-open).
+            logger.LogDebug("Revalidating open inode {Ino} after another mount's change failed: {Error}", ino, e.Message);
+        }
     }
 
     /// <summary>

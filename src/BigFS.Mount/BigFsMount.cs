@@ -67,6 +67,11 @@ public sealed class BigFsMount : IAsyncDisposable
                 FlockLocks = !options.LocalLocks,
                 // ACLs (stored by the metadata server) are checked by the kernel like the mode.
                 PosixAcl = true,
+                // Pages of a file this mount wrote stay cached across its commit (whose mtime, set
+                // by the server, never equals the one the kernel set locally). Other mounts' changes
+                // drop them: at the next open (close-to-open), and at once for files open here
+                // when the change feed tells of them.
+                AutoInvalData = false,
             }, loggerFactory, ct);
             logger.LogInformation("Mounted BigFS at {MountPoint} (metadata server {Meta}, session {Session})", options.MountPoint, options.MetadataAddress, session.Id);
             return new BigFsMount(client, session, watch, fs, fuse, logger);

@@ -54,6 +54,35 @@ internal sealed class OpenFileTable
     }
 
     /// <summary>
+    /// This mount changed the inode's data itself, making <paramref name="version"/>. The
+    /// kernel's pages already hold that change (its writes went through them, and it applies its
+    /// own truncates and hole punches), so if they were of the version just before — nobody
+    /// else committed in between — they stay valid for the next open.
+    /// </summary>
+    public void LearnOwnChange(ulong ino, ulong version)
+    {
+        lock (_files)
+        {
+            if (_cachedVersions.TryGetValue(ino, out var cached) && cached + 1 == version)
+                _cachedVersions[ino] = version;
+        }
+    }
+
+    /// <summary>The kernel's pages of the inode may hold data the cluster does not: its next open drops them.</summary>
+    public void ForgetVersion(ulong ino)
+    {
+        lock (_files)
+            _cachedVersions.Remove(ino);
+    }
+
+    /// <summary>The inodes open on this mount.</summary>
+    public List<ulong> OpenInodes()
+    {
+        lock (_files)
+            return [.. _files.Keys];
+    }
+
+    /// <summary>
     /// A lock was taken on an open file: like an open, it must see what was committed before
     /// (NFS gives locks the same guarantee). True when the data changed: the kernel's pages of it must go.
     /// </summary>

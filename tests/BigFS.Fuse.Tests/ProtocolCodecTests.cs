@@ -210,6 +210,14 @@ public class ProtocolCodecTests
     }
 
     [Fact]
+    public void Init_auto_inval_data_is_asked_for_unless_the_filesystem_invalidates_itself()
+    {
+        Assert.Equal(FuseInitFlags.AutoInvalData, FuseInitNegotiation.Negotiate(KernelInit(45, Everything), new FuseInitRequest()).Flags & FuseInitFlags.AutoInvalData);
+        var agreed = FuseInitNegotiation.Negotiate(KernelInit(45, Everything), new FuseInitRequest { AutoInvalData = false }).Flags;
+        Assert.Equal(FuseInitFlags.None, agreed & FuseInitFlags.AutoInvalData);
+    }
+
+    [Fact]
     public void Init_asks_for_shared_mappings_of_direct_io_files_in_flags2()
     {
         var result = FuseInitNegotiation.Negotiate(KernelInit(45, Everything | FuseInitFlags.DirectIoAllowMmap), new FuseInitRequest());

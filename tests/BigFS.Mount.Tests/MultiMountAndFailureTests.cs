@@ -183,6 +183,99 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task ADescriptorHeldOpenOnOneMountReadsAnotherMountsSameSizeOverwriteWithoutReopening()
+    {
+        // Same size, so only the data version tells; B never reopens. Its pages go when the
+        // change feed tells B of A's commit, and the held descriptor reads A's bytes.
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var data = FileHelpers.RandomBytes(200_000, seed: 61);
+        await File.WriteAllBytesAsync($"{a}/f", data);
+        using var held = File.OpenHandle($"{b}/f", FileMode.Open, FileAccess.Read);
+        var back = new byte[data.Length];
+        Assert.Equal(data.Length, RandomAccess.Read(held, back, 0));
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(back));   // B's kernel has the pages
+
+        var patch = FileHelpers.RandomBytes(5_000, seed: 62);
+        await using (var fs = new FileStream($"{a}/f", FileMode.Open, FileAccess.Write))
+        {
+            fs.Position = 150_000;
+            fs.Write(patch);
+        }
+        patch.CopyTo(data, 150_000);
+        await Poll.UntilAsync(() => RandomAccess.Read(held, back, 0) == back.Length && FileHelpers.Sha256(back) == FileHelpers.Sha256(data),
+            TimeSpan.FromSeconds(10), "B's held descriptor to read A's overwrite");
+    }
+
+    [Fact]
+    public async Task AFileThisMountWroteStaysInThePageCacheAfterItsCommit_WhileAnotherMountsCommitDropsIt()
+    {
+        // The kernel sets mtime locally when it writes; the commit's mtime comes from the server.
+        // The page cache is kept across this mount's own commits, not across another mount's.
+        await using var m = await MountedCluster.StartAsync(mounts: 2, mountArgs: "--attr_timeout 1ms");
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var data = FileHelpers.RandomBytes(1 << 20, seed: 63);
+        await File.WriteAllBytesAsync($"{a}/f", data);
+        _ = new FileInfo($"{a}/f").Length;   // fresh attributes (1 ms attribute timeout): the committed mtime
+        Assert.Equal(data.Length, await ResidentBytesAsync($"{a}/f"));
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{a}/f")));
+        Assert.Equal(data.Length, await ResidentBytesAsync($"{a}/f"));   // that open kept them (KEEP_CACHE)
+
+        // Truncated and appended to by this mount: still its own changes.
+        await RunAsync($"truncate -s 500000 {Quote(a)}/f");
+        var more = FileHelpers.RandomBytes(100_000, seed: 64);
+        await using (var fs = new FileStream($"{a}/f", FileMode.Append, FileAccess.Write))
+            fs.Write(more);
+        byte[] expected = [.. data[..500_000], .. more];
+        Assert.Equal(FileHelpers.Sha256(expected), await Sha256SumAsync($"{a}/f"));
+        Assert.True(await ResidentBytesAsync($"{a}/f") > 0);
+
+        // Another mount's same-size overwrite: A's next open reads it.
+        var patch = FileHelpers.RandomBytes(4096, seed: 65);
+        await using (var fs = new FileStream($"{b}/f", FileMode.Open, FileAccess.Write))
+        {
+            fs.Position = 8192;
+            fs.Write(patch);
+        }
+        patch.CopyTo(expected, 8192);
+        Assert.Equal(FileHelpers.Sha256(expected), await Sha256SumAsync($"{a}/f"));
+    }
+
+    [Fact]
+    public async Task AnOverwriteWhoseCloseFailsLeavesNoUncommittedBytesInThePageCache()
+    {
+        // Same size and no commit: neither a size nor a data version tells the kernel its pages
+        // are wrong; the mount must drop them when it gives the write up.
+        await using var m = await MountedCluster.StartAsync();
+        var data = FileHelpers.RandomBytes(1 << 20, seed: 66);
+        await File.WriteAllBytesAsync($"{m.MountPoint}/f", data);
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{m.MountPoint}/f")));
+
+        var cluster = m.Cluster;
+        foreach (var node in cluster.Nodes)
+            await node!.StopAsync();
+        var overwrite = $"import os\nfd = os.open('{m.MountPoint}/f', os.O_WRONLY)\nos.pwrite(fd, os.urandom(65536), 4096)\ntry:\n  os.close(fd)\nexcept OSError as e:\n  print(e.strerror)\n";
+        var script = Path.Combine(cluster.Root, "overwrite.py");
+        await File.WriteAllTextAsync(script, overwrite);
+        var closeError = (await RunAsync($"python3 {Quote(script)}")).Trim();   // EIO, or ENOSPC once no node is listed as writable
+        Assert.True(closeError is "Input/output error" or "No space left on device", $"close said '{closeError}'");
+        // While the file stays open on the mount its writes stay buffered (a later close commits
+        // them); the last release gives them up.
+        await Poll.UntilAsync(() => Task.FromResult(m.Mounts[0].Log.Contains("data not committed at release")), TimeSpan.FromSeconds(30), "the release to give up the write");
+
+        for (var i = 0; i < cluster.Nodes.Count; i++)
+            cluster.Nodes[i] = await BigFS.Storage.StorageNode.StartAsync(new BigFS.Storage.StorageNodeOptions
+            {
+                DataDirectory = cluster.NodeDirectories[i], Listen = "127.0.0.1:0", MetadataAddress = cluster.Meta.Address,
+            });
+        await cluster.WaitForActiveNodesAsync(cluster.Nodes.Count);
+        Assert.Equal(FileHelpers.Sha256(data), await Sha256SumAsync($"{m.MountPoint}/f"));
+    }
+
+    private static async Task<long> ResidentBytesAsync(string path) =>
+        long.Parse((await RunAsync($"fincore --bytes --noheadings --output RES {Quote(path)}")).Trim());
+
+    [Fact]
     public async Task AttributesCachedByTheKernelFollowAnotherMountsChangesBeforeTheTimeout()
     {
         // The kernel keeps attributes for the attribute timeout; the change feed drops them
@@ -345,7 +438,7 @@ public class MultiMountAndFailureTests
     public async Task AFullClusterAnswersENOSPCAtCloseAndLosesNothing()
     {
         // 24 MiB per node, three copies of everything: about 24 MiB of files fit.
-        await using var m = await MountedCluster.StartAsync(configureNode: o => o.CapacityBytes = 24L << 20);
+        await using var m = await MountedCluster.StartAsync(mounts: 2, configureNode: o => o.CapacityBytes = 24L << 20);
         var mnt = m.MountPoint;
         var kept = FileHelpers.RandomBytes(9 << 20, seed: 25);
         await File.WriteAllBytesAsync($"{mnt}/kept.bin", kept);
@@ -357,6 +450,16 @@ public class MultiMountAndFailureTests
         Assert.NotEqual(0, tooBig.ExitCode);
         Assert.Contains("No space left on device", tooBig.Stderr);
         Assert.Equal(FileHelpers.Sha256(kept), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{mnt}/kept.bin")));
+
+        // An overwrite bigger than the room left, which fails (in write(2) or at close): the
+        // kernel's pages held its bytes, but what this mount reads is what was committed, as a
+        // mount that never saw the write reads it.
+        var overwrite = $"import os\nfd = os.open('{mnt}/kept.bin', os.O_WRONLY)\ntry:\n  for i in range(40):\n    os.pwrite(fd, os.urandom(1 << 20), i << 20)\n  os.close(fd)\nexcept OSError as e:\n  print(e.strerror)\n";
+        var script = Path.Combine(m.Cluster.Root, "overwrite.py");
+        await File.WriteAllTextAsync(script, overwrite);
+        Assert.Contains("No space left on device", await RunAsync($"python3 {Quote(script)}"));
+        Assert.Equal(FileHelpers.Sha256(await File.ReadAllBytesAsync($"{m.Mounts[1].MountPoint}/kept.bin")),
+            FileHelpers.Sha256(await File.ReadAllBytesAsync($"{mnt}/kept.bin")));
 
         // Room comes back once removed files are collected (the failed write's uploaded chunks
         // included); then writes succeed again. cp reports close(2)'s error (.NET's File API does not).

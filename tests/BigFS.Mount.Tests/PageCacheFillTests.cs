@@ -18,8 +18,9 @@ public class PageCacheFillTests
         var path = $"{m.MountPoint}/r.bin";
         var data = FileHelpers.RandomBytes(4 * Block + 9000, seed: 31);
         await File.WriteAllBytesAsync(path, data);
+        await EvictAsync(path);   // the pages written stay cached across the commit: start without them
 
-        using (var handle = OpenForRandomReads(path))   // a new data version: this open starts with an empty page cache
+        using (var handle = OpenForRandomReads(path))
         {
             Assert.Equal(0, await ResidentBytesAsync(path));
             var page = new byte[4096];
@@ -46,6 +47,7 @@ public class PageCacheFillTests
         var path = $"{m.MountPoint}/w.bin";
         var data = FileHelpers.RandomBytes(2 * Block, seed: 32);
         await File.WriteAllBytesAsync(path, data);
+        await EvictAsync(path);
 
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, options: FileOptions.RandomAccess);
         var page = new byte[4096];
@@ -83,6 +85,10 @@ public class PageCacheFillTests
             return RandomAccess.Read(handle, back, 0) == back.Length && FileHelpers.Sha256(back) == FileHelpers.Sha256(second);
         }, TimeSpan.FromSeconds(5), "B's next open to see A's commit in every page");
     }
+
+    /// <summary>Drops the file's clean pages from the page cache (POSIX_FADV_DONTNEED).</summary>
+    private static Task EvictAsync(string path) =>
+        RunAsync($"python3 -c \"import os; fd = os.open('{path}', os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\"");
 
     private static SafeFileHandle OpenForRandomReads(string path) =>
         File.OpenHandle(path, FileMode.Open, FileAccess.Read, options: FileOptions.RandomAccess); // POSIX_FADV_RANDOM: no kernel read-ahead

@@ -8,6 +8,7 @@ public sealed record FuseInitRequest
     public bool PosixLocks { get; init; } = true;
     public bool FlockLocks { get; init; } = true;
     public bool WritebackCache { get; init; }
+    public bool AutoInvalData { get; init; } = true;
     public bool ExportSupport { get; init; } = true;
     public bool ReaddirPlus { get; init; } = true;
     /// <summary>
@@ -44,13 +45,14 @@ public static class FuseInitNegotiation
 
         var want = FuseInitFlags.AsyncRead | FuseInitFlags.AtomicOTrunc | FuseInitFlags.BigWrites
             | FuseInitFlags.ParallelDirops | FuseInitFlags.MaxPages | FuseInitFlags.AsyncDio
-            | FuseInitFlags.AutoInvalData | FuseInitFlags.HasIoctlDir | FuseInitFlags.InitExt
+            | FuseInitFlags.HasIoctlDir | FuseInitFlags.InitExt
             | FuseInitFlags.DirectIoAllowMmap;   // a filesystem's direct-I/O files can still be mapped shared
         if (wanted.ReaddirPlus) want |= FuseInitFlags.DoReaddirplus | FuseInitFlags.ReaddirplusAuto;
         if (wanted.PosixLocks) want |= FuseInitFlags.PosixLocks;
         if (wanted.FlockLocks) want |= FuseInitFlags.FlockLocks;
         if (wanted.ExportSupport) want |= FuseInitFlags.ExportSupport;
         if (wanted.WritebackCache) want |= FuseInitFlags.WritebackCache;
+        if (wanted.AutoInvalData) want |= FuseInitFlags.AutoInvalData;
         if (wanted.PosixAcl) want |= FuseInitFlags.PosixAcl | FuseInitFlags.DontMask;
         var agreed = offered & want;
 

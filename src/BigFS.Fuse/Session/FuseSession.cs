@@ -90,6 +90,7 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
                     PosixLocks = _options.PosixLocks,
                     FlockLocks = _options.FlockLocks,
                     WritebackCache = _options.WritebackCache,
+                    AutoInvalData = _options.AutoInvalData,
                     PosixAcl = _options.PosixAcl,
                 });
                 if (result.Errno != 0)
