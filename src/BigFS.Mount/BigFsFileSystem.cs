@@ -29,9 +29,13 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     /// <summary>Pushes the neighbours of small reads into the kernel's page cache (null: off).</summary>
     internal PageCacheFiller? PageCache => _pageCacheFiller;
 
+    /// <summary>Drops the kernel's pages of files other mounts changed (null until the kernel connected).</summary>
+    internal PageInvalidator? Invalidator { get; private set; }
+
     public void Init(FuseConnectionInfo connection)
     {
         _notifier = connection.Notifier;
+        Invalidator = new PageInvalidator(connection.Notifier, logger);
         client.OwnDataChange = _open.LearnOwnChange;
         if (options.FillPageCache)
         {
@@ -292,7 +296,9 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     {
         try
         {
-            await RevalidateOpenFileAsync(ino, CancellationToken.None);
+            var reply = await FetchAttrAsync(ino, CancellationToken.None);
+            if (reply.Errno == 0 && _open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size))
+                Invalidator?.Invalidate(ino);
         }
         catch (Exception e) when (e is Grpc.Core.RpcException or BigFsException)
         {

@@ -103,6 +103,7 @@ public sealed class BigFsMount : IAsyncDisposable
         }
         await _fuse.UnmountAsync();
         _fs.PageCache?.Dispose();
+        _fs.Invalidator?.Dispose();
         if (_watch is not null) await _watch.DisposeAsync();
         await _session.DisposeAsync();
         await _client.DisposeAsync();
