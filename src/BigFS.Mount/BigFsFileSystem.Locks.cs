@@ -55,7 +55,7 @@ internal sealed partial class BigFsFileSystem
             return InodeErrno(ino, reply.Errno);
         _locks.Granted(ino, isFlock, owner, start, end, RangeTypeOf(lk.Type), lk.Pid);
         if (lk.Type != FuseLockType.Unlock)
-            await RevalidateLockedAsync(ino, ctx.CancellationToken);
+            await RevalidateOpenFileAsync(ino, ctx.CancellationToken);
         return 0;
     }, "setlk");
 
@@ -86,14 +86,16 @@ internal sealed partial class BigFsFileSystem
         }
     }
 
-    /// <summary>Like an open (close-to-open), a lock sees what other mounts committed before it was granted.</summary>
-    private async ValueTask RevalidateLockedAsync(ulong ino, CancellationToken ct)
+    /// <summary>
+    /// Like an open (close-to-open): an open file sees what other mounts committed, and the
+    /// kernel's pages of it are gone when this completes, if that changed its data. Done before
+    /// a lock is granted, and when the change feed tells of another mount's change.
+    /// </summary>
+    private async ValueTask RevalidateOpenFileAsync(ulong ino, CancellationToken ct)
     {
         var reply = await FetchAttrAsync(ino, ct);
-        if (reply.Errno != 0)
-            return;
-        if (_open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size))
-            _notifier?.InvalidateInode(ino, offset: 0);
+        if (reply.Errno == 0 && _open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size) && Invalidator is { } invalidator)
+            await invalidator.InvalidateAsync(ino);
     }
 
     /// <summary>After the metadata server restarted (or the session expired), takes back every lock held here.</summary>

@@ -296,9 +296,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     {
         try
         {
-            var reply = await FetchAttrAsync(ino, CancellationToken.None);
-            if (reply.Errno == 0 && _open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size))
-                Invalidator?.Invalidate(ino);
+            await RevalidateOpenFileAsync(ino, CancellationToken.None);
         }
         catch (Exception e) when (e is Grpc.Core.RpcException or BigFsException)
         {

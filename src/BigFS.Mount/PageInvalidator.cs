@@ -7,13 +7,14 @@ namespace BigFS.Mount;
 /// Drops the kernel's cached pages of inodes, on one thread of its own. The kernel answers such a
 /// notice only once it holds the lock of every page, and the pages of a READ in flight stay
 /// locked until this daemon replies to it; sent from the thread pool, a burst of notices could
-/// hold every worker that such replies wait for. Requests for an inode already queued are merged.
+/// hold every worker that such replies wait for. Requests for an inode already queued (not yet
+/// sent) are merged: that notice goes after all of them.
 /// </summary>
 internal sealed class PageInvalidator : IDisposable
 {
     private readonly IFuseNotifier _notifier;
     private readonly ILogger _logger;
-    private readonly HashSet<ulong> _queued = [];
+    private readonly Dictionary<ulong, TaskCompletionSource> _queued = [];
     private readonly Queue<ulong> _order = new();
     private readonly SemaphoreSlim _ready = new(0);
     private readonly CancellationTokenSource _stop = new();
@@ -27,16 +28,19 @@ internal sealed class PageInvalidator : IDisposable
         _thread.Start();
     }
 
-    /// <summary>The inode's pages (and attributes) go soon; the call itself never waits for the kernel.</summary>
-    public void Invalidate(ulong ino)
+    /// <summary>The inode's pages (and attributes) go soon; completes once the kernel has dropped them.</summary>
+    public Task InvalidateAsync(ulong ino)
     {
         lock (_queued)
         {
-            if (!_queued.Add(ino))
-                return;
+            if (_queued.TryGetValue(ino, out var pending))
+                return pending.Task;
+            pending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _queued.Add(ino, pending);
             _order.Enqueue(ino);
+            _ready.Release();
+            return pending.Task;
         }
-        _ready.Release();
     }
 
     private void Run()
@@ -47,18 +51,30 @@ internal sealed class PageInvalidator : IDisposable
             {
                 _ready.Wait(_stop.Token);
                 ulong ino;
+                TaskCompletionSource done;
                 lock (_queued)
                 {
                     ino = _order.Dequeue();
-                    _queued.Remove(ino);
+                    _queued.Remove(ino, out done!);
                 }
-                // Fails harmlessly for an inode the kernel has forgotten.
-                if (_notifier.InvalidateInode(ino, offset: 0) is var result and not 0)
-                    _logger.LogDebug("Dropping the pages of inode {Ino} answered {Result}", ino, result);
+                try
+                {
+                    // Fails harmlessly for an inode the kernel has forgotten, or once unmounted.
+                    if (_notifier.InvalidateInode(ino, offset: 0) is var result and not 0)
+                        _logger.LogDebug("Dropping the pages of inode {Ino} answered {Result}", ino, result);
+                }
+                catch (Exception e)
+                {
+                    _logger.LogWarning(e, "Dropping the pages of inode {Ino} failed", ino);
+                }
+                done.SetResult();
             }
         }
         catch (OperationCanceledException)
         {
+            lock (_queued)
+                foreach (var pending in _queued.Values)
+                    pending.TrySetCanceled();
         }
     }
 
