@@ -210,7 +210,8 @@ internal sealed partial class BigFsFileSystem
         catch
         {
             _open.ForgetVersion(ino);
-            _notifier?.InvalidateInode(ino, offset: 0);
+            if (Invalidator is { } invalidator)
+                await invalidator.InvalidateAsync(ino);
             throw;
         }
     }
