@@ -332,7 +332,10 @@ public class ClusterLockTests
         await other.ReleaseAsync();
         // A new open on A locks (once B's release, sent by its kernel after the holder exits, is in) and writes as usual.
         await RunAsync($"flock -w 20 {Quote(a)}/lock sh -c 'echo again >> {Quote(a)}/lock'");
-        Assert.EndsWith("again\n", await File.ReadAllTextAsync($"{a}/lock"));
+        // cat, not .NET's File API: .NET takes a non-blocking shared flock on open, which fails
+        // (EWOULDBLOCK: "being used by another process") until flock(1)'s release, which its
+        // kernel sends after the process exits, is in.
+        Assert.EndsWith("again\n", await RunAsync($"cat {Quote(a)}/lock"));
     }
 
     [Fact]
