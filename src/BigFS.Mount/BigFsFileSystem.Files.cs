@@ -209,7 +209,7 @@ internal sealed partial class BigFsFileSystem
         }
         catch
         {
-            _open.ForgetVersion(ino);
+            _open.Forget(ino);
             if (Invalidator is { } invalidator)
                 await invalidator.InvalidateAsync(ino);
             throw;

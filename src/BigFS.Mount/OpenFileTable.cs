@@ -68,13 +68,6 @@ internal sealed class OpenFileTable
         }
     }
 
-    /// <summary>The kernel's pages of the inode may hold data the cluster does not: its next open drops them.</summary>
-    public void ForgetVersion(ulong ino)
-    {
-        lock (_files)
-            _cachedVersions.Remove(ino);
-    }
-
     /// <summary>The inodes open on this mount.</summary>
     public List<ulong> OpenInodes()
     {
@@ -126,6 +119,10 @@ internal sealed class OpenFileTable
         }
     }
 
+    /// <summary>
+    /// Nothing is known of the kernel's pages of the inode (forgotten by the kernel, or they may
+    /// hold data the cluster does not): its next open drops them.
+    /// </summary>
     public void Forget(ulong ino)
     {
         lock (_files)
