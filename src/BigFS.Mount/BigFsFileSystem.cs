@@ -288,7 +288,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
             notifier.InvalidateInode(ino, offset: -1);
         foreach (var changed in notice.Names)
             notifier.InvalidateEntry(changed.Parent, NameOf(changed.Name));
-        foreach (var ino in notice.Reset ? _open.OpenInodes() : notice.Inodes.Where(i => _open.Find(i) is not null))
+        foreach (var ino in notice.Reset ? _open.Snapshot().Select(f => f.Ino) : notice.Inodes.Where(i => _open.Find(i) is not null))
             _ = RevalidateInBackgroundAsync(ino);
     }
 

@@ -68,13 +68,6 @@ internal sealed class OpenFileTable
         }
     }
 
-    /// <summary>The inodes open on this mount.</summary>
-    public List<ulong> OpenInodes()
-    {
-        lock (_files)
-            return [.. _files.Keys];
-    }
-
     /// <summary>
     /// A lock was taken on an open file: like an open, it must see what was committed before
     /// (NFS gives locks the same guarantee). True when the data changed: the kernel's pages of it must go.
