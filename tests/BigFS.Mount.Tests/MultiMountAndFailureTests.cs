@@ -214,21 +214,31 @@ public class MultiMountAndFailureTests
         // The page cache is kept across this mount's own commits, not across another mount's.
         await using var m = await MountedCluster.StartAsync(mounts: 2, mountArgs: "--attr_timeout 1ms");
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
-        var data = FileHelpers.RandomBytes(1 << 20, seed: 63);
-        await File.WriteAllBytesAsync($"{a}/f", data);
-        _ = new FileInfo($"{a}/f").Length;   // fresh attributes (1 ms attribute timeout): the committed mtime
-        Assert.Equal(data.Length, await ResidentBytesAsync($"{a}/f"));
-        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{a}/f")));
-        Assert.Equal(data.Length, await ResidentBytesAsync($"{a}/f"));   // that open kept them (KEEP_CACHE)
+        byte[] expected = [];
+        // The machine may drop pages on its own (see PageCache), never all of them three times
+        // running; a mount that drops them itself never keeps them once.
+        var kept = new List<string>();
+        for (var attempt = 0; attempt < 3 && kept.Count < 2; attempt++)
+        {
+            kept.Clear();
+            var data = FileHelpers.RandomBytes(1 << 20, seed: 63 + 10 * attempt);
+            await File.WriteAllBytesAsync($"{a}/f", data);
+            _ = new FileInfo($"{a}/f").Length;   // fresh attributes (1 ms attribute timeout): the committed mtime
+            if (await PageCache.ResidentBytesAsync($"{a}/f") == data.Length)
+                kept.Add("after the commit and a stat");
+            Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{a}/f")));
+            if (await PageCache.ResidentBytesAsync($"{a}/f") == data.Length)
+                kept.Add("after the next open (KEEP_CACHE)");
 
-        // Truncated and appended to by this mount: still its own changes.
-        await RunAsync($"truncate -s 500000 {Quote(a)}/f");
-        var more = FileHelpers.RandomBytes(100_000, seed: 64);
-        await using (var fs = new FileStream($"{a}/f", FileMode.Append, FileAccess.Write))
-            fs.Write(more);
-        byte[] expected = [.. data[..500_000], .. more];
-        Assert.Equal(FileHelpers.Sha256(expected), await Sha256SumAsync($"{a}/f"));
-        Assert.True(await ResidentBytesAsync($"{a}/f") > 0);
+            // Truncated and appended to by this mount: still its own changes.
+            await RunAsync($"truncate -s 500000 {Quote(a)}/f");
+            var more = FileHelpers.RandomBytes(100_000, seed: 64);
+            await using (var fs = new FileStream($"{a}/f", FileMode.Append, FileAccess.Write))
+                fs.Write(more);
+            expected = [.. data[..500_000], .. more];
+            Assert.Equal(FileHelpers.Sha256(expected), await Sha256SumAsync($"{a}/f"));
+        }
+        Assert.Equal(["after the commit and a stat", "after the next open (KEEP_CACHE)"], kept);
 
         // Another mount's same-size overwrite: A's next open reads it.
         var patch = FileHelpers.RandomBytes(4096, seed: 65);
@@ -271,9 +281,6 @@ public class MultiMountAndFailureTests
         await cluster.WaitForActiveNodesAsync(cluster.Nodes.Count);
         Assert.Equal(FileHelpers.Sha256(data), await Sha256SumAsync($"{m.MountPoint}/f"));
     }
-
-    private static async Task<long> ResidentBytesAsync(string path) =>
-        long.Parse((await RunAsync($"fincore --bytes --noheadings --output RES {Quote(path)}")).Trim());
 
     [Fact]
     public async Task AttributesCachedByTheKernelFollowAnotherMountsChangesBeforeTheTimeout()

@@ -22,7 +22,7 @@ public class PageCacheFillTests
 
         using (var handle = OpenForRandomReads(path))
         {
-            Assert.Equal(0, await ResidentBytesAsync(path));
+            Assert.Equal(0, await PageCache.ResidentBytesAsync(path));
             var page = new byte[4096];
             Assert.Equal(page.Length, RandomAccess.Read(handle, page, Block + 8192));
             Assert.Equal(data.AsSpan(Block + 8192, 4096).ToArray(), page);
@@ -56,7 +56,7 @@ public class PageCacheFillTests
         RandomAccess.Write(handle, update, 16384);
         Array.Copy(update, 0, data, 16384, update.Length);
         await Task.Delay(200); // a store would have been queued by now
-        Assert.True(await ResidentBytesAsync(path) <= 2 * 4096, "pages pushed while open for writing");
+        Assert.True(await PageCache.ResidentBytesAsync(path) <= 2 * 4096, "pages pushed while open for writing");
         var all = new byte[data.Length];
         Assert.Equal(all.Length, RandomAccess.Read(handle, all, 0));
         Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(all));
@@ -94,38 +94,33 @@ public class PageCacheFillTests
         File.OpenHandle(path, FileMode.Open, FileAccess.Read, options: FileOptions.RandomAccess); // POSIX_FADV_RANDOM: no kernel read-ahead
 
     /// <summary>
-    /// Waits until <paramref name="expected"/> bytes of the file are in the page cache. Tests of
-    /// other classes, running alongside, drop the whole page cache now and then (fsx's reopen,
-    /// the data checks after drop_caches): when that happens during the wait, the reads at
+    /// Waits until <paramref name="expected"/> bytes of the file are in the page cache. Pages may
+    /// be dropped during the wait (see <see cref="PageCache"/>): then the reads at
     /// <paramref name="offsets"/> are made again, so that they push their blocks again.
     /// </summary>
     private static async Task WaitForPushAsync(SafeFileHandle handle, string path, long[] offsets, long expected, string what)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         var page = new byte[4096];
-        var drops = PageCacheDrops();
+        var drops = PageCache.Drops();
+        var seen = 0L;
         while (true)
         {
-            if (await ResidentBytesAsync(path) == expected)
+            var resident = await PageCache.ResidentBytesAsync(path);
+            if (resident == expected)
                 return;
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"timed out after 10s waiting for {what} ({await ResidentBytesAsync(path)} of {expected} bytes resident)");
-            if (PageCacheDrops() != drops)
+                throw new TimeoutException($"timed out after 10s waiting for {what} ({resident} of {expected} bytes resident)");
+            if (PageCache.Drops() != drops || resident < seen)
             {
-                drops = PageCacheDrops();
+                drops = PageCache.Drops();
                 foreach (var offset in offsets)
                     RandomAccess.Read(handle, page, offset);
             }
+            seen = resident;
             await Task.Delay(20);
         }
     }
-
-    /// <summary>How often the page cache was dropped on this machine (/proc/vmstat drop_pagecache).</summary>
-    private static long PageCacheDrops() =>
-        long.Parse(File.ReadLines("/proc/vmstat").First(l => l.StartsWith("drop_pagecache ", StringComparison.Ordinal)).Split(' ')[1]);
-
-    private static async Task<long> ResidentBytesAsync(string path) =>
-        long.Parse((await RunAsync($"fincore --bytes --noheadings --output RES {Quote(path)}")).Trim());
 }
 
 public class PageCacheFillerNeighbourTests
