@@ -59,6 +59,19 @@ public sealed class BadConfigurationTests : IDisposable
         AssertOneLineError(run, "node", "capacty");
     }
 
+    [Theory]
+    [InlineData("--goal 4", "", "goal")]                                   // three nodes cannot hold four copies
+    [InlineData("--goal 2 --min-copies-before-ack 3", "", "min_copies_before_ack")]
+    [InlineData("--goal 2", "3", "min_copies_before_ack")]                 // from BIGFS_MIN_COPIES_BEFORE_ACK
+    [InlineData("--nodes 0", "", "nodes")]
+    [InlineData("--colour red", "", "colour")]
+    public async Task The_local_cluster_command_names_the_key_it_cannot_use(string options, string minCopiesVariable, string key)
+    {
+        var env = minCopiesVariable == "" ? null : new Dictionary<string, string> { ["BIGFS_MIN_COPIES_BEFORE_ACK"] = minCopiesVariable };
+        var run = await RunDaemonAsync("up", ["--data", _dir.Combine("data"), .. options.Split(' ')], env);
+        AssertOneLineError(run, "up", key);
+    }
+
     [Fact]
     public async Task Missing_config_file_is_named()
     {

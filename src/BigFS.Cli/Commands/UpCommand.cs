@@ -1,3 +1,4 @@
+using BigFS.Cli.Configuration;
 using BigFS.Metadata;
 using BigFS.Mount;
 using BigFS.Storage;
@@ -14,54 +15,60 @@ public static class UpCommand
 {
     public static async Task<int> RunAsync(string[] args, CancellationToken ct)
     {
-        var cl = new CommandLine(args, new HashSet<string> { "data", "port", "nodes", "log-level", "mount", "meta-fast-listen", "meta-fast-unix" });
-        var data = Path.GetFullPath(cl.Get("data") ?? ".bigfs");
-        var port = cl.GetInt("port", 9000);
-        var nodeCount = cl.GetInt("nodes", 3);
-        if (nodeCount is < 1 or > 16)
-            throw new CliUsageException("--nodes must be between 1 and 16");
-        var level = Enum.TryParse<LogLevel>(cl.Get("log-level") ?? "Information", true, out var l) ? l : LogLevel.Information;
+        LocalClusterSettings up;
+        try
+        {
+            // The configuration stack of the daemons (--config FILE, BIGFS_ variables, the
+            // command line), with no default file: /etc/bigfs configures real daemons, not this.
+            up = DaemonSettings.ReadUp(DaemonConfiguration.Load(args, defaultFile: "", DaemonSettings.UpShortOptions));
+        }
+        catch (ConfigurationError e)
+        {
+            Console.Error.WriteLine($"bigfs up: configuration error: {e.Message}");
+            return 2;
+        }
 
-        using var loggerFactory = Logging.Create(level);
+        using var loggerFactory = Logging.Create(up.LogLevel);
         var log = loggerFactory.CreateLogger("bigfs.up");
-        Directory.CreateDirectory(data);
+        Directory.CreateDirectory(up.DataDirectory);
 
         await using var meta = await MetadataServer.StartAsync(new MetadataServerOptions
         {
-            DataDirectory = Path.Combine(data, "meta"),
-            Listen = $"127.0.0.1:{port}",
-            FastListen = cl.Get("meta-fast-listen"),
-            FastListenUnix = cl.Get("meta-fast-unix")?.ToLowerInvariant() is not ("false" or "no" or "off" or "0"),
-            DefaultGoal = Math.Min(3, nodeCount),
-            MinCopiesBeforeAck = Math.Min(2, nodeCount),
+            DataDirectory = Path.Combine(up.DataDirectory, "meta"),
+            Listen = $"127.0.0.1:{up.Port}",
+            FastListen = up.MetaFastListen,
+            FastListenUnix = up.MetaFastUnix,
+            ChunkSize = up.ChunkSize,
+            DefaultGoal = up.Goal,
+            MinCopiesBeforeAck = up.MinCopiesBeforeAck,
         }, loggerFactory, ct);
 
         var nodes = new List<StorageNode>();
         BigFsMount? mount = null;
         try
         {
-            for (var i = 1; i <= nodeCount; i++)
+            for (var i = 1; i <= up.Nodes; i++)
             {
                 nodes.Add(await StorageNode.StartAsync(new StorageNodeOptions
                 {
-                    DataDirectory = Path.Combine(data, $"node{i}"),
-                    Listen = $"127.0.0.1:{port + 100 + i}",
+                    DataDirectory = Path.Combine(up.DataDirectory, $"node{i}"),
+                    Listen = $"127.0.0.1:{up.Port + 100 + i}",
                     MetadataAddress = meta.Address,
-                    MinCopiesBeforeAck = Math.Min(2, nodeCount),
+                    MinCopiesBeforeAck = up.MinCopiesBeforeAck,
                 }, loggerFactory, ct));
             }
 
-            log.LogInformation("Local cluster up: metadata server {Address}, {Nodes} storage nodes, data in {Data}", meta.Address, nodes.Count, data);
-            if (cl.Get("mount") is { } mountPoint)
+            log.LogInformation("Local cluster up: metadata server {Address}, {Nodes} storage nodes, goal {Goal} copies, {MinCopies} durable before a write is acknowledged, data in {Data}",
+                meta.Address, nodes.Count, up.Goal, up.MinCopiesBeforeAck, up.DataDirectory);
+            if (up.MountPoint is { } mountPoint)
             {
-                mountPoint = Path.GetFullPath(mountPoint);
                 Directory.CreateDirectory(mountPoint);
                 mount = await BigFsMount.StartAsync(new BigFsMountOptions { MetadataAddress = meta.Address, MountPoint = mountPoint }, loggerFactory, ct);
-                Console.Out.WriteLine($"BigFS mounted at {mountPoint} (metadata server {meta.Address}, {nodes.Count} storage nodes, data in {data}).");
+                Console.Out.WriteLine($"BigFS mounted at {mountPoint} (metadata server {meta.Address}, {nodes.Count} storage nodes, data in {up.DataDirectory}).");
             }
             else
             {
-                Console.Out.WriteLine($"BigFS cluster ready: metadata server {meta.Address}, {nodes.Count} storage nodes, data in {data}.");
+                Console.Out.WriteLine($"BigFS cluster ready: metadata server {meta.Address}, {nodes.Count} storage nodes, data in {up.DataDirectory}.");
             }
             Console.Out.WriteLine($"Try `bigfs status --meta {meta.Address}`. Ctrl-C stops it.");
             SystemdNotify.Ready($"local cluster at {meta.Address}");

@@ -31,6 +31,49 @@ public static class DaemonSettings
         ["--labels"] = "labels",
     };
 
+    public static readonly Dictionary<string, string> UpShortOptions = new()
+    {
+        ["--data"] = "data_dir",
+        ["--port"] = "port",
+        ["--nodes"] = "nodes",
+        ["--mount"] = "mount",
+        ["--goal"] = "goal",
+        ["--min-copies-before-ack"] = "min_copies_before_ack",
+        ["--chunk-size"] = "chunk_size",
+        ["--meta-fast-listen"] = "meta_fast_listen",
+        ["--meta-fast-unix"] = "meta_fast_unix",
+        ["--log-level"] = "log_level",
+    };
+
+    /// <summary>
+    /// `bigfs up`: one machine's whole cluster. Goal and copies before the ack default to what
+    /// the nodes can give (3 and 2 with three nodes), and may not ask for more.
+    /// </summary>
+    public static LocalClusterSettings ReadUp(SettingsReader s)
+    {
+        var nodes = s.GetInt("nodes", 3, 1, 16);
+        var goal = s.GetInt("goal", Math.Min(3, nodes), 1, 16);
+        var minCopies = s.GetInt("min_copies_before_ack", Math.Min(2, goal), 1, 16);
+        var settings = new LocalClusterSettings(
+            DataDirectory: Path.GetFullPath(s.GetString("data_dir", ".bigfs")),
+            Port: s.GetInt("port", 9000, 1, 65535 - 100 - nodes),
+            Nodes: nodes,
+            MountPoint: s.GetString("mount") is { } mount ? Path.GetFullPath(mount) : null,
+            Goal: goal,
+            MinCopiesBeforeAck: minCopies,
+            ChunkSize: (int)Math.Min(int.MaxValue, s.GetSize("chunk_size", 4 * 1024 * 1024)),
+            MetaFastListen: s.GetString("meta_fast_listen"),
+            MetaFastUnix: s.GetBool("meta_fast_unix", true),
+            LogLevel: ReadLogLevel(s));
+        s.RejectUnknownKeys();
+        if (goal > nodes)
+            throw new ConfigurationError("goal", $"{goal} copies need at least {goal} storage nodes (nodes is {nodes})");
+        if (minCopies > goal)
+            throw new ConfigurationError("min_copies_before_ack", $"{minCopies} is more than goal ({goal})");
+        CheckChunkSize(settings.ChunkSize);
+        return settings;
+    }
+
     public static MetadataServerOptions ReadMeta(SettingsReader s)
     {
         var o = new MetadataServerOptions
@@ -56,8 +99,7 @@ public static class DaemonSettings
         s.GetString("log_level");
         s.RejectUnknownKeys();
 
-        if (o.ChunkSize < 64 * 1024 || o.ChunkSize > 64 * 1024 * 1024 || o.ChunkSize % (64 * 1024) != 0)
-            throw new ConfigurationError("chunk_size", "must be a multiple of 64KiB between 64KiB and 64MiB");
+        CheckChunkSize(o.ChunkSize);
         if (o.MinCopiesBeforeAck > o.DefaultGoal)
             throw new ConfigurationError("min_copies_before_ack", $"{o.MinCopiesBeforeAck} is more than goal ({o.DefaultGoal})");
         if (o.HeartbeatTimeout <= o.HeartbeatInterval)
@@ -123,6 +165,12 @@ public static class DaemonSettings
         {
             throw new ConfigurationError(key, $"'{text}' is not host:port (e.g. 127.0.0.1:9000)");
         }
+    }
+
+    private static void CheckChunkSize(int size)
+    {
+        if (size < 64 * 1024 || size > 64 * 1024 * 1024 || size % (64 * 1024) != 0)
+            throw new ConfigurationError("chunk_size", "must be a multiple of 64KiB between 64KiB and 64MiB");
     }
 
     public static LogLevel ReadLogLevel(SettingsReader s)
