@@ -1114,6 +1114,17 @@ public sealed class BigFsFile : IAsyncDisposable
         {
             _logger.LogError(ex, "Flush on dispose of inode {Ino} failed; unflushed data is dropped", Ino);
         }
+        await DiscardAsync();
+    }
+
+    /// <summary>
+    /// Frees the file without committing what is still buffered: for an owner whose last flush
+    /// failed and was reported. Trying again here would commit, once the cluster is back, data
+    /// its writer was told was lost, over whatever was written since.
+    /// </summary>
+    public async ValueTask DiscardAsync()
+    {
+        Interlocked.Increment(ref _changeEpoch);
         Task[] readAheads;
         lock (_sync)
             readAheads = [.. _readAheads];

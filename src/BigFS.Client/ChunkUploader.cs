@@ -21,6 +21,7 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
     private readonly SemaphoreSlim _slots = new(Math.Max(1, options.MaxInFlightChunkUploads));
     private readonly SemaphoreSlim _refresh = new(1, 1);
     private IReadOnlyList<WritableNode> _nodes = [];
+    private int _fullNodes;   // active nodes the last list left out for want of room
     private DateTime _nodesFetched = DateTime.MinValue;
     private static readonly TimeSpan FailureMemory = TimeSpan.FromSeconds(10);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> _recentFailures = new(StringComparer.Ordinal);
@@ -62,8 +63,17 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
                 if (attempt > 0)
                     await Task.Delay(TimeSpan.FromMilliseconds(50 * (1 << Math.Min(attempt, 6))), ct);
                 var nodes = await NodesAsync(refresh: attempt > 0, ct);
-                var node = NodeSelector.Pick(nodes, failedNodes, Random.Shared)
-                    ?? throw new BigFsException(Errno.ENOSPC, "no writable storage node");
+                if (NodeSelector.Pick(nodes, failedNodes, Random.Shared) is not { } node)
+                {
+                    if (Volatile.Read(ref _fullNodes) > 0)
+                    {
+                        Volatile.Write(ref _fullUntilTicks, Environment.TickCount64 + (long)FullMemory.TotalMilliseconds);
+                        throw new BigFsException(Errno.ENOSPC, "every active storage node is full");
+                    }
+                    // None is up: one may be restarting, so the retries wait for it (then EIO).
+                    last = BigFsException.Io("no storage node is active");
+                    continue;
+                }
                 // A fresh id per attempt: a failed attempt may still have stored (and registered) its chunk.
                 var id = ChunkId.NewRandom().ToString();
                 try
@@ -171,6 +181,7 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
             {
                 var reply = await ns.ListWritableNodesAsync(new ListWritableNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
                 _nodes = reply.Nodes.ToList();
+                Volatile.Write(ref _fullNodes, (int)reply.FullNodes);
                 _nodesFetched = DateTime.UtcNow;
             }
             catch (RpcException ex) when (_nodes.Count > 0)

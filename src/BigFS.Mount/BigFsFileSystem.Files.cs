@@ -238,7 +238,7 @@ internal sealed partial class BigFsFileSystem
                 // FLUSH already reported this to close(2); nobody is left to tell.
                 logger.LogError("Inode {Ino}: data not committed at release: {Reason}", ino, e.Message);
             }
-            await last.File.DisposeAsync();
+            await last.File.DiscardAsync();   // that was the last try: the data is given up, never committed later
         }
         try
         {

@@ -268,7 +268,9 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
         lock (_s.Sync)
         {
             var reply = new ListWritableNodesReply { ChunkSize = (uint)_s.Options.ChunkSize };
-            foreach (var n in _s.Nodes.Values.Where(n => _s.LivenessOf(n) == NodeLiveness.Active && !n.IsFull()).OrderByDescending(n => n.FreeBytes()))
+            var active = _s.Nodes.Values.Where(n => _s.LivenessOf(n) == NodeLiveness.Active).ToList();
+            reply.FullNodes = (uint)active.Count(n => n.IsFull());
+            foreach (var n in active.Where(n => !n.IsFull()).OrderByDescending(n => n.FreeBytes()))
             {
                 var w = new WritableNode
                     {
