@@ -27,6 +27,13 @@ public sealed record FuseMountOptions
     /// changes made elsewhere (<see cref="IFuseNotifier.InvalidateInode"/>).
     /// </summary>
     public bool AutoInvalData { get; init; } = true;
+    /// <summary>
+    /// FUSE_HANDLE_KILLPRIV_V2: the filesystem drops set-id bits (the kernel flags the requests
+    /// whose caller lacks CAP_FSETID) and security.capability on write, truncate and chown
+    /// itself. In return the kernel stops asking for security.capability before every write once
+    /// a file had none (SB_NOSEC), until its attributes are next refreshed.
+    /// </summary>
+    public bool HandleKillprivV2 { get; init; }
     public bool PosixLocks { get; init; } = true;
     public bool FlockLocks { get; init; } = true;
     /// <summary>POSIX ACLs enforced by the kernel; the filesystem applies the umask and inherits default ACLs (<see cref="FuseRequestContext.Umask"/>).</summary>

@@ -83,6 +83,7 @@ internal sealed partial class BigFsFileSystem
             try
             {
                 await open.File.TruncateAsync(0, ctx.CancellationToken);
+                await DropCapability(attr.Ino, ctx.CancellationToken);
                 // The kernel drops set-id bits for an O_TRUNC by a process without CAP_FSETID,
                 // but with atomic O_TRUNC it never sends that change: the filesystem must. Root is
                 // taken to hold CAP_FSETID (the kernel tells this only with HANDLE_KILLPRIV_V2).
@@ -135,6 +136,7 @@ internal sealed partial class BigFsFileSystem
             offset = open.File.Size;
         if ((flags & FuseWriteFlags.KillSuidGid) != 0)
             await DropSetIdBits(ino, ctx.CancellationToken);
+        await DropCapability(ino, ctx.CancellationToken);
         // Not ctx's token: once accepted, a write must not be half-applied by an interrupt.
         await open.File.WriteAsync(offset, data, CancellationToken.None);
         return data.Length;
@@ -143,9 +145,9 @@ internal sealed partial class BigFsFileSystem
     /// <summary>
     /// A write by a process without CAP_FSETID drops the file's set-user-id bit (and set-group-id
     /// when group-executable, the kernel's FUSE rule), so nobody can change a privileged program
-    /// and keep its privilege. The kernel does that itself before a cached write; for a direct
-    /// write (O_APPEND files here) it asks the filesystem with FUSE_WRITE_KILL_SUIDGID on every
-    /// such write, so the common case, no set-id bit in the attributes this mount knows, costs nothing.
+    /// and keep its privilege. With HANDLE_KILLPRIV_V2 the kernel asks the filesystem to, with
+    /// FUSE_WRITE_KILL_SUIDGID on every such write, so the common case, no set-id bit in the
+    /// attributes this mount knows, costs nothing.
     /// </summary>
     private async ValueTask DropSetIdBits(ulong ino, CancellationToken ct)
     {
@@ -165,6 +167,32 @@ internal sealed partial class BigFsFileSystem
             return;
         cache.LearnAttr(generation, reply.Attr);
         _notifier?.InvalidateInode(ino, offset: -1);   // the kernel's mode would still grant the bits on exec
+    }
+
+    private const string CapabilityXattr = "security.capability";
+
+    /// <summary>
+    /// A write, truncate or chown takes a file's capabilities away (security.capability), whoever
+    /// the caller, as on a local filesystem: with HANDLE_KILLPRIV_V2 the kernel leaves that to
+    /// the filesystem and no longer asks for the attribute before every write. Known absent in
+    /// the lookup cache (kept coherent by the change feed), as it nearly always is, it costs no call.
+    /// </summary>
+    private async ValueTask DropCapability(ulong ino, CancellationToken ct)
+    {
+        if (cache.IsXattrAbsent(ino, CapabilityXattr))
+            return;
+        var generation = cache.Generation;
+        var reply = await _ns.RemoveXattrAsync(new RemoveXattrRequest { Ino = ino, Name = Name(CapabilityXattr) }, cancellationToken: ct);
+        if (reply.Errno == LinuxErrno.ENODATA)
+        {
+            cache.LearnXattrAbsent(generation, ino, CapabilityXattr);
+            return;
+        }
+        if (reply.Errno != 0)
+            throw new BigFsException(reply.Errno, $"removing the capabilities of inode {ino} failed: errno {reply.Errno}");
+        ForgetAttr(ino);   // ctime
+        cache.ForgetXattrs(ino);
+        _notifier?.InvalidateInode(ino, offset: -1);
     }
 
     /// <summary>close(2): commit, so the next open anywhere sees the data (close-to-open), and report failures here.</summary>

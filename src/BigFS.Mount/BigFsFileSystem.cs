@@ -166,6 +166,8 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         ForgetAttr(ino);
         if (!attr.Has(FuseSetAttrValid.Size))
             StartUploadIfOpen(ino);
+        if ((attr.Valid & (FuseSetAttrValid.Size | FuseSetAttrValid.Uid | FuseSetAttrValid.Gid)) != 0)
+            await DropCapability(ino, ctx.CancellationToken);
         var request = new SetAttrRequest { Ino = ino, Valid = (uint)(attr.Valid & ~(FuseSetAttrValid.Fh | FuseSetAttrValid.LockOwner)) };
         if (attr.Has(FuseSetAttrValid.Mode)) request.Mode = attr.Mode;
         if (attr.Has(FuseSetAttrValid.Uid)) request.Uid = attr.Uid;

@@ -218,6 +218,14 @@ public class ProtocolCodecTests
     }
 
     [Fact]
+    public void Init_killpriv_v2_only_when_the_filesystem_drops_privileges_itself()
+    {
+        Assert.Equal(FuseInitFlags.None, FuseInitNegotiation.Negotiate(KernelInit(45, Everything), new FuseInitRequest()).Flags & FuseInitFlags.HandleKillprivV2);
+        var agreed = FuseInitNegotiation.Negotiate(KernelInit(45, Everything), new FuseInitRequest { HandleKillprivV2 = true }).Flags;
+        Assert.Equal(FuseInitFlags.HandleKillprivV2, agreed & FuseInitFlags.HandleKillprivV2);
+    }
+
+    [Fact]
     public void Init_asks_for_shared_mappings_of_direct_io_files_in_flags2()
     {
         var result = FuseInitNegotiation.Negotiate(KernelInit(45, Everything | FuseInitFlags.DirectIoAllowMmap), new FuseInitRequest());

@@ -252,6 +252,43 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task CapabilitiesAnotherMountGaveAFileGoAtTheNextWriteThroughADescriptorHeldOpenHere()
+    {
+        // Once the file had none, A's kernel stops asking before each write (FUSE_HANDLE_KILLPRIV_V2
+        // sets SB_NOSEC), and nothing tells it of B's setxattr: only A's mount, told by the
+        // change feed, can take them away.
+        await using var m = await MountedCluster.StartAsync(mounts: 2);
+        var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
+        var script = Path.Combine(m.Cluster.Root, "writer.py");
+        var marker = Path.Combine(m.Cluster.Root, "first-write-done");
+        await File.WriteAllTextAsync(script, """
+            import os, sys, time
+            path, marker = sys.argv[1], sys.argv[2]
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o755)
+            os.write(fd, b'program')
+            open(marker, 'w').close()
+            deadline = time.time() + 20
+            while True:
+                try:
+                    os.getxattr(path, 'security.capability')
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        sys.exit('the capabilities never showed on this mount')
+                    time.sleep(0.05)
+            os.write(fd, b'!')
+            os.close(fd)
+            """);
+        var writer = TryRunAsync($"python3 {Quote(script)} {Quote(a)}/prog {Quote(marker)}", timeout: TimeSpan.FromSeconds(60));
+        await Poll.UntilAsync(() => File.Exists(marker) || writer.IsCompleted, TimeSpan.FromSeconds(20), "the writer's first write");
+        await Capabilities.SetAsync($"{Quote(b)}/prog");
+        var result = await writer;
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.False(await Capabilities.HaveAsync($"{Quote(b)}/prog"), "capabilities kept after the write");
+        Assert.Equal("program!", await RunAsync($"cat {Quote(b)}/prog"));
+    }
+
+    [Fact]
     public async Task AnOverwriteWhoseCloseFailsLeavesNoUncommittedBytesInThePageCache()
     {
         // Same size and no commit: neither a size nor a data version tells the kernel its pages

@@ -228,6 +228,37 @@ public class PosixCornerCaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AWriteTruncateOrChownTakesAFilesCapabilitiesAway()
+    {
+        // Whoever does it, root included, as on ext4. With FUSE_HANDLE_KILLPRIV_V2 the kernel
+        // leaves this to the filesystem, and stops checking before each write once a file had
+        // none: "again" sets them between two writes through one descriptor.
+        string User(string command) => $"setpriv --reuid=1001 --regid=1001 --clear-groups {command}";
+        var again = "import os, sys\nfd = os.open(sys.argv[1], os.O_WRONLY)\nos.write(fd, b'a')\n"
+            + $"{Capabilities.SetInPython}\nos.write(fd, b'b')\nos.close(fd)\n";
+        await File.WriteAllTextAsync($"{Mnt}/again.py", again);
+        var ways = new Dictionary<string, string>
+        {
+            ["write"] = "dd conv=notrunc status=none if=/dev/zero bs=1 count=1 of=FILE",
+            ["user write"] = User("dd conv=notrunc status=none if=/dev/zero bs=1 count=1 of=FILE"),
+            ["append"] = "sh -c 'echo x >> FILE'",
+            ["truncate"] = "truncate -s 1 FILE",
+            ["o_trunc"] = "sh -c ': > FILE'",
+            ["chown"] = "chown 1001 FILE",
+            ["again"] = $"python3 {Quote(Mnt)}/again.py FILE",
+        };
+        foreach (var (way, command) in ways)
+        {
+            var file = $"{Quote(Mnt)}/caps-{way.Replace(' ', '-')}";
+            await RunAsync($"echo program > {file} && chmod 777 {file}");
+            await Capabilities.SetAsync(file);
+            Assert.True(await Capabilities.HaveAsync(file), $"{way}: capabilities not set");
+            await RunAsync(command.Replace("FILE", file));
+            Assert.False(await Capabilities.HaveAsync(file), $"{way}: capabilities kept");
+        }
+    }
+
+    [Fact]
     public async Task TruncateUpAndDownReadsZerosInTheGap()
     {
         await RunAsync($"printf 'abcdefghij' > {Quote(Mnt)}/t && truncate -s 4 {Quote(Mnt)}/t && truncate -s 10 {Quote(Mnt)}/t");

@@ -9,6 +9,8 @@ public sealed record FuseInitRequest
     public bool FlockLocks { get; init; } = true;
     public bool WritebackCache { get; init; }
     public bool AutoInvalData { get; init; } = true;
+    /// <summary>See <see cref="FuseMountOptions.HandleKillprivV2"/>.</summary>
+    public bool HandleKillprivV2 { get; init; }
     public bool ExportSupport { get; init; } = true;
     public bool ReaddirPlus { get; init; } = true;
     /// <summary>
@@ -53,6 +55,7 @@ public static class FuseInitNegotiation
         if (wanted.ExportSupport) want |= FuseInitFlags.ExportSupport;
         if (wanted.WritebackCache) want |= FuseInitFlags.WritebackCache;
         if (wanted.AutoInvalData) want |= FuseInitFlags.AutoInvalData;
+        if (wanted.HandleKillprivV2) want |= FuseInitFlags.HandleKillprivV2;
         if (wanted.PosixAcl) want |= FuseInitFlags.PosixAcl | FuseInitFlags.DontMask;
         var agreed = offered & want;
 

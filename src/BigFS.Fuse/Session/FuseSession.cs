@@ -91,6 +91,7 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
                     FlockLocks = _options.FlockLocks,
                     WritebackCache = _options.WritebackCache,
                     AutoInvalData = _options.AutoInvalData,
+                    HandleKillprivV2 = _options.HandleKillprivV2,
                     PosixAcl = _options.PosixAcl,
                 });
                 if (result.Errno != 0)
