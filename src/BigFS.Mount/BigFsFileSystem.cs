@@ -246,11 +246,11 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
 
     public ValueTask<int> RmDirAsync(FuseRequestContext ctx, ulong parent, string name) => Call(async () =>
     {
-        cache.TryLookup(parent, name, out var removed);
         var generation = BeforeEntryChange(parent, name);
         var reply = await _ns.RemoveDirectoryAsync(new RemoveRequest { Parent = parent, Name = Name(name) }, cancellationToken: ctx.CancellationToken);
         AfterRemoval(generation, parent, name, reply);
-        if (reply.Errno == 0 && removed is not null)
+        // From the reply, not the lookup cache: a change racing the mkdir may have kept it out of the cache.
+        if (reply.Errno == 0 && reply.Attr is { } removed)
             _removedDirectories.Remember(removed);
         return reply.Errno;
     }, "rmdir");

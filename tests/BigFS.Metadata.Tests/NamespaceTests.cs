@@ -109,7 +109,10 @@ public class NamespaceTests
         Assert.Equal(Errno.ENOTDIR, (await _h.Ns.RemoveDirectoryAsync(new RemoveRequest { Parent = Root, Name = Name("plain") })).Errno);
         Assert.Equal(Errno.EISDIR, (await _h.Ns.UnlinkAsync(new RemoveRequest { Parent = Root, Name = Name("d") })).Errno);
         Assert.Equal(0, (await _h.Ns.UnlinkAsync(new RemoveRequest { Parent = d, Name = Name("f") })).Errno);
-        Assert.Equal(0, (await _h.Ns.RemoveDirectoryAsync(new RemoveRequest { Parent = Root, Name = Name("d") })).Errno);
+        var removed = await _h.Ns.RemoveDirectoryAsync(new RemoveRequest { Parent = Root, Name = Name("d") });
+        Assert.Equal(0, removed.Errno);
+        // A process still inside it stats it through the mount: the reply carries what it was.
+        Assert.Equal((d, InodeType.Directory, 0u), (removed.Attr.Ino, removed.Attr.Type, removed.Attr.Nlink));
         Assert.Equal(Errno.ENOENT, _h.Ns.GetAttr(new InodeRequest { Ino = d }).Errno);
         Assert.Equal(2u, _h.Attr(Root).Nlink);
     }

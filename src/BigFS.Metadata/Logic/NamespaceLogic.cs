@@ -349,11 +349,13 @@ public sealed class NamespaceLogic(MetadataState state)
         if (!_s.Directories.TryGetValue(d.Child, out var victim)) return new StatusReply { Errno = E.ENOTDIR };
         if (victim.Count > 0) return new StatusReply { Errno = E.ENOTEMPTY };
         var now = _s.NowNs;
+        var removed = Attrs.Of(_s.Inodes[d.Child]);   // what a process still inside it sees (the mount keeps it)
+        removed.Nlink = 0;
         _s.RemoveDirent(d);
         parent.Nlink--;
         _s.DestroyInode(d.Child);
         Touch(parent, now);
-        return new StatusReply { ParentAttr = Attrs.Of(parent) };
+        return new StatusReply { Attr = removed, ParentAttr = Attrs.Of(parent) };
     });
 
     public Task<StatusReply> RenameAsync(RenameRequest r) => MutateOnceAsync(r, () =>
