@@ -84,10 +84,10 @@ internal sealed partial class BigFsFileSystem
             {
                 await open.File.TruncateAsync(0, ctx.CancellationToken);
                 await DropCapability(attr.Ino, ctx.CancellationToken);
-                // The kernel drops set-id bits for an O_TRUNC by a process without CAP_FSETID,
-                // but with atomic O_TRUNC it never sends that change: the filesystem must. Root is
-                // taken to hold CAP_FSETID (the kernel tells this only with HANDLE_KILLPRIV_V2).
-                if (ctx.Uid != 0 && Attributes.HasSetIdBitsToDrop(attr.Mode))
+                // An O_TRUNC by a process without CAP_FSETID drops the set-id bits; with atomic
+                // O_TRUNC the kernel never sends that change: the filesystem must. With
+                // HANDLE_KILLPRIV_V2 the kernel says who lacks it; without, root is taken to hold it.
+                if ((ctx.KillSuidGid || ctx.Uid != 0) && Attributes.HasSetIdBitsToDrop(attr.Mode))
                     await DropSetIdBits(attr.Ino, ctx.CancellationToken);
             }
             catch

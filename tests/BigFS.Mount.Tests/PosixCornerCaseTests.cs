@@ -218,15 +218,20 @@ public class PosixCornerCaseTests : IAsyncLifetime
     {
         // Each way another user can change a set-id program's contents takes the bits away: a
         // cached write, an O_APPEND write (direct I/O: the filesystem's job), truncate, and
-        // open with O_TRUNC (atomic in FUSE: the filesystem's job too). Root keeps them.
+        // open with O_TRUNC (atomic in FUSE: the filesystem's job too). Root keeps them, unless
+        // it runs without CAP_FSETID (the kernel says so with HANDLE_KILLPRIV_V2).
         string User(string command) => $"setpriv --reuid=1001 --regid=1001 --clear-groups {command}";
+        string NoFsetid(string command) => $"setpriv --inh-caps=-fsetid --bounding-set=-fsetid {command}";
         var ways = new Dictionary<string, string>
         {
             ["write"] = User("dd conv=notrunc status=none if=/dev/zero bs=1 count=1 of=FILE"),
             ["append"] = User("sh -c 'echo x >> FILE'"),
             ["truncate"] = User("truncate -s 1 FILE"),
             ["o_trunc"] = User("sh -c ': > FILE'"),
-            ["root append"] = "sh -c 'echo x >> F'",
+            ["root append"] = "sh -c 'echo x >> FILE'",
+            ["o_trunc by root without CAP_FSETID"] = NoFsetid("sh -c ': > FILE'"),
+            ["truncate by root without CAP_FSETID"] = NoFsetid("truncate -s 1 FILE"),
+            ["write by root without CAP_FSETID"] = NoFsetid("dd conv=notrunc status=none if=/dev/zero bs=1 count=1 of=FILE"),
         };
         foreach (var (way, command) in ways)
         {

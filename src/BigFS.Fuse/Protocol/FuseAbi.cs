@@ -86,6 +86,8 @@ public struct FuseSetAttrIn
 }
 
 [StructLayout(LayoutKind.Sequential)] public struct FuseOpenIn { public uint Flags, OpenFlags; }
+/// <summary>fuse_open_in/fuse_create_in open_flags.</summary>
+public static class FuseOpenInFlags { public const uint KillSuidGid = 1 << 0; }
 [StructLayout(LayoutKind.Sequential)] public struct FuseCreateIn { public uint Flags, Mode, Umask, OpenFlags; }
 [StructLayout(LayoutKind.Sequential)] public struct FuseOpenOut { public ulong Fh; public uint OpenFlags, Padding; }
 [StructLayout(LayoutKind.Sequential)] public struct FuseReleaseIn { public ulong Fh; public uint Flags, ReleaseFlags; public ulong LockOwner; }

@@ -268,7 +268,7 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
     {
         var r = req.Reader();
         var input = r.Read<FuseOpenIn>();
-        var ctx = req.Context();
+        var ctx = (input.OpenFlags & FuseOpenInFlags.KillSuidGid) != 0 ? req.Context().WithKillSuidGid() : req.Context();
         var result = dir
             ? await fs.OpenDirAsync(ctx, req.Header.NodeId, (int)input.Flags).ConfigureAwait(false)
             : await fs.OpenAsync(ctx, req.Header.NodeId, (int)input.Flags).ConfigureAwait(false);
@@ -288,6 +288,8 @@ internal sealed class FuseDispatcher(IFuseFileSystem fs, FuseMountOptions option
         var input = r.Read<FuseCreateIn>();
         if (!TryName(req, ref r, out var name)) return;
         var ctx = CreatorContext(req, input.Umask);
+        if ((input.OpenFlags & FuseOpenInFlags.KillSuidGid) != 0)
+            ctx = ctx.WithKillSuidGid();
         ReplyCreated(req, ctx, input, await fs.CreateAsync(ctx, req.Header.NodeId, name, (int)input.Flags, input.Mode).ConfigureAwait(false));
     }
 
