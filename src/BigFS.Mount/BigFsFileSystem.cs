@@ -391,8 +391,10 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     }, "setxattr");
 
     /// <summary>
-    /// The kernel asks for security.capability before every write, so "no such attribute" is
-    /// answered from the cache (kept coherent by the change feed) instead of a round trip per write.
+    /// The kernel asks for security.capability before a write whenever the file's attributes were
+    /// refreshed since its last check (SB_NOSEC with HANDLE_KILLPRIV_V2), and the ACL names on
+    /// permission checks: "no such attribute" is answered from the cache (kept coherent by the
+    /// change feed) instead of a round trip each time.
     /// </summary>
     public ValueTask<FuseResult<ReadOnlyMemory<byte>>> GetXattrAsync(FuseRequestContext ctx, ulong ino, string name) => Call<ReadOnlyMemory<byte>>(async () =>
     {
