@@ -73,7 +73,7 @@ public sealed class BigFsMount : IAsyncDisposable
                 // when the change feed tells of them.
                 AutoInvalData = false,
                 // Set-id bits and security.capability go on write, truncate and chown here
-                // (BigFsFileSystem.DropPrivileges), so the kernel need not ask for
+                // (BigFsFileSystem.DropSetIdBits, DropCapability), so the kernel need not ask for
                 // security.capability before every write: one FUSE round trip less per write.
                 HandleKillprivV2 = true,
             }, loggerFactory, ct);

@@ -68,8 +68,7 @@ public static class DaemonSettings
         s.RejectUnknownKeys();
         if (goal > nodes)
             throw new ConfigurationError("goal", $"{goal} copies need at least {goal} storage nodes (nodes is {nodes})");
-        if (minCopies > goal)
-            throw new ConfigurationError("min_copies_before_ack", $"{minCopies} is more than goal ({goal})");
+        CheckMinCopies(minCopies, goal);
         CheckChunkSize(settings.ChunkSize);
         return settings;
     }
@@ -100,8 +99,7 @@ public static class DaemonSettings
         s.RejectUnknownKeys();
 
         CheckChunkSize(o.ChunkSize);
-        if (o.MinCopiesBeforeAck > o.DefaultGoal)
-            throw new ConfigurationError("min_copies_before_ack", $"{o.MinCopiesBeforeAck} is more than goal ({o.DefaultGoal})");
+        CheckMinCopies(o.MinCopiesBeforeAck, o.DefaultGoal);
         if (o.HeartbeatTimeout <= o.HeartbeatInterval)
             throw new ConfigurationError("heartbeat_timeout", $"must be longer than heartbeat_interval ({o.HeartbeatInterval.TotalSeconds}s)");
         if (o.DeadTimeout < o.HeartbeatTimeout)
@@ -165,6 +163,12 @@ public static class DaemonSettings
         {
             throw new ConfigurationError(key, $"'{text}' is not host:port (e.g. 127.0.0.1:9000)");
         }
+    }
+
+    private static void CheckMinCopies(int minCopies, int goal)
+    {
+        if (minCopies > goal)
+            throw new ConfigurationError("min_copies_before_ack", $"{minCopies} is more than goal ({goal})");
     }
 
     private static void CheckChunkSize(int size)
