@@ -5,13 +5,17 @@ using Grpc.Core;
 namespace BigFS.Storage;
 
 /// <summary>
-/// One chunk upload in progress, transport-neutral: data is appended in order (each call one
-/// positional gathered write; the caller owns the buffers again once it completes), the
+/// One chunk upload in progress, transport-neutral: data is appended in order (the caller owns
+/// the buffers again once the call returns), the
 /// whole-chunk and per-block checksums are computed as it arrives, and
 /// <see cref="CompleteAsync"/> checks size and checksum, writes the header, publishes the file
 /// and makes it durable (<see cref="Seal"/> alone does the first two, so the data can be
 /// read from <see cref="StagedPath"/> before it is durable). Disposed before completion, the temporary file is removed and nothing
 /// is indexed. Not thread-safe: one upload, one caller.
+/// Large chunks, where the filesystem allows it, are assembled in an <see cref="AlignedChunkBuffer"/>
+/// and written with O_DIRECT a mebibyte at a time (<see cref="DirectIo"/>); the sealed data is
+/// then also the image the replica pushes send (<see cref="ShareReceived"/>). Small chunks go
+/// through the page cache into files made ahead.
 /// </summary>
 public sealed class ChunkFileWriter : IAsyncDisposable
 {
@@ -24,6 +28,8 @@ public sealed class ChunkFileWriter : IAsyncDisposable
     private readonly StoredChunk? _existing;
     private readonly string? _tempPath;
     private readonly FileStream? _file;
+    private readonly AlignedChunkBuffer? _image;   // the file's image, for O_DIRECT writes
+    private long _writtenTo;                        // file offset the image is on the disk up to
     private readonly long _dataOffset;
     private readonly ulong[] _blockChecksums = [];
     private readonly XxHash3 _whole = new();
@@ -32,6 +38,7 @@ public sealed class ChunkFileWriter : IAsyncDisposable
     private ChunkFileHeader? _sealed;
     private bool _done;
     private bool _reserved;
+    private bool _imageReleased;
 
     private ChunkFileWriter(LocalChunkStore store, ChunkId id, long size, ulong checksum, StoredChunk? existing, string? tempPath, StagingFile? staged = null)
     {
@@ -49,7 +56,25 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         {
             store.Reserve(_dataOffset + size);
             _reserved = true;
-            _file = staged is not null ? new FileStream(staged.Handle, FileAccess.Write, bufferSize: 0) : Open(tempPath, _dataOffset + size);
+            if (staged is not null)
+                _file = new FileStream(staged.Handle, FileAccess.Write, bufferSize: 0);
+            else if (WritesDirect(store, _dataOffset + size) && OpenDirect(tempPath, _dataOffset + size) is { } direct)
+            {
+                try
+                {
+                    _file = new FileStream(direct, FileAccess.Write, bufferSize: 0);
+                }
+                catch
+                {
+                    direct.Dispose();
+                    store.TryDelete(tempPath);
+                    throw;
+                }
+                _image = AlignedChunkBuffer.Rent(RoundUp(_dataOffset + size));
+                _writtenTo = _dataOffset;
+            }
+            else
+                _file = Open(tempPath, _dataOffset + size);
         }
         catch
         {
@@ -65,6 +90,24 @@ public sealed class ChunkFileWriter : IAsyncDisposable
 
     /// <summary>Whether a chunk file of this many bytes (header included) is written into a file made ahead (<see cref="StagingFilePool"/>), not a new preallocated one.</summary>
     internal static bool UsesStagingFile(long fileSize) => fileSize < PreallocateFrom;
+
+    /// <summary>Whether a new chunk file of this many bytes is written with O_DIRECT: large enough to be worth it, small enough to hold in memory.</summary>
+    private static bool WritesDirect(LocalChunkStore store, long fileSize) =>
+        store.WritesDirect && fileSize >= PreallocateFrom && fileSize - ChunkFileHeader.DataOffsetFor(fileSize) <= VerifiedChunkImage.MaxSharedBytes;
+
+    private static long RoundUp(long length) => (length + AlignedChunkBuffer.Alignment - 1) / AlignedChunkBuffer.Alignment * AlignedChunkBuffer.Alignment;
+
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle? OpenDirect(string tempPath, long fileSize)
+    {
+        try
+        {
+            return DirectIo.TryCreate(tempPath, fileSize);
+        }
+        catch (IOException ex) when (LocalChunkStore.IsDiskFull(ex))
+        {
+            throw LocalChunkStore.DiskFull(ex);
+        }
+    }
 
     private static FileStream Open(string tempPath, long fileSize)
     {
@@ -109,6 +152,9 @@ public sealed class ChunkFileWriter : IAsyncDisposable
     /// <summary>Where the sealed data can be read before it is published: the temporary file, or the identical chunk already here.</summary>
     public string StagedPath => _existing?.Path ?? _tempPath!;
 
+    /// <summary>Whether this upload is written with O_DIRECT from memory (and <see cref="ShareReceived"/> gives its data).</summary>
+    public bool IsDirect => _image is not null;
+
     /// <summary>Appends the buffers (in order) at the current end; more data than the declared size is InvalidArgument.</summary>
     public void Append(IReadOnlyList<ReadOnlyMemory<byte>> buffers)
     {
@@ -125,7 +171,18 @@ public sealed class ChunkFileWriter : IAsyncDisposable
                 Hash(b.Span);
             try
             {
-                RandomAccess.Write(_file.SafeFileHandle, buffers, _dataOffset + Received);
+                if (_image is null)
+                    RandomAccess.Write(_file.SafeFileHandle, buffers, _dataOffset + Received);
+                else
+                {
+                    var at = _dataOffset + Received;
+                    foreach (var b in buffers)
+                    {
+                        b.Span.CopyTo(_image.Span(at, b.Length));
+                        at += b.Length;
+                    }
+                    WriteImage(upTo: _writtenTo + (at - _writtenTo) / LocalChunkStore.WriteBatchBytes * LocalChunkStore.WriteBatchBytes);
+                }
             }
             catch (IOException ex) when (LocalChunkStore.IsDiskFull(ex))
             {
@@ -133,6 +190,15 @@ public sealed class ChunkFileWriter : IAsyncDisposable
             }
         }
         Received += bytes;
+    }
+
+    /// <summary>Writes the image from where it is on the disk up to <paramref name="upTo"/> (aligned).</summary>
+    private void WriteImage(long upTo)
+    {
+        if (upTo <= _writtenTo)
+            return;
+        RandomAccess.Write(_file!.SafeFileHandle, _image!.Span(_writtenTo, checked((int)(upTo - _writtenTo))), _writtenTo);
+        _writtenTo = upTo;
     }
 
     private void Hash(ReadOnlySpan<byte> data)
@@ -172,8 +238,42 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         if (actual != _checksum)
             throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {_id}: checksum mismatch (data {actual:x16}, header {_checksum:x16})");
         var header = new ChunkFileHeader(_size, _checksum, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), _blockChecksums);
-        RandomAccess.Write(_file!.SafeFileHandle, header.Encode(), 0);
+        if (_image is null)
+            RandomAccess.Write(_file!.SafeFileHandle, header.Encode(), 0);
+        else
+            WriteDirectTail(header);
         return _sealed = header;
+    }
+
+    /// <summary>The data not yet on the disk, padded to the alignment, then the header; the padding is cut off again.</summary>
+    private void WriteDirectTail(ChunkFileHeader header)
+    {
+        var end = _dataOffset + _size;
+        var padded = RoundUp(end);
+        _image!.Span(end, (int)(padded - end)).Clear();
+        try
+        {
+            WriteImage(upTo: padded);
+            header.Encode().CopyTo(_image.Span(0, (int)_dataOffset));
+            RandomAccess.Write(_file!.SafeFileHandle, _image.Span(0, (int)_dataOffset), 0);
+            if (padded != end)
+                RandomAccess.SetLength(_file.SafeFileHandle, end);
+        }
+        catch (IOException ex) when (LocalChunkStore.IsDiskFull(ex))
+        {
+            throw LocalChunkStore.DiskFull(ex);
+        }
+    }
+
+    /// <summary>
+    /// The sealed data of a direct upload, for <paramref name="pushes"/> replica pushes (each
+    /// releases it once); null for an upload through the page cache.
+    /// </summary>
+    public VerifiedChunkImage? ShareReceived(int pushes)
+    {
+        if (_image is null || _sealed is null)
+            return null;
+        return VerifiedChunkImage.Received(_image, (int)_dataOffset, (int)_size, pushes);
     }
 
     /// <summary>Seals the chunk if not yet done, publishes the file under its name, makes it durable and indexes it (<see cref="LocalChunkStore.Publish"/>).</summary>
@@ -196,6 +296,11 @@ public sealed class ChunkFileWriter : IAsyncDisposable
     {
         if (_file is not null)
             await _file.DisposeAsync();
+        if (!_imageReleased && _image is not null)
+        {
+            _imageReleased = true;
+            _image.Release();
+        }
         if (!_done && _tempPath is not null)
             _store.TryDelete(_tempPath);
         _done = true;

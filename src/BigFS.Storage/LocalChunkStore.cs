@@ -41,7 +41,13 @@ public sealed class LocalChunkStore : IDisposable
         Directory.CreateDirectory(TempDirectory);
         CreateFanOutDirectories();
         _staging = new StagingFilePool(TempDirectory, StagingFilesAhead, logger);
+        WritesDirect = DirectIo.IsSupported(TempDirectory);
+        if (!WritesDirect)
+            logger.LogInformation("The filesystem of {Directory} refuses O_DIRECT: large chunks are written through the page cache", TempDirectory);
     }
+
+    /// <summary>Whether large chunks are written with O_DIRECT (<see cref="ChunkFileWriter"/>): the data directory's filesystem takes it.</summary>
+    public bool WritesDirect { get; }
 
     /// <summary>Keeps empty files ready for small uploads until cancelled; run after <see cref="Load"/> (which clears the temporary directory).</summary>
     public Task MakeStagingFilesAheadAsync(CancellationToken ct) => _staging.RefillAsync(ct);

@@ -28,14 +28,20 @@ public sealed class ReplicaPusher(GrpcChannels channels, BulkClient bulk, Func<S
             : null;
 
     /// <summary>
-    /// For a chunk not yet published (read through <paramref name="source"/>, its staged file):
-    /// an image for pushes to every target, when all of them take bulk pushes and the chunk is
-    /// small enough to hold in memory; else null (the pushes must wait for the published file).
+    /// For a chunk not yet published: an image for pushes to every target, when all of them
+    /// take bulk pushes and the chunk is small enough to hold in memory; else null (the pushes
+    /// must wait for the published file). The image is the data still in
+    /// <paramref name="writer"/>'s memory if it has it, else read through
+    /// <paramref name="source"/> (the staged file).
     /// </summary>
-    public SharedChunkImage? ShareStaged(StoredChunk staged, IReadOnlyCollection<NodeTarget> targets, Microsoft.Win32.SafeHandles.SafeFileHandle source) =>
-        targets.Count > 0 && targets.All(t => t.DataAddress.Length > 0) && staged.Size <= VerifiedChunkImage.MaxSharedBytes
-            ? new SharedChunkImage(staged, targets.Count, onCorrupt, source)
-            : null;
+    public SharedChunkImage? ShareStaged(StoredChunk staged, IReadOnlyCollection<NodeTarget> targets, Microsoft.Win32.SafeHandles.SafeFileHandle? source, ChunkFileWriter writer)
+    {
+        if (targets.Count == 0 || !targets.All(t => t.DataAddress.Length > 0) || staged.Size > VerifiedChunkImage.MaxSharedBytes)
+            return null;
+        return writer.ShareReceived(targets.Count) is { } received
+            ? SharedChunkImage.Loaded(staged, received, targets.Count)
+            : new SharedChunkImage(staged, targets.Count, onCorrupt, source);
+    }
 
     /// <param name="image">From <see cref="ShareFor"/>: used for a bulk push (the caller releases it).</param>
     public async Task PushAsync(StoredChunk chunk, NodeTarget target, SharedChunkImage? image, CancellationToken ct)

@@ -28,8 +28,10 @@ public sealed class ReplicationCoordinator(
     public async Task<WriteChunkReply> StoreAndReplicateAsync(ChunkFileWriter writer, ChunkHeader header, CancellationToken ct)
     {
         var staged = new StoredChunk(writer.Id, writer.Seal(), writer.StagedPath);
-        // Opened before the rename, so the copies can read the data while it is made durable here.
-        var source = File.OpenHandle(staged.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+        // Opened before the rename, so the copies can read the data while it is made durable here
+        // (not needed when the data is still in the writer's memory).
+        var source = writer.IsDirect ? null
+            : File.OpenHandle(staged.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
         // Not cancellable: once started, the local copy is completed (or fails) as a whole.
         var local = Task.Run(() => writer.CompleteAsync(CancellationToken.None));
         try
@@ -47,7 +49,7 @@ public sealed class ReplicationCoordinator(
             }
 
             var targets = registration.Replicas.Where(t => t.NodeId != nodeId).ToList();
-            var image = pusher.ShareStaged(staged, targets, source);
+            var image = pusher.ShareStaged(staged, targets, source, writer);
             StoredChunk pushed = staged;
             if (image is not null)
             {
@@ -65,14 +67,14 @@ public sealed class ReplicationCoordinator(
                 pushed = await local;   // the pushes read the published file
                 image = pusher.ShareFor(pushed, targets);
             }
-            source.Dispose();
+            source?.Dispose();
             var reply = await ReplicateAndCountAsync(pushed, header, targets, image, ct);
             await local;   // this copy counts only once it is durable
             return reply;
         }
         finally
         {
-            source.Dispose();
+            source?.Dispose();
             // The caller disposes the writer next: never while it is still completing.
             if (!local.IsCompleted)
                 await Task.WhenAny(local);

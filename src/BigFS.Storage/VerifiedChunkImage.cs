@@ -14,14 +14,25 @@ public sealed class VerifiedChunkImage
     /// <summary>Chunks up to this size are shared this way; larger ones are streamed per replica.</summary>
     public const long MaxSharedBytes = 16L * 1024 * 1024;
 
-    private readonly byte[] _buffer;
+    private readonly Action _returnMemory;
     private int _references;
 
-    private VerifiedChunkImage(byte[] buffer, int length, int references)
+    private VerifiedChunkImage(ReadOnlyMemory<byte> data, Action returnMemory, int references)
     {
-        _buffer = buffer;
-        Data = buffer.AsMemory(0, length);
+        Data = data;
+        _returnMemory = returnMemory;
         _references = references;
+    }
+
+    /// <summary>
+    /// The data of a chunk just received and checked against its checksum, still in the
+    /// writer's memory: the pushes need not read it back. Holds one reference to
+    /// <paramref name="buffer"/> until the last of <paramref name="references"/> is released.
+    /// </summary>
+    internal static VerifiedChunkImage Received(AlignedChunkBuffer buffer, int offset, int length, int references)
+    {
+        buffer.Retain();
+        return new VerifiedChunkImage(buffer.Memory.Slice(offset, length), buffer.Release, references);
     }
 
     public ReadOnlyMemory<byte> Data { get; }
@@ -46,7 +57,7 @@ public sealed class VerifiedChunkImage
                 await onCorrupt(chunk, $"block {bad} checksum mismatch while replicating");
                 throw new ChunkRejectedException(StatusCode.DataLoss, $"chunk {chunk.Id} is corrupt here (block {bad})");
             }
-            return new VerifiedChunkImage(buffer, length, references);
+            return new VerifiedChunkImage(buffer.AsMemory(0, length), () => ArrayPool<byte>.Shared.Return(buffer), references);
         }
         catch
         {
@@ -69,7 +80,7 @@ public sealed class VerifiedChunkImage
     public void Release()
     {
         if (Interlocked.Decrement(ref _references) == 0)
-            ArrayPool<byte>.Shared.Return(_buffer);
+            _returnMemory();
     }
 }
 
@@ -86,6 +97,10 @@ public sealed class SharedChunkImage(StoredChunk chunk, int pushes, Func<StoredC
     private readonly object _lock = new();
     private int _unreleased = pushes;
     private Task<VerifiedChunkImage>? _load;
+
+    /// <summary>An image already in memory (<see cref="VerifiedChunkImage.Received"/>, counted for <paramref name="pushes"/>).</summary>
+    internal static SharedChunkImage Loaded(StoredChunk chunk, VerifiedChunkImage image, int pushes) =>
+        new(chunk, pushes, (_, _) => Task.CompletedTask) { _load = Task.FromResult(image) };
 
     public Task<VerifiedChunkImage> GetAsync(CancellationToken ct)
     {

@@ -7,11 +7,13 @@ namespace BigFS.Data.Tests;
 
 public class StorageNodeTests
 {
-    [Fact]
-    public async Task WriteChunk_StoresRegistersAndReplicatesToTwoOtherNodes()
+    [Theory]
+    [InlineData(1_000_000)]   // through the page cache, the pushes read the staged file
+    [InlineData(3_000_123)]   // written with O_DIRECT, the pushes send the image in memory
+    public async Task WriteChunk_StoresRegistersAndReplicatesToTwoOtherNodes(int size)
     {
         await using var cluster = await TestCluster.StartAsync(3);
-        var data = ChunkUploads.Random(1_000_000, 1);
+        var data = ChunkUploads.Random(size, 1);
         var id = ChunkId.NewRandom().ToString();
 
         var reply = await ChunkUploads.WriteAsync(cluster.ClientFor(cluster.Nodes[0]), id, data);
@@ -33,6 +35,7 @@ public class StorageNodeTests
             Assert.NotEqual(cluster.Nodes[0].NodeId, replica);
             var blocks = await ChunkUploads.ReadAsync(cluster.ClientFor(node), id);
             Assert.Equal(data, blocks.SelectMany(b => b.Data.ToByteArray()).ToArray());
+            Assert.Equal(ChunkFileHeader.DataOffsetFor(size) + size, new FileInfo(cluster.ChunkPath(cluster.IndexOf(replica), id)).Length);
         }
     }
 
