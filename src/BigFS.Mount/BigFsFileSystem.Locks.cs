@@ -94,8 +94,17 @@ internal sealed partial class BigFsFileSystem
     private async ValueTask RevalidateOpenFileAsync(ulong ino, CancellationToken ct)
     {
         var reply = await FetchAttrAsync(ino, ct);
-        if (reply.Errno == 0 && _open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size) && Invalidator is { } invalidator)
-            await invalidator.InvalidateAsync(ino);
+        if (reply.Errno != 0 || !_open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size))
+            return;
+        try
+        {
+            if (Invalidator is { } invalidator)
+                await invalidator.InvalidateAsync(ino);
+        }
+        finally
+        {
+            _open.PagesDropped(ino);
+        }
     }
 
     /// <summary>After the metadata server restarted (or the session expired), takes back every lock held here.</summary>

@@ -10,6 +10,8 @@ internal sealed class OpenFileTable
 {
     private readonly Dictionary<ulong, OpenFile> _files = new();
     private readonly Dictionary<ulong, ulong> _cachedVersions = new();
+    /// <summary>Inodes whose pages <see cref="Revalidate"/> condemned and the kernel may still hold (a count per revalidation).</summary>
+    private readonly Dictionary<ulong, int> _pagesGoing = new();
     private ulong _nextHandle;
 
     public sealed class OpenFile(BigFsFile file)
@@ -32,8 +34,9 @@ internal sealed class OpenFileTable
             open.Handles++;
             if (writable)
                 open.Writers++;
-            // Close-to-open: cached pages survive an open only while the data version is unchanged.
-            var keep = !VersionChangedLocked(ino, version);
+            // Close-to-open: cached pages survive an open only while the data version is unchanged,
+            // and not while pages of an older one may still be there (their drop not yet done).
+            var keep = !VersionChangedLocked(ino, version) && !_pagesGoing.ContainsKey(ino);
             if (!keep && open.Handles > 1)
                 open.File.AdoptCommitted(size, version);   // descriptors still open here read the new data too
             else if (!keep)
@@ -69,8 +72,11 @@ internal sealed class OpenFileTable
     }
 
     /// <summary>
-    /// A lock was taken on an open file: like an open, it must see what was committed before
-    /// (NFS gives locks the same guarantee). True when the data changed: the kernel's pages of it must go.
+    /// A lock was taken on an open file, or another mount changed it: like an open, it must see
+    /// what was committed before (NFS gives locks the same guarantee). True when the data
+    /// changed: the kernel's pages of it must go, and the caller calls <see cref="PagesDropped"/>
+    /// once they have. Until then an open does not keep the kernel's pages: it would read what
+    /// they hold of the old version.
     /// </summary>
     public bool Revalidate(ulong ino, ulong version, long size)
     {
@@ -79,7 +85,20 @@ internal sealed class OpenFileTable
             if (!_files.TryGetValue(ino, out var open) || !VersionChangedLocked(ino, version))
                 return false;
             open.File.AdoptCommitted(size, version);
+            _pagesGoing[ino] = _pagesGoing.GetValueOrDefault(ino) + 1;
             return true;
+        }
+    }
+
+    /// <summary>The drop that a <see cref="Revalidate"/> answered true for is done (or given up).</summary>
+    public void PagesDropped(ulong ino)
+    {
+        lock (_files)
+        {
+            if (_pagesGoing.TryGetValue(ino, out var going) && going > 1)
+                _pagesGoing[ino] = going - 1;
+            else
+                _pagesGoing.Remove(ino);
         }
     }
 
