@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 
 namespace BigFS.Storage;
@@ -9,20 +8,22 @@ namespace BigFS.Storage;
 /// area, then data), so aligned pieces go to the disk straight from it, and the data is handed
 /// to the replica pushes from it without reading the file back. Reference-counted: the writer
 /// holds one reference, each push of the shared image one more; the last release returns the
-/// memory to a small pool, since a fresh allocation is paid again in page faults.
+/// memory to a small pool, since a fresh allocation is paid again in page faults (a `cp -a` of
+/// files of every size missed an exact-size pool most of the time: it takes the smallest
+/// pooled buffer that is large enough).
 /// </summary>
 internal sealed unsafe class AlignedChunkBuffer : MemoryManager<byte>
 {
     public const int Alignment = 4096;
 
-    /// <summary>Capacities are rounded up to this, so buffers are reused across nearby sizes.</summary>
+    /// <summary>Capacities are rounded up to this.</summary>
     private const int Granule = 64 * 1024;
 
     /// <summary>Idle memory kept for reuse, per process (every node of `bigfs up` shares it).</summary>
     private const long MaxPooledBytes = 64L * 1024 * 1024;
 
-    private static readonly ConcurrentDictionary<int, ConcurrentBag<AlignedChunkBuffer>> Pool = new();
-    private static long _pooledBytes;
+    private static readonly List<AlignedChunkBuffer> Pool = [];
+    private static long _pooledBytes;   // guarded by Pool
 
     private readonly byte* _memory;
     private int _references;
@@ -39,16 +40,29 @@ internal sealed unsafe class AlignedChunkBuffer : MemoryManager<byte>
     public static AlignedChunkBuffer Rent(long length)
     {
         var capacity = checked((int)((length + Granule - 1) / Granule * Granule));
-        AlignedChunkBuffer buffer;
-        if (Pool.TryGetValue(capacity, out var bag) && bag.TryTake(out var pooled))
-        {
-            Interlocked.Add(ref _pooledBytes, -capacity);
-            buffer = pooled;
-        }
-        else
-            buffer = new AlignedChunkBuffer(capacity);
+        var buffer = TakePooled(capacity) ?? new AlignedChunkBuffer(capacity);
         buffer._references = 1;
         return buffer;
+    }
+
+    /// <summary>The smallest pooled buffer of at least <paramref name="capacity"/> bytes, if any.</summary>
+    private static AlignedChunkBuffer? TakePooled(int capacity)
+    {
+        lock (Pool)
+        {
+            var best = -1;
+            for (var i = 0; i < Pool.Count; i++)
+            {
+                if (Pool[i].Capacity >= capacity && (best < 0 || Pool[i].Capacity < Pool[best].Capacity))
+                    best = i;
+            }
+            if (best < 0)
+                return null;
+            var buffer = Pool[best];
+            Pool.RemoveAt(best);
+            _pooledBytes -= buffer.Capacity;
+            return buffer;
+        }
     }
 
     public Span<byte> Span(long offset, int length)
@@ -70,12 +84,15 @@ internal sealed unsafe class AlignedChunkBuffer : MemoryManager<byte>
             return;
         if (left < 0)
             throw new InvalidOperationException("aligned chunk buffer released more often than retained");
-        if (Interlocked.Add(ref _pooledBytes, Capacity) <= MaxPooledBytes)
+        lock (Pool)
         {
-            Pool.GetOrAdd(Capacity, _ => new ConcurrentBag<AlignedChunkBuffer>()).Add(this);
-            return;
+            if (_pooledBytes + Capacity <= MaxPooledBytes)
+            {
+                Pool.Add(this);
+                _pooledBytes += Capacity;
+                return;
+            }
         }
-        Interlocked.Add(ref _pooledBytes, -Capacity);
         NativeMemory.AlignedFree(_memory);
     }
 

@@ -13,7 +13,7 @@ namespace BigFS.Storage;
 /// read from <see cref="StagedPath"/> before it is durable). Disposed before completion, the temporary file is removed and nothing
 /// is indexed. Not thread-safe: one upload, one caller.
 /// Large chunks, where the filesystem allows it, are assembled in an <see cref="AlignedChunkBuffer"/>
-/// and written with O_DIRECT a mebibyte at a time (<see cref="DirectIo"/>); the sealed data is
+/// and written with one O_DIRECT write once sealed (<see cref="DirectIo"/>); the sealed data is
 /// then also the image the replica pushes send (<see cref="ShareReceived"/>). Small chunks go
 /// through the page cache into files made ahead.
 /// </summary>
@@ -29,7 +29,6 @@ public sealed class ChunkFileWriter : IAsyncDisposable
     private readonly string? _tempPath;
     private readonly FileStream? _file;
     private readonly AlignedChunkBuffer? _image;   // the file's image, for O_DIRECT writes
-    private long _writtenTo;                        // file offset the image is on the disk up to
     private readonly long _dataOffset;
     private readonly ulong[] _blockChecksums = [];
     private readonly XxHash3 _whole = new();
@@ -71,7 +70,6 @@ public sealed class ChunkFileWriter : IAsyncDisposable
                     throw;
                 }
                 _image = AlignedChunkBuffer.Rent(RoundUp(_dataOffset + size));
-                _writtenTo = _dataOffset;
             }
             else
                 _file = Open(tempPath, _dataOffset + size);
@@ -175,13 +173,13 @@ public sealed class ChunkFileWriter : IAsyncDisposable
                     RandomAccess.Write(_file.SafeFileHandle, buffers, _dataOffset + Received);
                 else
                 {
+                    // Only copied here: written whole once sealed (one I/O, header included).
                     var at = _dataOffset + Received;
                     foreach (var b in buffers)
                     {
                         b.Span.CopyTo(_image.Span(at, b.Length));
                         at += b.Length;
                     }
-                    WriteImage(upTo: _writtenTo + (at - _writtenTo) / LocalChunkStore.WriteBatchBytes * LocalChunkStore.WriteBatchBytes);
                 }
             }
             catch (IOException ex) when (LocalChunkStore.IsDiskFull(ex))
@@ -190,15 +188,6 @@ public sealed class ChunkFileWriter : IAsyncDisposable
             }
         }
         Received += bytes;
-    }
-
-    /// <summary>Writes the image from where it is on the disk up to <paramref name="upTo"/> (aligned).</summary>
-    private void WriteImage(long upTo)
-    {
-        if (upTo <= _writtenTo)
-            return;
-        RandomAccess.Write(_file!.SafeFileHandle, _image!.Span(_writtenTo, checked((int)(upTo - _writtenTo))), _writtenTo);
-        _writtenTo = upTo;
     }
 
     private void Hash(ReadOnlySpan<byte> data)
@@ -241,21 +230,23 @@ public sealed class ChunkFileWriter : IAsyncDisposable
         if (_image is null)
             RandomAccess.Write(_file!.SafeFileHandle, header.Encode(), 0);
         else
-            WriteDirectTail(header);
+            header.Encode().CopyTo(_image.Span(0, (int)_dataOffset));   // on the disk in CompleteAsync
         return _sealed = header;
     }
 
-    /// <summary>The data not yet on the disk, padded to the alignment, then the header; the padding is cut off again.</summary>
-    private void WriteDirectTail(ChunkFileHeader header)
+    /// <summary>
+    /// A direct upload's whole file in one write: header, data, padding to the alignment (cut
+    /// off again). Done when completing, not when sealing, so the replica pushes (from memory)
+    /// need not wait for this node's disk.
+    /// </summary>
+    private void WriteDirect()
     {
         var end = _dataOffset + _size;
         var padded = RoundUp(end);
         _image!.Span(end, (int)(padded - end)).Clear();
         try
         {
-            WriteImage(upTo: padded);
-            header.Encode().CopyTo(_image.Span(0, (int)_dataOffset));
-            RandomAccess.Write(_file!.SafeFileHandle, _image.Span(0, (int)_dataOffset), 0);
+            RandomAccess.Write(_file!.SafeFileHandle, _image.Span(0, (int)padded), 0);
             if (padded != end)
                 RandomAccess.SetLength(_file.SafeFileHandle, end);
         }
@@ -285,6 +276,8 @@ public sealed class ChunkFileWriter : IAsyncDisposable
             _done = true;
             return _existing;
         }
+        if (_image is not null)
+            WriteDirect();
         var chunk = _store.Publish(_id, header, _tempPath!, _file!.SafeFileHandle);
         await _file.DisposeAsync();
         _done = true;
