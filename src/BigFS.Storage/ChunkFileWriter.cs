@@ -13,9 +13,9 @@ namespace BigFS.Storage;
 /// read from <see cref="StagedPath"/> before it is durable). Disposed before completion, the temporary file is removed and nothing
 /// is indexed. Not thread-safe: one upload, one caller.
 /// Large chunks, where the filesystem allows it, are assembled in an <see cref="AlignedChunkBuffer"/>
-/// and written with one O_DIRECT write once sealed (<see cref="DirectIo"/>); the sealed data is
-/// then also the image the replica pushes send (<see cref="ShareReceived"/>). Small chunks go
-/// through the page cache into files made ahead.
+/// and written with one O_DIRECT write by <see cref="CompleteAsync"/> (<see cref="DirectIo"/>);
+/// once sealed, their data is read from memory (<see cref="ShareReceived"/>), not from
+/// <see cref="StagedPath"/>. Small chunks go through the page cache into files made ahead.
 /// </summary>
 public sealed class ChunkFileWriter : IAsyncDisposable
 {
