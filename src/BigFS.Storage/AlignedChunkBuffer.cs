@@ -5,7 +5,7 @@ namespace BigFS.Storage;
 
 /// <summary>
 /// A chunk file's image in native memory aligned for O_DIRECT: laid out as the file is (header
-/// area, then data), so aligned pieces go to the disk straight from it, and the data is handed
+/// area, then data), so the whole file goes to the disk in one write from it, and the data is handed
 /// to the replica pushes from it without reading the file back. Reference-counted: the writer
 /// holds one reference, each push of the shared image one more; the last release returns the
 /// memory to a small pool, since a fresh allocation is paid again in page faults (a `cp -a` of
