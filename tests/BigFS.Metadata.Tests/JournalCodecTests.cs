@@ -25,7 +25,7 @@ public sealed class JournalCodecTests
         { RecordKind.Reply, typeof(ReplyRecord) },
     };
 
-    private static byte[] EncodeV2(params StoreChange[] changes)
+    private static byte[] EncodeV3(params StoreChange[] changes)
     {
         var buffer = new ArrayBufferWriter<byte>();
         JournalCodec.Encode(changes, buffer);
@@ -140,7 +140,7 @@ public sealed class JournalCodecTests
     public void Every_persisted_property_of_a_record_survives_a_round_trip(RecordKind kind, Type type)
     {
         var record = new Filler().Populate(type);
-        var change = Assert.Single(Assert.Single(Decode(EncodeV2(StoreChange.Put(kind, KeyOf(kind, record), record)))));
+        var change = Assert.Single(Assert.Single(Decode(EncodeV3(StoreChange.Put(kind, KeyOf(kind, record), record)))));
         Assert.Equal(kind, change.Kind);
         Assert.Equal(KeyOf(kind, record), change.Key);
         Assert.IsType(type, change.Record);
@@ -150,7 +150,7 @@ public sealed class JournalCodecTests
     [Fact]
     public void The_stored_bytes_of_an_inode_are_not_persisted()
     {
-        var change = Decode(EncodeV2(StoreChange.Put(RecordKind.Inode, 3L, new InodeRecord { Id = 3, StoredBytes = 4096 })))[0][0];
+        var change = Decode(EncodeV3(StoreChange.Put(RecordKind.Inode, 3L, new InodeRecord { Id = 3, StoredBytes = 4096 })))[0][0];
         Assert.Equal(0, ((InodeRecord)change.Record!).StoredBytes);
     }
 
@@ -184,7 +184,7 @@ public sealed class JournalCodecTests
             StoreChange.Delete(RecordKind.Node, "n0"),
             StoreChange.Delete(RecordKind.Counters, ""),
         };
-        var decoded = Assert.Single(Decode(EncodeV2([.. changes])));
+        var decoded = Assert.Single(Decode(EncodeV3([.. changes])));
         Assert.Equal(changes.Count, decoded.Count);
         for (var i = 0; i < changes.Count; i++)
         {
@@ -200,7 +200,7 @@ public sealed class JournalCodecTests
         var empty = new InodeRecord { Id = 1, SymlinkTarget = [], Xattrs = [] };
         var nulls = new InodeRecord { Id = 2, SymlinkTarget = null, Xattrs = null! };
         var chunk = new ChunkRecord { Id = null!, BlockChecksums = null!, Copies = null! };
-        var decoded = Decode(EncodeV2(StoreChange.Put(RecordKind.Inode, 1L, empty), StoreChange.Put(RecordKind.Inode, 2L, nulls), StoreChange.Put(RecordKind.Chunk, "x", chunk)))[0];
+        var decoded = Decode(EncodeV3(StoreChange.Put(RecordKind.Inode, 1L, empty), StoreChange.Put(RecordKind.Inode, 2L, nulls), StoreChange.Put(RecordKind.Chunk, "x", chunk)))[0];
         Assert.Empty(Assert.IsType<byte[]>(((InodeRecord)decoded[0].Record!).SymlinkTarget));
         Assert.Empty(((InodeRecord)decoded[0].Record!).Xattrs);
         Assert.Null(((InodeRecord)decoded[1].Record!).SymlinkTarget);
@@ -209,14 +209,14 @@ public sealed class JournalCodecTests
     }
 
     [Fact]
-    public void Encode_writes_the_BFJ2_header_and_appends_after_what_the_buffer_holds()
+    public void Encode_writes_the_BFJ3_header_and_appends_after_what_the_buffer_holds()
     {
         var buffer = new ArrayBufferWriter<byte>();
         buffer.Write(EncodeV1(StoreChange.Delete(RecordKind.Inode, 1L)));
         var before = buffer.WrittenCount;
         JournalCodec.Encode([StoreChange.Delete(RecordKind.Chunk, "abc")], buffer);
         var record = buffer.WrittenSpan[before..];
-        Assert.Equal("BFJ2", Encoding.ASCII.GetString(record[..4]));
+        Assert.Equal("BFJ3", Encoding.ASCII.GetString(record[..4]));
         var length = BinaryPrimitives.ReadInt32LittleEndian(record[4..]);
         Assert.Equal(JournalCodec.HeaderSize + length, record.Length);
         Assert.Equal(ChunkChecksum.Compute(record[JournalCodec.HeaderSize..]), BinaryPrimitives.ReadUInt64LittleEndian(record[8..]));
@@ -280,12 +280,27 @@ public sealed class JournalCodecTests
     }
 
     [Fact]
+    public void A_BFJ2_record_from_the_previous_version_decodes_with_every_inode_named()
+    {
+        // BFJ2 is BFJ3 without an inode's last field (Unnamed).
+        var inode = new InodeRecord { Id = 7, Mode = 0x1A4, Nlink = 1, Xattrs = [new XattrEntry { Name = [1], Value = [2] }] };
+        var v3 = PayloadOf(EncodeV3(StoreChange.Put(RecordKind.Inode, 7L, inode), StoreChange.Delete(RecordKind.Chunk, "c")));
+        var inodeEnd = v3.Length - (1 + 1 + 4 + 1 + 1);   // the delete after it: kind, key tag, length, "c", present flag
+        Assert.Equal(0, v3[inodeEnd - 1]);   // Unnamed = false
+        var v2 = v3[..(inodeEnd - 1)].Concat(v3[inodeEnd..]).ToArray();
+
+        var group = Assert.Single(Decode(Frame("BFJ2", v2)));
+        Assert.True(DeepEqual(inode, group[0].Record, out var difference), difference);
+        Assert.Equal((RecordKind.Chunk, (object)"c", (object?)null), (group[1].Kind, group[1].Key, group[1].Record));
+    }
+
+    [Fact]
     public void BFJ1_and_BFJ2_records_in_one_file_decode_in_order()
     {
         var journal = EncodeV1(StoreChange.Put(RecordKind.Inode, 1L, new InodeRecord { Id = 1, Mode = 1 }))
-            .Concat(EncodeV2(StoreChange.Put(RecordKind.Inode, 1L, new InodeRecord { Id = 1, Mode = 2 })))
+            .Concat(EncodeV3(StoreChange.Put(RecordKind.Inode, 1L, new InodeRecord { Id = 1, Mode = 2 })))
             .Concat(EncodeV1(StoreChange.Delete(RecordKind.Inode, 1L)))
-            .Concat(EncodeV2(StoreChange.Put(RecordKind.Counters, CountersRecord.SingletonId, new CountersRecord { NextInode = 4 })))
+            .Concat(EncodeV3(StoreChange.Put(RecordKind.Counters, CountersRecord.SingletonId, new CountersRecord { NextInode = 4 })))
             .ToArray();
         var groups = Decode(journal);
         Assert.Equal(4, groups.Count);
@@ -340,19 +355,19 @@ public sealed class JournalCodecTests
     [InlineData("zeros")]
     public void A_torn_or_corrupt_record_ends_decoding_after_the_whole_ones(string damage)
     {
-        var first = EncodeV2(StoreChange.Put(RecordKind.Inode, 1L, new InodeRecord { Id = 1 }));
-        var second = EncodeV2(StoreChange.Put(RecordKind.Inode, 2L, new InodeRecord { Id = 2 }), StoreChange.Delete(RecordKind.Chunk, "c"));
+        var first = EncodeV3(StoreChange.Put(RecordKind.Inode, 1L, new InodeRecord { Id = 1 }));
+        var second = EncodeV3(StoreChange.Put(RecordKind.Inode, 2L, new InodeRecord { Id = 2 }), StoreChange.Delete(RecordKind.Chunk, "c"));
         switch (damage)
         {
             case "torn header": second = second[..10]; break;
             case "torn payload": second = second[..^3]; break;
             case "checksum mismatch": second[^1] ^= 0x01; break;
-            case "bad magic": second[3] = (byte)'3'; break;
+            case "bad magic": second[3] = (byte)'9'; break;
             case "negative length": BinaryPrimitives.WriteInt32LittleEndian(second.AsSpan(4), -5); break;
             case "length past the end": BinaryPrimitives.WriteInt32LittleEndian(second.AsSpan(4), second.Length); break;
             case "zeros": second = new byte[second.Length]; break;
         }
-        var third = EncodeV2(StoreChange.Delete(RecordKind.Inode, 3L));   // after the damage: never reached
+        var third = EncodeV3(StoreChange.Delete(RecordKind.Inode, 3L));   // after the damage: never reached
         var group = Assert.Single(Decode([.. first, .. second, .. third]));
         Assert.Equal(1L, group[0].Key);
     }
@@ -368,12 +383,12 @@ public sealed class JournalCodecTests
     [InlineData("change count too large")]
     [InlineData("xattr count too large")]
     [InlineData("a put of nothing")]
-    public void A_checksummed_but_malformed_BFJ2_payload_throws_InvalidDataException(string flaw)
+    public void A_checksummed_but_malformed_BFJ3_payload_throws_InvalidDataException(string flaw)
     {
         // [Delete(Chunk, "abc")]: count(4) kind(1) tag(1) length(4) "abc"(3) present(1)
-        var delete = PayloadOf(EncodeV2(StoreChange.Delete(RecordKind.Chunk, "abc")));
+        var delete = PayloadOf(EncodeV3(StoreChange.Delete(RecordKind.Chunk, "abc")));
         Assert.Equal(14, delete.Length);
-        var inode = PayloadOf(EncodeV2(StoreChange.Put(RecordKind.Inode, 1L, new InodeRecord { Id = 1 })));
+        var inode = PayloadOf(EncodeV3(StoreChange.Put(RecordKind.Inode, 1L, new InodeRecord { Id = 1 })));
         var payload = flaw switch
         {
             "string length past the end" => With(delete, 6, 1_000),
@@ -384,11 +399,11 @@ public sealed class JournalCodecTests
             "unknown key tag" => WithByte(delete, 5, 7),
             "present flag not 0 or 1" => WithByte(delete, 13, 2),
             "change count too large" => With(delete, 0, int.MaxValue),
-            "xattr count too large" => With(inode, inode.Length - 4, 1_000_000),
+            "xattr count too large" => With(inode, inode.Length - 5, 1_000_000),   // before the inode's last field, Unnamed
             "a put of nothing" => WithByte(delete, 13, 1),
             _ => throw new ArgumentOutOfRangeException(nameof(flaw)),
         };
-        var journal = EncodeV2(StoreChange.Delete(RecordKind.Inode, 1L)).Concat(Frame("BFJ2", payload)).ToArray();
+        var journal = EncodeV3(StoreChange.Delete(RecordKind.Inode, 1L)).Concat(Frame("BFJ3", payload)).ToArray();
         var groups = JournalCodec.Decode(journal, Mapper).GetEnumerator();
         Assert.True(groups.MoveNext());   // the record before it is fine
         var error = Assert.Throws<InvalidDataException>(() => groups.MoveNext());

@@ -91,6 +91,7 @@ public sealed class LiteDbStoreTests : IDisposable
                     { Id = "2:0", Ino = 2, Region = 0, Extents = [new ExtentRecord { FileOffset = 0, Length = 5, ChunkId = chunk.Id }] }),
                 StoreChange.Put(RecordKind.Reply, "s/3", new ReplyRecord
                     { Id = "s/3", Session = "s", Slot = 3, Seq = 8, Reply = [1, 2, 3], TimeMs = 5, RanInThisProcess = true }),
+                StoreChange.Put(RecordKind.Inode, 2L, new InodeRecord { Id = 2, Mode = 0x1A4, Unnamed = true, StoredBytes = 5 }),
             ]);
         }
         using var reopened = new LiteDbMetadataStore(_dir);
@@ -107,5 +108,7 @@ public sealed class LiteDbStoreTests : IDisposable
         Assert.Equal(("s/3", "s", 3L, 8L, 5L), (reply.Id, reply.Session, reply.Slot, reply.Seq, reply.TimeMs));
         Assert.Equal([1, 2, 3], reply.Reply);
         Assert.False(reply.RanInThisProcess);
+        var inode = Assert.Single(s.Inodes);
+        Assert.Equal((2L, 0x1A4, true, 0L), (inode.Id, inode.Mode, inode.Unnamed, inode.StoredBytes));
     }
 }

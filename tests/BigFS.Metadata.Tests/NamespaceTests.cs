@@ -326,6 +326,32 @@ public class NamespaceTests
     }
 
     [Fact]
+    public async Task After_a_restart_an_unnamed_file_taken_back_may_still_get_its_first_name()
+    {
+        var session = _h.Ns.OpenSession(new OpenSessionRequest { ClientName = "t" }).SessionId;
+        var unnamed = (await _h.Ns.CreateNodeAsync(new CreateNodeRequest
+            { Parent = Root, Unnamed = true, Type = InodeType.File, Mode = 0x1A4, OpenSessionId = session })).Attr.Ino;
+        var unlinked = await OpenUnlinkedIn(_h.Ns, session, "unlinked");
+
+        var ns = Restarted();
+        Assert.True(ns.RenewSession(new SessionRequest { SessionId = session }).SessionRecreated);
+        foreach (var ino in new[] { unnamed, unlinked })
+            Assert.Equal(0, (await ns.OpenAsync(new OpenRequest { SessionId = session, Ino = ino, Reclaim = true })).Errno);
+        // Which of the two nlink-0 files was created unnamed is known after the restart too.
+        Assert.Equal(Errno.ENOENT, (await ns.LinkAsync(new LinkRequest { Ino = unlinked, NewParent = Root, NewName = Name("back") })).Errno);
+        var linked = await ns.LinkAsync(new LinkRequest { Ino = unnamed, NewParent = Root, NewName = Name("named") });
+        Assert.Equal(0, linked.Errno);
+        Assert.Equal(1u, linked.Attr.Nlink);
+
+        // Named once, it is an ordinary file: unlinked while open, it cannot be named again, restart or not.
+        Assert.Equal(0, (await ns.UnlinkAsync(new RemoveRequest { Parent = Root, Name = Name("named") })).Errno);
+        var ns2 = Restarted();
+        ns2.RenewSession(new SessionRequest { SessionId = session });
+        Assert.Equal(0, (await ns2.OpenAsync(new OpenRequest { SessionId = session, Ino = unnamed, Reclaim = true })).Errno);
+        Assert.Equal(Errno.ENOENT, (await ns2.LinkAsync(new LinkRequest { Ino = unnamed, NewParent = Root, NewName = Name("again") })).Errno);
+    }
+
+    [Fact]
     public async Task After_a_restart_a_session_first_seen_through_an_open_is_still_told_to_reclaim_and_reclaim_sets_counts()
     {
         var session = _h.Ns.OpenSession(new OpenSessionRequest { ClientName = "t" }).SessionId;

@@ -489,6 +489,56 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task AnOTmpFileCanBeLinkedAfterAMetadataServerRestart()
+    {
+        // Which nlink-0 files were created unnamed is persisted: after a restart, linkat still
+        // names an O_TMPFILE (and still refuses a file unlinked while open).
+        var lease = TimeSpan.FromSeconds(3);
+        await using var m = await MountedCluster.StartAsync(configure: o => o.SessionLease = lease);
+        var mount = m.Mounts[0];
+        var held = Path.Combine(m.Cluster.Root, "held");
+        var go = Path.Combine(m.Cluster.Root, "go");
+        var script = """
+            import ctypes, errno, hashlib, os, sys, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            def link_fd(fd, path):
+                if libc.linkat(fd, b"", -100, path.encode(), 0x1000) != 0:
+                    return errno.errorcode[ctypes.get_errno()]
+                return "ok"
+            mnt, held, go = sys.argv[1:4]
+            data = os.urandom(5 << 20)
+            fd = os.open(mnt, os.O_TMPFILE | os.O_RDWR, 0o640)
+            os.write(fd, data)
+            os.fsync(fd)
+            gone = os.open(mnt + "/gone", os.O_CREAT | os.O_RDWR, 0o600)
+            os.unlink(mnt + "/gone")
+            open(held, "w").close()
+            while not os.path.exists(go):
+                time.sleep(0.05)
+            print(link_fd(fd, mnt + "/named"), link_fd(gone, mnt + "/back"), os.fstat(fd).st_nlink)
+            os.close(fd)
+            os.close(gone)
+            print(hashlib.sha256(open(mnt + "/named", "rb").read()).hexdigest() == hashlib.sha256(data).hexdigest(), sorted(os.listdir(mnt)))
+            """;
+        var holder = TryRunAsync($"python3 -c {Quote(script)} {Quote(mount.MountPoint)} {Quote(held)} {Quote(go)}", timeout: TimeSpan.FromSeconds(120));
+        await Poll.UntilAsync(() => File.Exists(held) || holder.IsCompleted, TimeSpan.FromSeconds(30), "the O_TMPFILE to be written");
+        if (holder.IsCompleted)
+            Assert.Fail((await holder).Stderr);
+
+        await m.Cluster.RestartMetaAsync();
+        await Poll.UntilAsync(() => mount.Log.Contains("open files under session"), TimeSpan.FromSeconds(30), "the mount to register its open files again\n" + mount.Log);
+        await File.WriteAllTextAsync(go, "");
+
+        Assert.True(await Task.WhenAny(holder, Task.Delay(TimeSpan.FromSeconds(60))) == holder, "the holder hangs; the mount logged:\n" + mount.Log);
+        var result = await holder;
+        Assert.True(result.ExitCode == 0, result.Stderr + mount.Log);
+        Assert.Equal(["ok ENOENT 1", "True ['named']"], result.Stdout.Trim().Split('\n'));
+        // The unlinked one goes at its last close; the named one stays.
+        await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).Inodes == 2, TimeSpan.FromSeconds(30), "the unlinked file to go at its last close");
+        Assert.Equal(5 << 20, new FileInfo($"{mount.MountPoint}/named").Length);
+    }
+
+    [Fact]
     public async Task AFullClusterAnswersENOSPCAtCloseAndLosesNothing()
     {
         // 24 MiB per node, three copies of everything: about 24 MiB of files fit.

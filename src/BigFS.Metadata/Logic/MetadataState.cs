@@ -34,11 +34,6 @@ public sealed class MetadataState
     public Dictionary<long, int> OpenCounts { get; } = [];
     /// <summary>Advisory locks (memory only; mounts reclaim theirs after a restart).</summary>
     public LockManager Locks { get; }
-    /// <summary>
-    /// Files created without a name (O_TMPFILE) and not yet linked: the only nlink-0 inodes that
-    /// Link may name. Memory only, like the opens that keep them.
-    /// </summary>
-    public HashSet<long> Unnamed { get; } = [];
     public CountersRecord Counters { get; private set; } = new();
     /// <summary>The reply cache: (session, slot) key → the last reply run there (<see cref="ReplyCache"/>).</summary>
     public Dictionary<string, ReplyRecord> Replies { get; } = new(StringComparer.Ordinal);
@@ -240,7 +235,6 @@ public sealed class MetadataState
         }
         Inodes.Remove(ino);
         Directories.Remove(ino);
-        Unnamed.Remove(ino);
         Locks.ReleaseFile(ino);
         MarkInode(ino);
     }

@@ -235,7 +235,7 @@ public sealed class NamespaceLogic(MetadataState state)
             Nlink = isDir ? 2 : r.Unnamed ? 0 : 1, AtimeNs = now, MtimeNs = now, CtimeNs = now,
             Goal = r.Goal != 0 ? (int)r.Goal : parent.Goal > 0 ? parent.Goal : _s.Options.DefaultGoal,
             Rdev = r.Type is InodeType.CharDevice or InodeType.BlockDevice ? (long)r.Rdev : 0,
-            Parent = isDir ? parent.Id : 0,
+            Parent = isDir ? parent.Id : 0, Unnamed = r.Unnamed,
         };
         if (r.Type == InodeType.Symlink)
         {
@@ -250,9 +250,7 @@ public sealed class NamespaceLogic(MetadataState state)
             parent.Nlink++;
         }
         _s.MarkInode(inode.Id);
-        if (r.Unnamed)
-            _s.Unnamed.Add(inode.Id);
-        else
+        if (!r.Unnamed)
         {
             _s.AddDirent(parent.Id, r.Name.Span, inode.Id);
             Touch(parent, now);
@@ -260,12 +258,7 @@ public sealed class NamespaceLogic(MetadataState state)
         if (r.OpenSessionId.Length > 0)
             RegisterOpen(inode, r.OpenSessionId);
         return new EntryReply { Attr = Attrs.Of(inode), Created = true, ParentAttr = Attrs.Of(parent), HasXattrs = inherited.Count > 0 };
-    }, redoInMemory: reply =>
-    {
-        RedoOpen(reply.Errno, reply.Attr, r.OpenSessionId);
-        if (r.Unnamed && reply.Errno == 0 && _s.Inodes.TryGetValue((long)reply.Attr.Ino, out var inode) && inode.Nlink == 0)
-            _s.Unnamed.Add(inode.Id);
-    });
+    }, redoInMemory: reply => RedoOpen(reply.Errno, reply.Attr, r.OpenSessionId));
 
     /// <summary>An unnamed create (O_TMPFILE) is a regular file, has no name, and is held open by its creator.</summary>
     private static int UnnamedRequestError(CreateNodeRequest r) =>
@@ -312,11 +305,11 @@ public sealed class NamespaceLogic(MetadataState state)
         if (index.Find(r.NewName.Span) is not null) return new EntryReply { Errno = E.EEXIST };
         // An unlinked file stays unlinked (linkat answers ENOENT, as the kernel does for its own
         // view); only a file created unnamed may get its first name, once.
-        if (inode.Nlink == 0 && !(_s.Unnamed.Contains(inode.Id) && _s.IsOpen(inode.Id))) return new EntryReply { Errno = E.ENOENT };
+        if (inode.Nlink == 0 && !(inode.Unnamed && _s.IsOpen(inode.Id))) return new EntryReply { Errno = E.ENOENT };
         if (inode.Nlink >= MaxLinks) return new EntryReply { Errno = E.EMLINK };
         var now = _s.NowNs;
         _s.AddDirent(parent.Id, r.NewName.Span, inode.Id);
-        _s.Unnamed.Remove(inode.Id);
+        inode.Unnamed = false;
         inode.Nlink++;
         inode.CtimeNs = now;
         _s.MarkInode(inode.Id);

@@ -18,6 +18,11 @@ public sealed class InodeRecord
     public int Goal { get; set; }
     /// <summary>For directories: the containing directory (root: itself). Used for the subtree rule of rename.</summary>
     public long Parent { get; set; }
+    /// <summary>
+    /// Created without a name (O_TMPFILE) and not linked since: the only nlink-0 inode that Link
+    /// may name. Persisted, so that it still may after a metadata-server restart.
+    /// </summary>
+    public bool Unnamed { get; set; }
     public byte[]? SymlinkTarget { get; set; }
     public List<XattrEntry> Xattrs { get; set; } = [];
     /// <summary>Derived from the layout, never persisted: bytes backed by chunks.</summary>

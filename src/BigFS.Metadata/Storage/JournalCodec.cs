@@ -12,11 +12,12 @@ namespace BigFS.Metadata.Storage;
 /// delete, so replaying a record twice is harmless). Reading stops at the first record that is
 /// torn or corrupt: the tail a crash may leave.
 /// <para>
-/// <c>"BFJ2"</c>, written now, has a hand-written little-endian payload: the change count, then
+/// <c>"BFJ3"</c>, written now, has a hand-written little-endian payload: the change count, then
 /// per change its kind (byte), key (tag 0 + i64, or tag 1 + UTF-8 string), a present flag and
 /// the record's fields (<see cref="JournalRecordFormat"/>). Encoding it costs a fraction of the
-/// BSON mapping it replaced, on the path of every namespace change. <c>"BFJ1"</c>, one BSON
-/// document per group, is still read: a journal left by the previous version must replay.
+/// BSON mapping it replaced, on the path of every namespace change. Earlier versions are still
+/// read, since a journal left by a previous version must replay: <c>"BFJ2"</c>, the same
+/// layout with one inode field fewer, and <c>"BFJ1"</c>, one BSON document per group.
 /// </para>
 /// </summary>
 public static class JournalCodec
@@ -24,6 +25,7 @@ public static class JournalCodec
     public const int HeaderSize = 16;
     private const uint MagicV1 = 0x314A4642;   // "BFJ1"
     private const uint MagicV2 = 0x324A4642;   // "BFJ2"
+    private const uint MagicV3 = 0x334A4642;   // "BFJ3"
     /// <summary>A group larger than this is a bug, not a record (a group holds at most ~20,000 changes).</summary>
     private const int MaxPayload = 256 << 20;
     /// <summary>The first guess at a change's encoded size; a larger group is encoded a second time into exactly the room it needs.</summary>
@@ -41,7 +43,7 @@ public static class JournalCodec
         [RecordKind.Counters] = typeof(CountersRecord),
     };
 
-    /// <summary>Appends one framed BFJ2 record for <paramref name="changes"/> to <paramref name="output"/>.</summary>
+    /// <summary>Appends one framed BFJ3 record for <paramref name="changes"/> to <paramref name="output"/>.</summary>
     public static void Encode(IReadOnlyList<StoreChange> changes, IBufferWriter<byte> output)
     {
         var size = HeaderSize + sizeof(int) + ExpectedChangeSize * changes.Count;
@@ -55,7 +57,7 @@ public static class JournalCodec
                 throw new ArgumentException($"a group of {changes.Count} changes encodes to {length} bytes, over the {MaxPayload}-byte limit");
             if (!writer.Overflowed)
             {
-                BinaryPrimitives.WriteUInt32LittleEndian(span, MagicV2);
+                BinaryPrimitives.WriteUInt32LittleEndian(span, MagicV3);
                 BinaryPrimitives.WriteInt32LittleEndian(span[4..], length);
                 BinaryPrimitives.WriteUInt64LittleEndian(span[8..], ChunkChecksum.Compute(span.Slice(HeaderSize, length)));
                 output.Advance(HeaderSize + length);
@@ -107,18 +109,19 @@ public static class JournalCodec
             var header = journal.Span.Slice(at, HeaderSize);
             var magic = BinaryPrimitives.ReadUInt32LittleEndian(header);
             var length = BinaryPrimitives.ReadInt32LittleEndian(header[4..]);
-            if ((magic != MagicV1 && magic != MagicV2) || length <= 0 || length > MaxPayload
-                || length > journal.Length - at - HeaderSize)
+            var version = magic switch { MagicV1 => 1, MagicV2 => 2, MagicV3 => 3, _ => 0 };
+            if (version == 0 || length <= 0 || length > MaxPayload || length > journal.Length - at - HeaderSize)
                 yield break;
             var payload = journal.Slice(at + HeaderSize, length);
             if (ChunkChecksum.Compute(payload.Span) != BinaryPrimitives.ReadUInt64LittleEndian(header[8..]))
                 yield break;
-            yield return magic == MagicV2 ? DecodeGroupV2(payload.Span) : DecodeGroupV1(payload.ToArray(), mapper);
+            yield return version == 1 ? DecodeGroupV1(payload.ToArray(), mapper) : DecodeGroup(payload.Span, version);
             at += HeaderSize + length;
         }
     }
 
-    private static List<StoreChange> DecodeGroupV2(ReadOnlySpan<byte> payload)
+    /// <summary>A BFJ2 or BFJ3 group: one layout, the version saying which fields a record has.</summary>
+    private static List<StoreChange> DecodeGroup(ReadOnlySpan<byte> payload, int version)
     {
         var r = new JournalReader(payload);
         // A change takes at least 3 bytes (kind, key tag, present flag) plus its key.
@@ -139,7 +142,7 @@ public static class JournalCodec
                 var tag => throw r.Malformed($"key tag {tag}"),
             };
             changes.Add(r.Bool()
-                ? StoreChange.Put(kind, key, JournalRecordFormat.Read(ref r, kind))
+                ? StoreChange.Put(kind, key, JournalRecordFormat.Read(ref r, kind, version))
                 : StoreChange.Delete(kind, key));
         }
         r.EnsureEnd();

@@ -3,12 +3,13 @@ using BigFS.Metadata.Model;
 namespace BigFS.Metadata.Storage;
 
 /// <summary>
-/// The fields of each record type in the journal's binary format (BFJ2), written and read in
+/// The fields of each record type in the journal's binary format (BFJ2, BFJ3), written and read in
 /// declaration order; each type's writer and reader sit side by side so they stay in step.
 /// Strings and byte strings are length-prefixed (-1 = null), lists count-prefixed (-1 = null).
 /// A field added to a record class must be added here too (JournalCodecTests round-trips every
 /// property and fails otherwise) — and since the format then changes, under a new magic, with
 /// the previous one still decoded: a journal left by the previous version must still replay.
+/// Version 3 (BFJ3) added <see cref="InodeRecord.Unnamed"/> at the end of an inode.
 /// </summary>
 internal static class JournalRecordFormat
 {
@@ -42,9 +43,9 @@ internal static class JournalRecordFormat
         }
     }
 
-    public static object Read(ref JournalReader r, RecordKind kind) => kind switch
+    public static object Read(ref JournalReader r, RecordKind kind, int version) => kind switch
     {
-        RecordKind.Inode => ReadInode(ref r),
+        RecordKind.Inode => ReadInode(ref r, version),
         RecordKind.Dirent => ReadDirent(ref r),
         RecordKind.Layout => ReadLayout(ref r),
         RecordKind.Chunk => ReadChunk(ref r),
@@ -77,10 +78,11 @@ internal static class JournalRecordFormat
             w.Bytes(xattr.Name);
             w.Bytes(xattr.Value);
         });
+        w.Bool(x.Unnamed);
     }
 
     // Object initializers evaluate in source order: the fields are read in the order written.
-    private static InodeRecord ReadInode(ref JournalReader r) => new()
+    private static InodeRecord ReadInode(ref JournalReader r, int version) => new()
     {
         Id = r.Int64(),
         Type = r.Int32(),
@@ -98,6 +100,7 @@ internal static class JournalRecordFormat
         Parent = r.Int64(),
         SymlinkTarget = r.Bytes(),
         Xattrs = r.List(2 * sizeof(int), "xattr list", static (ref JournalReader r) => new XattrEntry { Name = r.Bytes()!, Value = r.Bytes()! })!,
+        Unnamed = version >= 3 && r.Bool(),
     };
 
     private static void WriteDirent(ref JournalWriter w, DirentRecord x)
