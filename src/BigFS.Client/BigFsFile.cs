@@ -274,6 +274,55 @@ public sealed class BigFsFile : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// copy_file_range into this file: [<paramref name="offset"/>, +<paramref name="length"/>)
+    /// comes to share the committed bytes (and holes) of [<paramref name="sourceOffset"/>, +length)
+    /// of <paramref name="sourceIno"/>. The metadata server does it in one transaction and no data
+    /// moves. This handle's buffered writes are committed first, so the copy lands on top of
+    /// them; the source's buffered writes are the caller's to commit before.
+    /// </summary>
+    /// <returns>The bytes copied: fewer than asked when the source ends first.</returns>
+    public async Task<long> CopyFromAsync(ulong sourceIno, long sourceOffset, long offset, long length, CancellationToken ct = default)
+    {
+        if (sourceOffset < 0 || offset < 0 || length < 0)
+            throw new BigFsException(Errno.EINVAL, $"bad copy {sourceOffset} -> {offset} +{length}");
+        Interlocked.Increment(ref _changeEpoch);
+        await _flushLock.WaitAsync(ct);
+        try
+        {
+            await FlushCoreAsync(durable: false, ct);
+            var request = new CopyRangeRequest
+                { InoIn = sourceIno, OffsetIn = (ulong)sourceOffset, InoOut = Ino, OffsetOut = (ulong)offset, Length = (ulong)length };
+            CopyRangeReply reply;
+            try
+            {
+                reply = await _client.Namespace.CopyRangeAsync(request, deadline: DateTime.UtcNow.AddSeconds(60), cancellationToken: ct);
+            }
+            catch (RpcException ex)
+            {
+                throw BigFsException.Io("copy_file_range failed: " + ex.Status.Detail, ex);
+            }
+            if (reply.Errno != 0)
+                throw new BigFsException(reply.Errno, $"copy from inode {sourceIno} into inode {Ino} failed: errno {reply.Errno}");
+            if (reply.Copied > 0)
+            {
+                _client.ReportOwnDataChange(Ino, reply.Attr.Version);
+                lock (_sync)
+                {
+                    _committedSize = (long)reply.Attr.Size;
+                    _committedVersion = Math.Max(_committedVersion, reply.Attr.Version);
+                    InvalidateLayoutLocked();
+                    ForgetRegionChunksLocked();
+                }
+            }
+            return (long)reply.Copied;
+        }
+        finally
+        {
+            _flushLock.Release();
+        }
+    }
+
     public void InvalidateCache()
     {
         Interlocked.Increment(ref _changeEpoch);

@@ -222,8 +222,11 @@ public class PosixCornerCaseTests : IAsyncLifetime
         // it runs without CAP_FSETID (the kernel says so with HANDLE_KILLPRIV_V2).
         string User(string command) => $"setpriv --reuid=1001 --regid=1001 --clear-groups {command}";
         string NoFsetid(string command) => $"setpriv --inh-caps=-fsetid --bounding-set=-fsetid {command}";
+        var copy = await CopyFileRangeScript();
         var ways = new Dictionary<string, string>
         {
+            ["copy_file_range"] = User(copy),
+            ["root copy_file_range"] = copy,
             ["write"] = User("dd conv=notrunc status=none if=/dev/zero bs=1 count=1 of=FILE"),
             ["append"] = User("sh -c 'echo x >> FILE'"),
             ["truncate"] = User("truncate -s 1 FILE"),
@@ -243,6 +246,15 @@ public class PosixCornerCaseTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A command that copies one byte into FILE with copy_file_range (the mount's COPY_FILE_RANGE).</summary>
+    private async Task<string> CopyFileRangeScript()
+    {
+        var script = "import os, sys\nsrc = os.open(sys.argv[0], os.O_RDONLY)\ndst = os.open(sys.argv[1], os.O_WRONLY)\n"
+            + "assert os.copy_file_range(src, dst, 1, 0, 0) == 1\n";
+        await File.WriteAllTextAsync($"{Mnt}/copy.py", script);
+        return $"/usr/bin/python3 {Quote(Mnt)}/copy.py FILE";   // not a root-only PATH entry: other users run it too
+    }
+
     [Fact]
     public async Task AWriteTruncateOrChownTakesAFilesCapabilitiesAway()
     {
@@ -253,8 +265,10 @@ public class PosixCornerCaseTests : IAsyncLifetime
         var again = "import os, sys\nfd = os.open(sys.argv[1], os.O_WRONLY)\nos.write(fd, b'a')\n"
             + $"{Capabilities.SetInPython}\nos.write(fd, b'b')\nos.close(fd)\n";
         await File.WriteAllTextAsync($"{Mnt}/again.py", again);
+        var copy = await CopyFileRangeScript();
         var ways = new Dictionary<string, string>
         {
+            ["copy_file_range"] = copy,
             ["write"] = "dd conv=notrunc status=none if=/dev/zero bs=1 count=1 of=FILE",
             ["user write"] = User("dd conv=notrunc status=none if=/dev/zero bs=1 count=1 of=FILE"),
             ["append"] = "sh -c 'echo x >> FILE'",

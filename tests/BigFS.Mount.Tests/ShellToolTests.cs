@@ -49,6 +49,50 @@ public class ShellToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CpWithinTheMountSharesChunksInsteadOfCopyingBytes()
+    {
+        // coreutils' cp copies with copy_file_range; the mount makes that one metadata change.
+        var data = FileHelpers.RandomBytes(20 << 20, seed: 41);
+        await File.WriteAllBytesAsync($"{Mnt}/a.bin", data);
+        await Poll.UntilAsync(async () => (await _m.Cluster.StatusAsync()).ChunksUncommitted == 0, TimeSpan.FromSeconds(30), "a.bin committed");
+        var chunks = (await _m.Cluster.StatusAsync()).LiveChunks;
+
+        await RunAsync($"cp {Quote(Mnt)}/a.bin {Quote(Mnt)}/b.bin");
+        Assert.Equal(chunks, (await _m.Cluster.StatusAsync()).LiveChunks);   // no chunk was written
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{Mnt}/b.bin")));
+
+        // The copies are independent files: writing one leaves the other as it was.
+        await RunAsync($"printf changed | dd of={Quote(Mnt)}/b.bin bs=1 seek=5000000 conv=notrunc status=none");
+        await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
+        Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{Mnt}/a.bin")));
+        var changed = data.ToArray();
+        "changed"u8.CopyTo(changed.AsSpan(5_000_000));
+        Assert.Equal(FileHelpers.Sha256(changed), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{Mnt}/b.bin")));
+
+        // Writes still buffered in the mount, on either side, are in the copy: the source's
+        // before it, the target's under it. Holes stay holes.
+        var script = $$"""
+            import os
+            src = os.open("{{Mnt}}/s.bin", os.O_RDWR | os.O_CREAT, 0o644)
+            os.pwrite(src, b"S" * 100000, 0)
+            os.pwrite(src, b"T" * 1000, 3 << 20)
+            dst = os.open("{{Mnt}}/d.bin", os.O_RDWR | os.O_CREAT, 0o644)
+            os.pwrite(dst, b"D" * 200000, 0)
+            print(os.copy_file_range(src, dst, 5 << 20, 0, 50000))
+            expected = b"D" * 50000 + b"S" * 100000 + bytes((3 << 20) - 100000) + b"T" * 1000   # the source's hole replaces D
+            print(os.pread(dst, 8 << 20, 0) == expected, os.fstat(dst).st_size, os.lseek(dst, 0, os.SEEK_HOLE))
+            """;
+        Assert.Equal($"{(3 << 20) + 1000}\nTrue {50000 + (3 << 20) + 1000} 150000", (await RunAsync($"python3 -c {Quote(script)}")).Trim());
+
+        // Each file's chunks stay while any file references them.
+        File.Delete($"{Mnt}/a.bin");
+        await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
+        Assert.Equal(FileHelpers.Sha256(changed), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{Mnt}/b.bin")));
+        await RunAsync($"rm {Quote(Mnt)}/b.bin {Quote(Mnt)}/s.bin {Quote(Mnt)}/d.bin");
+        await Poll.UntilAsync(async () => (await _m.Cluster.StatusAsync()) is { LiveChunks: 0, ChunksTotal: 0 }, TimeSpan.FromSeconds(60), "zero chunks after rm and GC");
+    }
+
+    [Fact]
     public async Task TarCreateAndExtractRoundTrip()
     {
         await RunAsync($"mkdir -p {Quote(Mnt)}/src && cp -a /usr/include/linux {Quote(Mnt)}/src/");

@@ -707,6 +707,55 @@ public sealed class NamespaceLogic(MetadataState state)
         return new AttrReply { Attr = Attrs.Of(inode) };
     }, r.Lazy ? Durability.Written : Durability.Durable);
 
+    /// <summary>
+    /// copy_file_range as a metadata change: the destination range comes to reference the
+    /// source's chunks (and its holes), so no byte is read or written. The source's layout is
+    /// read and the destination's spliced under one lock, so a concurrent overwrite of the source
+    /// is either wholly before or wholly after the copy.
+    /// </summary>
+    public Task<CopyRangeReply> CopyRangeAsync(CopyRangeRequest r) => MutateOnceAsync(r, () =>
+    {
+        if (!_s.Inodes.TryGetValue((long)r.InoIn, out var source) || !_s.Inodes.TryGetValue((long)r.InoOut, out var target))
+            return new CopyRangeReply { Errno = E.ENOENT };
+        if (source.Type == (int)InodeType.Directory || target.Type == (int)InodeType.Directory) return new CopyRangeReply { Errno = E.EISDIR };
+        if (source.Type != (int)InodeType.File || target.Type != (int)InodeType.File) return new CopyRangeReply { Errno = E.EINVAL };
+        if (r.OffsetIn > MaxFileSize || r.OffsetOut > MaxFileSize || r.Length > MaxFileSize)
+            return new CopyRangeReply { Errno = E.EFBIG };
+        var from = (long)r.OffsetIn;
+        var length = Math.Min((long)r.Length, Math.Max(0, source.Size - from));
+        var to = (long)r.OffsetOut;
+        if (length == 0)
+            return new CopyRangeReply { Attr = Attrs.Of(target) };
+        if (to + length > MaxFileSize) return new CopyRangeReply { Errno = E.EFBIG };
+        if (source.Id == target.Id && from < to + length && to < from + length)
+            return new CopyRangeReply { Errno = E.EINVAL };   // as the kernel refuses overlapping ranges of one file
+
+        // Taken before the destination changes: the source may be the same file.
+        var copied = _s.Layouts.TryGetValue(source.Id, out var sourceMap) ? sourceMap.Find(from, from + length) : [];
+        var map = _s.LayoutOf(target.Id);
+        var before = map.ChunkIds();
+        map.Clear(to, to + length);   // the source's holes stay holes
+        foreach (var e in copied)
+        {
+            map.Write(e with { FileOffset = e.FileOffset - from + to });
+            // A shared chunk is kept as safe as the safest file holding it: re-replication raises its copies.
+            if (_s.Chunks.TryGetValue(e.ChunkId, out var chunk) && chunk.Goal < target.Goal)
+            {
+                chunk.Goal = target.Goal;
+                _s.MarkChunk(chunk.Id);
+            }
+        }
+        _s.MarkLayout(target.Id, to, to + length);   // regions hold their extents clipped: only these change
+        _s.UpdateChunkRefs(target.Id, before, map.ChunkIds());
+        var now = _s.NowNs;
+        target.Size = Math.Max(target.Size, to + length);
+        target.Version++;
+        target.MtimeNs = now;
+        target.CtimeNs = now;
+        _s.MarkInode(target.Id);
+        return new CopyRangeReply { Attr = Attrs.Of(target), Copied = (ulong)length };
+    });
+
     // ---- sessions ----
 
     public SessionReply OpenSession(OpenSessionRequest r) => Read(() =>

@@ -27,6 +27,7 @@ public sealed class NamespaceService(NamespaceLogic ns, ClusterLogic cluster, Me
     public override Task<StatusReply> RemoveXattr(RemoveXattrRequest request, ServerCallContext context) => ns.RemoveXattrAsync(request);
     public override Task<LayoutReply> GetLayout(GetLayoutRequest request, ServerCallContext context) => Task.FromResult(ns.GetLayout(request));
     public override Task<AttrReply> CommitWrite(CommitWriteRequest request, ServerCallContext context) => ns.CommitWriteAsync(request);
+    public override Task<CopyRangeReply> CopyRange(CopyRangeRequest request, ServerCallContext context) => ns.CopyRangeAsync(request);
     public override Task<StatusReply> Sync(SyncRequest request, ServerCallContext context) => ns.SyncAsync();
     public override Task<SessionReply> OpenSession(OpenSessionRequest request, ServerCallContext context) => Task.FromResult(ns.OpenSession(request));
     public override Task<StatusReply> RenewSession(SessionRequest request, ServerCallContext context) => Task.FromResult(ns.RenewSession(request));

@@ -25,6 +25,7 @@ public static class MetaMethodIds
         (Cluster + "RegisterChunk", 26), (Cluster + "ConfirmReplica", 27), (Cluster + "Heartbeat", 28), (Cluster + "ReportCorruptChunk", 29),
         (Namespace + "AbandonChunks", 30),
         (Namespace + "TryLock", 31), (Namespace + "TestLock", 32),
+        (Namespace + "CopyRange", 33),
     ];
 
     private static readonly FrozenDictionary<string, ushort> ByFullName =

@@ -22,9 +22,11 @@ public sealed partial class RenameRequest : IReplayableRequest;
 public sealed partial class SetXattrRequest : IReplayableRequest;
 public sealed partial class RemoveXattrRequest : IReplayableRequest;
 public sealed partial class CommitWriteRequest : IReplayableRequest;
+public sealed partial class CopyRangeRequest : IReplayableRequest;
 public sealed partial class OpenRequest : IReplayableRequest;
 public sealed partial class ReleaseRequest : IReplayableRequest;
 
 public sealed partial class EntryReply : IErrnoReply;
 public sealed partial class AttrReply : IErrnoReply;
+public sealed partial class CopyRangeReply : IErrnoReply;
 public sealed partial class StatusReply : IErrnoReply;
