@@ -42,12 +42,14 @@ public sealed class BigFsClient : IAsyncDisposable
         Options = options;
         Budget = new WriteBufferBudget(options.WriteBufferBytes);
         _bulk = new BulkClient();
-        Uploader = new ChunkUploader(ns, channels, _bulk, options, loggerFactory.CreateLogger<ChunkUploader>());
+        // About the metadata server's default heartbeat timeout: by then its layouts list an unreachable node's copies last.
+        var failures = new NodeFailureMemory(TimeSpan.FromSeconds(30));
+        Uploader = new ChunkUploader(ns, channels, _bulk, options, failures, loggerFactory.CreateLogger<ChunkUploader>());
         Cache = new BlockCache(options.ChunkCacheBytes);
         MergeSlots = new SemaphoreSlim(Math.Max(1, options.MaxInFlightChunkUploads));
         // Merged-chunk assembly (at most MaxInFlightChunkUploads at once) and read-ahead pieces share it.
         AssemblyBuffers = new AssemblyBufferPool(chunkSize, Math.Max(1, options.MaxInFlightChunkUploads) + 4);
-        Reader = new ChunkReader(channels, _bulk, ns, Cache, loggerFactory.CreateLogger<ChunkReader>());
+        Reader = new ChunkReader(channels, _bulk, ns, Cache, failures, loggerFactory.CreateLogger<ChunkReader>());
     }
 
     public Namespace.NamespaceClient Namespace { get; }

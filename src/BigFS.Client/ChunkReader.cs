@@ -12,7 +12,8 @@ namespace BigFS.Client;
 /// available copy, each block verified against its checksum; on error or mismatch the next
 /// copy is tried and a bad copy reported. All copies failing is EIO.
 /// </summary>
-internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namespace.NamespaceClient ns, BlockCache cache, ILogger logger)
+internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namespace.NamespaceClient ns, BlockCache cache,
+    NodeFailureMemory failures, ILogger logger)
 {
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromMinutes(1);
     private const int BlockSize = ChunkChecksum.BlockSize;
@@ -178,12 +179,15 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
             try
             {
                 await FetchFromAsync(copy, chunkId, next, end - next, deliver, ct);
+                failures.Clear(copy.NodeId);
                 return;
             }
             catch (RpcException ex) when (!ct.IsCancellationRequested)
             {
                 lastError = ex;
                 allNotFound &= ex.StatusCode == StatusCode.NotFound;
+                if (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+                    failures.Record(copy.NodeId);   // unreachable: the next reads try its copies last
                 logger.LogWarning("Reading chunk {ChunkId} from {Node} failed: {Status}; trying the next copy", chunkId, copy.Address, ex.Status);
                 if (ex.StatusCode is StatusCode.NotFound or StatusCode.DataLoss or StatusCode.OutOfRange)
                     ReportBadCopy(chunkId, copy, ex.Status.Detail);
@@ -249,12 +253,16 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
             throw new CorruptBlockException($"short read: blocks up to {expected}, needed {offset + length}");
     }
 
-    /// <summary>AVAILABLE copies (and the primary) first, least busy first; the others as a last resort.</summary>
+    /// <summary>
+    /// AVAILABLE copies (and the primary) first, those on nodes that just failed to answer last
+    /// among them, least busy first; the others as a last resort.
+    /// </summary>
     private IEnumerable<ChunkCopy> Order(IReadOnlyList<ChunkCopy> copies)
     {
         var usable = copies.Where(c => c.Address.Length > 0).ToList();
         var good = usable.Where(c => c.Status == CopyStatus.Available || c.Primary)
-            .OrderBy(c => _readsInFlight.GetValueOrDefault(c.Address))
+            .OrderBy(c => failures.IsSuspect(c.NodeId))
+            .ThenBy(c => _readsInFlight.GetValueOrDefault(c.Address))
             .ThenBy(_ => Random.Shared.Next())
             .ToList();
         return good.Concat(usable.Where(c => !good.Contains(c)));

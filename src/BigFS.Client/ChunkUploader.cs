@@ -14,7 +14,8 @@ namespace BigFS.Client;
 /// pages as frames (wrapped, not copied), retried on other nodes with back-off. At most
 /// MaxInFlightChunkUploads run at once.
 /// </summary>
-internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels channels, BulkClient bulk, BigFsClientOptions options, ILogger logger)
+internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels channels, BulkClient bulk, BigFsClientOptions options,
+    NodeFailureMemory failures, ILogger logger)
 {
     private static readonly TimeSpan UploadTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan NodeListTtl = TimeSpan.FromSeconds(5);
@@ -23,8 +24,6 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
     private IReadOnlyList<WritableNode> _nodes = [];
     private int _fullNodes;   // active nodes the last list left out for want of room
     private DateTime _nodesFetched = DateTime.MinValue;
-    private static readonly TimeSpan FailureMemory = TimeSpan.FromSeconds(10);
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> _recentFailures = new(StringComparer.Ordinal);
     private int _inFlight;
     private int _maxInFlight;
 
@@ -55,7 +54,7 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
         try
         {
             // Nodes that failed recently (for any chunk) are avoided while others are available.
-            var failedNodes = new HashSet<string>(_recentFailures.Where(f => DateTime.UtcNow - f.Value < FailureMemory).Select(f => f.Key), StringComparer.Ordinal);
+            var failedNodes = failures.Suspects();
             Exception? last = null;
             var attempts = 1 + Math.Max(0, options.UploadRetries);
             for (var attempt = 0; attempt < attempts; attempt++)
@@ -81,6 +80,7 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
                     var reply = node.DataAddress.Length > 0
                         ? await WriteChunkBulkAsync(node.DataAddress, id, pages, length, checksum, ino, ct)
                         : await WriteChunkAsync(node.Address, id, pages, length, checksum, ino, ct);
+                    failures.Clear(node.NodeId);
                     return new Result(id, reply.Copies.ToList());
                 }
                 catch (RpcException ex) when (!ct.IsCancellationRequested)
@@ -88,7 +88,7 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
                     last = ex;
                     Interlocked.Increment(ref _failedAttempts);
                     failedNodes.Add(node.NodeId);
-                    _recentFailures[node.NodeId] = DateTime.UtcNow;
+                    failures.Record(node.NodeId);
                     logger.LogWarning("Upload of chunk {ChunkId} ({Length} bytes) to {Node} failed: {Status}; attempt {Attempt} of {Attempts}",
                         id, length, node.Address, ex.Status, attempt + 1, attempts);
                 }

@@ -21,13 +21,14 @@ public sealed class BulkConnection : IDisposable
     public static async Task<BulkConnection> ConnectAsync(string address, CancellationToken ct)
     {
         var (host, port) = GrpcServerHost.ParseListen(address);
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var endpoint = IPAddress.TryParse(host.Trim('[', ']'), out var ip)
+            ? new IPEndPoint(ip, port)
+            : new IPEndPoint((await Dns.GetHostAddressesAsync(host, ct)).First(), port);
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            if (IPAddress.TryParse(host.Trim('[', ']'), out var ip))
-                await socket.ConnectAsync(new IPEndPoint(ip, port), ct);
-            else
-                await socket.ConnectAsync(host, port, ct);
+            DeadPeerDetection.Configure(socket);
+            await DeadPeerDetection.ConnectAsync(socket, endpoint, ct);
             return new BulkConnection(socket);
         }
         catch

@@ -118,7 +118,10 @@ public sealed partial class FastMetaListener : IAsyncDisposable
                 return;
             }
             if (client.AddressFamily != AddressFamily.Unix)
+            {
                 client.NoDelay = true;
+                DeadPeerDetection.Configure(client);   // a client host gone from the network frees its connection
+            }
             lock (_sync)
             {
                 if (_stopping)

@@ -86,6 +86,7 @@ public sealed class MetaConnection : IDisposable
                 ? new IPEndPoint(ip, port)
                 : new IPEndPoint((await Dns.GetHostAddressesAsync(host)).First(), port);
             socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            DeadPeerDetection.Configure(socket);
         }
         var connect = Task.Run(() => socket.Connect(endpoint));
         if (await Task.WhenAny(connect, Task.Delay(timeout)) != connect)

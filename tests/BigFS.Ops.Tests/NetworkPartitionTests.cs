@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using BigFS.Testing;
+using static BigFS.Testing.Shell;
+
+namespace BigFS.Ops.Tests;
+
+/// <summary>
+/// A cluster over separate network namespaces (one per host: a metadata server, three storage
+/// nodes, the mount in the root namespace), talking TCP between distinct addresses. A storage
+/// node that drops off the network sends no reset: killing a process is the easy failure, this
+/// is the one a power cut, a pulled cable or a partition makes.
+/// </summary>
+public sealed class NetworkPartitionTests : IAsyncLifetime
+{
+    private readonly TempDirectory _root = new("bigfs-netns-");
+    private readonly List<DaemonProcess> _daemons = [];
+    private VirtualNetwork _network = null!;
+    private string _metaAddress = "";
+    private string Mnt => _root.Combine("mnt");
+
+    public async Task InitializeAsync()
+    {
+        _network = await VirtualNetwork.CreateAsync();
+        var meta = await _network.AddHostAsync("meta");
+        _metaAddress = $"{meta}:9000";
+        // No Unix socket: the namespaces share this machine's files, but other hosts would not.
+        Start(_network.On("meta", RepoPaths.BigfsExecutable,
+            ["meta", "--data", _root.Combine("meta"), "--listen", _metaAddress, "--meta_fast_unix", "false",
+             "--cleanup_interval", "2s", "--replica_confirmation_timeout", "5s"]));
+        foreach (var node in new[] { "n1", "n2", "n3" })
+        {
+            var address = await _network.AddHostAsync(node);
+            Start(_network.On(node, RepoPaths.BigfsExecutable,
+                ["node", "--meta", _metaAddress, "--data", _root.Combine(node), "--listen", $"{address}:9101", "--advertise", $"{address}:9101"]));
+        }
+        await WaitForStatusAsync(s => ActiveNodes(s) == 3, "three active storage nodes");
+        Directory.CreateDirectory(Mnt);
+        var mount = Start(["mount", _metaAddress, Mnt], executable: RepoPaths.BigfsExecutable);
+        await Poll.UntilAsync(() => File.ReadAllText("/proc/mounts").Contains($" {Mnt} ") || mount.HasExited, TimeSpan.FromSeconds(60), "the mount");
+        Assert.False(mount.HasExited, mount.ToString());
+    }
+
+    [Fact]
+    public async Task A_storage_node_gone_from_the_network_mid_write_costs_seconds_and_loses_nothing()
+    {
+        var local = _root.Combine("big.bin");
+        await RunAsync($"head -c {256 << 20} /dev/urandom > {Quote(local)}");
+        var expected = (await RunAsync($"sha256sum < {Quote(local)}")).Split(' ')[0];
+
+        var clock = Stopwatch.StartNew();
+        var copy = TryRunAsync($"cp {Quote(local)} {Quote(Mnt)}/big.bin", timeout: TimeSpan.FromMinutes(5));
+        await Poll.UntilAsync(() => copy.IsCompleted || File.Exists($"{Mnt}/big.bin") && new FileInfo($"{Mnt}/big.bin").Length >= 32 << 20,
+            TimeSpan.FromSeconds(60), "the copy under way");
+        await _network.CutAsync("n2");
+        var copied = await copy;
+        var took = clock.Elapsed;
+        Assert.True(copied.ExitCode == 0, copied.Stderr);
+        // Its open connections and new connects fail within seconds (DeadPeerDetection), and the
+        // chunks go elsewhere. Before, each upload to it waited out its 2-minute deadline.
+        Assert.True(took < TimeSpan.FromSeconds(60), $"the write took {took.TotalSeconds:F0} s with a node gone from the network");
+
+        // Read back with the node still gone: from the other copies, every byte.
+        await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
+        clock.Restart();
+        Assert.Equal(expected, (await RunAsync($"sha256sum < {Quote(Mnt)}/big.bin", timeout: TimeSpan.FromMinutes(3))).Split(' ')[0]);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"the read took {clock.Elapsed.TotalSeconds:F0} s with a node gone from the network");
+
+        // Back on the network, the node is used again and every chunk regains its three copies.
+        await _network.HealAsync("n2");
+        await WaitForStatusAsync(s => ActiveNodes(s) == 3 && s.Contains("chunks below goal: 0") && s.Contains("pending 0"),
+            "three active nodes and every chunk at its goal", TimeSpan.FromMinutes(3));
+        await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
+        Assert.Equal(expected, (await RunAsync($"sha256sum < {Quote(Mnt)}/big.bin", timeout: TimeSpan.FromMinutes(3))).Split(' ')[0]);
+    }
+
+    private DaemonProcess Start(IEnumerable<string> args, string executable = "ip")
+    {
+        var daemon = DaemonProcess.Start(executable, args);
+        _daemons.Add(daemon);
+        return daemon;
+    }
+
+    private static int ActiveNodes(string status) =>
+        status.Split('\n').Count(l => l.Contains(" active ", StringComparison.Ordinal) && l.Contains("10.77.", StringComparison.Ordinal));
+
+    private async Task WaitForStatusAsync(Func<string, bool> condition, string what, TimeSpan? timeout = null)
+    {
+        var last = "";
+        try
+        {
+            await Poll.UntilAsync(async () =>
+            {
+                var status = await DaemonProcess.RunAsync(RepoPaths.BigfsExecutable, ["status", "--meta", _metaAddress]);
+                last = status.Stdout + status.Stderr;
+                return status.ExitCode == 0 && condition(status.Stdout);
+            }, timeout ?? TimeSpan.FromSeconds(60), what);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}; last status:\n{last}\n{string.Join("\n", _daemons.Select(d => d.ToString()))}");
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        await TryRunAsync($"umount {Quote(Mnt)} || umount -l {Quote(Mnt)}");
+        foreach (var daemon in Enumerable.Reverse(_daemons))
+            await daemon.DisposeAsync();
+        await _network.DisposeAsync();
+        _root.Dispose();
+    }
+}
