@@ -8,9 +8,12 @@ namespace BigFS.Protocol;
 
 /// <summary>
 /// Rides out a metadata server that is briefly unreachable (a restart, an upgrade): a unary
-/// call that failed with Unavailable is tried again, with back-off, for up to
-/// <paramref name="window"/> (and never past the call's own deadline or cancellation) — like
-/// an NFS hard mount, a restart shows as a pause, not as EIO in every program using the mount.
+/// call that failed with Unavailable is tried again, with back-off, until
+/// <paramref name="window"/> after the outage began (and never past the call's own deadline or
+/// cancellation) — like an NFS hard mount, a restart shows as a pause, not as EIO in every
+/// program using the mount. Once an outage has lasted the whole window, calls fail at their
+/// first attempt until one gets through: a longer one is an error at once, not a wait of a
+/// window per system call.
 /// <para>
 /// Only calls that are safe to repeat are repeated: any call the server cannot have received
 /// (<see cref="NeverSent"/>: the connection was refused or already gone before sending, or a
@@ -45,6 +48,8 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private int _waiting;
+    /// <summary>When the first call of the current outage failed (UTC ticks); 0 while calls get through.</summary>
+    private long _outageSince;
 
     /// <summary>True when running <paramref name="method"/> twice leaves the server as running it once.</summary>
     public static bool IsRepeatable(string method) => RepeatableMethods.Contains(method);
@@ -72,8 +77,13 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
         AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
     {
         var call = continuation(request, context);
-        if (window <= TimeSpan.Zero || call.ResponseAsync.IsCompletedSuccessfully)
+        if (window <= TimeSpan.Zero)
             return call;
+        if (call.ResponseAsync.IsCompletedSuccessfully)
+        {
+            EndOutage();
+            return call;
+        }
         var reply = RetryThroughOutageAsync(call.ResponseAsync, request, context, continuation);
         return new AsyncUnaryCall<TResponse>(reply, NoHeaders, () => StatusOf(reply), () => Metadata.Empty, static () => { });
     }
@@ -93,22 +103,26 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
             {
                 try
                 {
-                    return await attempt.ConfigureAwait(false);
+                    var reply = await attempt.ConfigureAwait(false);
+                    EndOutage();
+                    return reply;
                 }
                 catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && (NeverSent(e) || IsRepeatable(context.Method.Name) || CarriesReplaySlot(request)))
                 {
                     var now = DateTime.UtcNow;
-                    giveUpAt ??= now + window;
-                    var until = options.Deadline is { } deadline && deadline.ToUniversalTime() < giveUpAt ? deadline.ToUniversalTime() : giveUpAt.Value;
-                    if (now + delay >= until || options.CancellationToken.IsCancellationRequested)
+                    giveUpAt ??= OutageStart(now) + window;
+                    // The last attempt is made at the window's end, none past the call's deadline.
+                    if (now >= giveUpAt || options.Deadline is { } deadline && now + delay >= deadline.ToUniversalTime()
+                        || options.CancellationToken.IsCancellationRequested)
                         throw;
+                    var wait = giveUpAt.Value - now < delay ? giveUpAt.Value - now : delay;
                     if (!waited)
                     {
                         waited = true;
                         if (Interlocked.Increment(ref _waiting) == 1)
                             _logger.LogWarning("Metadata server unreachable ({Detail}); calls wait for it for up to {Window}s", e.Status.Detail, window.TotalSeconds);
                     }
-                    await Task.Delay(delay, options.CancellationToken).ConfigureAwait(false);
+                    await Task.Delay(wait, options.CancellationToken).ConfigureAwait(false);
                     delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxDelay.Ticks));
                     attempt = continuation(request, context).ResponseAsync;
                 }
@@ -123,6 +137,19 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
             if (waited && Interlocked.Decrement(ref _waiting) == 0)
                 _logger.LogInformation("Metadata server calls are going through again");
         }
+    }
+
+    /// <summary>The start of the current outage: <paramref name="now"/> if this failure begins one.</summary>
+    private DateTime OutageStart(DateTime now)
+    {
+        var previous = Interlocked.CompareExchange(ref _outageSince, now.Ticks, 0);
+        return previous == 0 ? now : new DateTime(previous, DateTimeKind.Utc);
+    }
+
+    private void EndOutage()
+    {
+        if (Volatile.Read(ref _outageSince) != 0)
+            Volatile.Write(ref _outageSince, 0);
     }
 
     private static Status StatusOf(Task task) => task.Exception?.InnerException is RpcException rpc ? rpc.Status

@@ -83,6 +83,36 @@ public class OutageRetryInterceptorTests
     }
 
     [Fact]
+    public async Task An_outage_longer_than_the_window_fails_later_calls_at_once_until_one_gets_through()
+    {
+        var inner = new ScriptedInvoker { Down = true };
+        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(TimeSpan.FromSeconds(1))));
+        await Assert.ThrowsAsync<RpcException>(async () => await ns.GetAttrAsync(new InodeRequest()));   // waited the window
+        var before = inner.Calls;
+        Assert.True(before >= 2);
+
+        // The outage has lasted the window: the next calls are tried once, not waited for.
+        await Assert.ThrowsAsync<RpcException>(async () => await ns.GetAttrAsync(new InodeRequest()));
+        await Assert.ThrowsAsync<RpcException>(async () => await ns.UnlinkAsync(new RemoveRequest()));
+        Assert.Equal(before + 2, inner.Calls);
+
+        // Back: a call gets through, and the next outage is waited out again.
+        inner.Down = false;
+        Assert.Equal(0, (await ns.GetAttrAsync(new InodeRequest())).Errno);
+        inner.Down = true;
+        var waiting = ns.GetAttrAsync(new InodeRequest()).ResponseAsync;
+        var calls = inner.Calls;
+        var giveUp = DateTime.UtcNow.AddSeconds(10);
+        while (inner.Calls == calls)   // it is retrying
+        {
+            Assert.True(DateTime.UtcNow < giveUp, "the call after the server came back did not wait out the new outage");
+            await Task.Delay(20);
+        }
+        inner.Down = false;
+        Assert.Equal(0, (await waiting).Errno);
+    }
+
+    [Fact]
     public async Task Cancelling_a_waiting_call_ends_it_as_cancelled()
     {
         var inner = new ScriptedInvoker(Enumerable.Repeat(Refused(), 1000).ToArray());
@@ -159,6 +189,8 @@ public class OutageRetryInterceptorTests
         private readonly List<TaskCompletionSource> _held = [];
         public int Calls => Volatile.Read(ref _calls);
         public bool Hold { get; init; }
+        /// <summary>While true, every call is refused (a server that is down), whatever the script says.</summary>
+        public volatile bool Down;
         public List<ReplaySlot?> Replays { get; } = [];
 
         public void ReleaseAll()
@@ -184,7 +216,8 @@ public class OutageRetryInterceptorTests
                 var later = held.Task.ContinueWith(_ => Activator.CreateInstance<TResponse>(), TaskScheduler.Default);
                 return new AsyncUnaryCall<TResponse>(later, Task.FromResult(Grpc.Core.Metadata.Empty), () => Status.DefaultSuccess, () => Grpc.Core.Metadata.Empty, () => { });
             }
-            var reply = n <= failures.Length
+            var reply = Down ? Task.FromException<TResponse>(Refused())
+                : n <= failures.Length
                 ? Task.FromException<TResponse>(failures[n - 1])
                 : Task.FromResult(Activator.CreateInstance<TResponse>());
             return new AsyncUnaryCall<TResponse>(reply, Task.FromResult(Grpc.Core.Metadata.Empty), () => Status.DefaultSuccess, () => Grpc.Core.Metadata.Empty, () => { });

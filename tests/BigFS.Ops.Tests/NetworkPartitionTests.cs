@@ -52,7 +52,7 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await Poll.UntilAsync(() => copy.IsCompleted || File.Exists($"{Mnt}/big.bin") && new FileInfo($"{Mnt}/big.bin").Length >= 32 << 20,
             TimeSpan.FromSeconds(60), "the copy under way");
         await _network.CutAsync("n2");
-        var copied = await copy;
+        var copied = await WithLogsAsync(copy);
         var took = clock.Elapsed;
         Assert.True(copied.ExitCode == 0, copied.Stderr);
         // Its open connections and new connects fail within seconds (DeadPeerDetection), and the
@@ -72,6 +72,40 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
         Assert.Equal(expected, (await RunAsync($"sha256sum < {Quote(Mnt)}/big.bin", timeout: TimeSpan.FromMinutes(3))).Split(' ')[0]);
     }
+
+    [Fact]
+    public async Task The_metadata_server_gone_from_the_network_for_a_while_is_a_pause_for_the_mount()
+    {
+        var source = _root.Combine("files");
+        await RunAsync($"mkdir {Quote(source)} && for i in $(seq 1 150); do head -c $((RANDOM * 8)) /dev/urandom > {Quote(source)}/f$i; done");
+        var copy = TryRunAsync($"cp -r {Quote(source)} {Quote(Mnt)}/files", timeout: TimeSpan.FromMinutes(3));
+        await Poll.UntilAsync(() => copy.IsCompleted || Directory.Exists($"{Mnt}/files") && Directory.GetFiles($"{Mnt}/files").Length >= 10,
+            TimeSpan.FromSeconds(60), "the copy under way");
+        // Shorter than the mount's meta_outage_timeout (60 s): calls wait for the server, none fails.
+        await _network.CutAsync("meta");
+        await Task.Delay(TimeSpan.FromSeconds(15));
+        if (copy.IsCompleted)
+            Assert.Fail("the copy ended while the metadata server was unreachable: " + (await copy).Stderr);
+        await _network.HealAsync("meta");
+        var copied = await WithLogsAsync(copy);
+        Assert.True(copied.ExitCode == 0, copied.Stderr);
+        await RunAsync($"diff -r {Quote(source)} {Quote(Mnt)}/files");
+    }
+
+    /// <summary>A command's result; if it times out, the error carries what every daemon logged.</summary>
+    private async Task<T> WithLogsAsync<T>(Task<T> command)
+    {
+        try
+        {
+            return await command;
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}\n{DaemonLogs()}", e);
+        }
+    }
+
+    private string DaemonLogs() => string.Join("\n", _daemons.Select(d => d.ToString()));
 
     private DaemonProcess Start(IEnumerable<string> args, string executable = "ip")
     {
@@ -97,7 +131,7 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         }
         catch (TimeoutException e)
         {
-            throw new TimeoutException($"{e.Message}; last status:\n{last}\n{string.Join("\n", _daemons.Select(d => d.ToString()))}");
+            throw new TimeoutException($"{e.Message}; last status:\n{last}\n{DaemonLogs()}");
         }
     }
 
