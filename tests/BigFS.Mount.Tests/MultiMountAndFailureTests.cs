@@ -447,16 +447,12 @@ public class MultiMountAndFailureTests
         var path = $"{mount.MountPoint}/ghost.bin";
         var data = FileHelpers.RandomBytes(5 << 20, seed: 27);
         await File.WriteAllBytesAsync(path, data);
-        var held = Path.Combine(m.Cluster.Root, "held");
-        var go = Path.Combine(m.Cluster.Root, "go");
         var script = """
-            import hashlib, os, sys, time
-            path, held, go = sys.argv[1:4]
+            import hashlib, os, sys
+            path = sys.argv[1]
             fd = os.open(path, os.O_RDWR)
             os.unlink(path)
-            open(held, "w").close()
-            while not os.path.exists(go):
-                time.sleep(0.05)
+            hold()
             whole = b""
             while chunk := os.pread(fd, 1 << 20, len(whole)):
                 whole += chunk
@@ -466,21 +462,12 @@ public class MultiMountAndFailureTests
             print(os.pread(fd, 4, len(whole)).decode(), os.fstat(fd).st_size)
             os.close(fd)
             """;
-        var holder = TryRunAsync($"python3 -c {Quote(script)} {Quote(path)} {Quote(held)} {Quote(go)}", timeout: TimeSpan.FromSeconds(120));
-        await Poll.UntilAsync(() => File.Exists(held) || holder.IsCompleted, TimeSpan.FromSeconds(30), "the file to be open and unlinked");
-        if (holder.IsCompleted)
-            Assert.Fail((await holder).Stderr);
-
-        await m.Cluster.RestartMetaAsync();
-        await Poll.UntilAsync(() => mount.Log.Contains("open files under session"), TimeSpan.FromSeconds(30), "the mount to register its open file again\n" + mount.Log);
-        Assert.Contains("(0 no longer exist)", mount.Log);
-        // Past the restart's orphan sweep (one lease after the start, checked every few seconds).
-        await Task.Delay(lease * 3);
-        await File.WriteAllTextAsync(go, "");
-
-        Assert.True(await Task.WhenAny(holder, Task.Delay(TimeSpan.FromSeconds(60))) == holder, "the holder hangs; the mount logged:\n" + mount.Log);
-        var result = await holder;
-        Assert.True(result.ExitCode == 0, result.Stderr + mount.Log);
+        var result = await HeldAcrossAMetadataRestartAsync(m, script, Quote(path), "the file to be open and unlinked", async () =>
+        {
+            Assert.Contains("(0 no longer exist)", mount.Log);
+            // Past the restart's orphan sweep (one lease after the start, checked every few seconds).
+            await Task.Delay(lease * 3);
+        });
         var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(FileHelpers.Sha256(data).ToLowerInvariant(), lines[0]);
         Assert.Equal($"tail {data.Length + 4}", lines[1]);
@@ -496,46 +483,67 @@ public class MultiMountAndFailureTests
         var lease = TimeSpan.FromSeconds(3);
         await using var m = await MountedCluster.StartAsync(configure: o => o.SessionLease = lease);
         var mount = m.Mounts[0];
-        var held = Path.Combine(m.Cluster.Root, "held");
-        var go = Path.Combine(m.Cluster.Root, "go");
         var script = """
-            import ctypes, errno, hashlib, os, sys, time
+            import ctypes, errno, hashlib, os, sys
             libc = ctypes.CDLL(None, use_errno=True)
             def link_fd(fd, path):
                 if libc.linkat(fd, b"", -100, path.encode(), 0x1000) != 0:
                     return errno.errorcode[ctypes.get_errno()]
                 return "ok"
-            mnt, held, go = sys.argv[1:4]
+            mnt = sys.argv[1]
             data = os.urandom(5 << 20)
             fd = os.open(mnt, os.O_TMPFILE | os.O_RDWR, 0o640)
             os.write(fd, data)
             os.fsync(fd)
             gone = os.open(mnt + "/gone", os.O_CREAT | os.O_RDWR, 0o600)
             os.unlink(mnt + "/gone")
-            open(held, "w").close()
-            while not os.path.exists(go):
-                time.sleep(0.05)
+            hold()
             print(link_fd(fd, mnt + "/named"), link_fd(gone, mnt + "/back"), os.fstat(fd).st_nlink)
             os.close(fd)
             os.close(gone)
             print(hashlib.sha256(open(mnt + "/named", "rb").read()).hexdigest() == hashlib.sha256(data).hexdigest(), sorted(os.listdir(mnt)))
             """;
-        var holder = TryRunAsync($"python3 -c {Quote(script)} {Quote(mount.MountPoint)} {Quote(held)} {Quote(go)}", timeout: TimeSpan.FromSeconds(120));
-        await Poll.UntilAsync(() => File.Exists(held) || holder.IsCompleted, TimeSpan.FromSeconds(30), "the O_TMPFILE to be written");
+        var result = await HeldAcrossAMetadataRestartAsync(m, script, Quote(mount.MountPoint), "the O_TMPFILE to be written");
+        Assert.Equal(["ok ENOENT 1", "True ['named']"], result.Stdout.Trim().Split('\n'));
+        // The unlinked one goes at its last close; the named one stays.
+        await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).Inodes == 2, TimeSpan.FromSeconds(30), "the unlinked file to go at its last close");
+        Assert.Equal(5 << 20, new FileInfo($"{mount.MountPoint}/named").Length);
+    }
+
+    /// <summary>
+    /// Runs a Python <paramref name="script"/> (with <paramref name="args"/>) that calls
+    /// <c>hold()</c> once it has set up what must outlive the restart: the metadata server
+    /// restarts while the script waits there, the mount registers its open files again,
+    /// <paramref name="beforeGo"/> runs, and the script goes on. Returns its result, exit 0.
+    /// </summary>
+    private static async Task<Result> HeldAcrossAMetadataRestartAsync(MountedCluster m, string script, string args, string setUp, Func<Task>? beforeGo = null)
+    {
+        var mount = m.Mounts[0];
+        var held = Path.Combine(m.Cluster.Root, "held");
+        var go = Path.Combine(m.Cluster.Root, "go");
+        const string prelude = """
+            import os, sys, time
+            def hold():
+                open(os.environ["HELD"], "w").close()
+                while not os.path.exists(os.environ["GO"]):
+                    time.sleep(0.05)
+            """;
+        var holder = TryRunAsync($"python3 -c {Quote(prelude + "\n" + script)} {args}", timeout: TimeSpan.FromSeconds(120),
+            environment: new Dictionary<string, string> { ["HELD"] = held, ["GO"] = go });
+        await Poll.UntilAsync(() => File.Exists(held) || holder.IsCompleted, TimeSpan.FromSeconds(30), setUp);
         if (holder.IsCompleted)
             Assert.Fail((await holder).Stderr);
 
         await m.Cluster.RestartMetaAsync();
         await Poll.UntilAsync(() => mount.Log.Contains("open files under session"), TimeSpan.FromSeconds(30), "the mount to register its open files again\n" + mount.Log);
+        if (beforeGo is not null)
+            await beforeGo();
         await File.WriteAllTextAsync(go, "");
 
         Assert.True(await Task.WhenAny(holder, Task.Delay(TimeSpan.FromSeconds(60))) == holder, "the holder hangs; the mount logged:\n" + mount.Log);
         var result = await holder;
         Assert.True(result.ExitCode == 0, result.Stderr + mount.Log);
-        Assert.Equal(["ok ENOENT 1", "True ['named']"], result.Stdout.Trim().Split('\n'));
-        // The unlinked one goes at its last close; the named one stays.
-        await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).Inodes == 2, TimeSpan.FromSeconds(30), "the unlinked file to go at its last close");
-        Assert.Equal(5 << 20, new FileInfo($"{mount.MountPoint}/named").Length);
+        return result;
     }
 
     [Fact]
