@@ -21,21 +21,29 @@ public sealed class BulkConnection : IDisposable
     public static async Task<BulkConnection> ConnectAsync(string address, CancellationToken ct)
     {
         var (host, port) = GrpcServerHost.ParseListen(address);
-        var endpoint = IPAddress.TryParse(host.Trim('[', ']'), out var ip)
-            ? new IPEndPoint(ip, port)
-            : new IPEndPoint((await Dns.GetHostAddressesAsync(host, ct)).First(), port);
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        try
+        var ips = IPAddress.TryParse(host.Trim('[', ']'), out var ip) ? [ip] : await Dns.GetHostAddressesAsync(host, ct);
+        SocketException? last = null;
+        foreach (var candidate in ips)   // a name may resolve to ::1 and 127.0.0.1, the node listening on one of them
         {
-            DeadPeerDetection.Configure(socket);
-            await DeadPeerDetection.ConnectAsync(socket, endpoint, ct);
-            return new BulkConnection(socket);
+            var socket = new Socket(candidate.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                DeadPeerDetection.Configure(socket);
+                await DeadPeerDetection.ConnectAsync(socket, new IPEndPoint(candidate, port), ct);
+                return new BulkConnection(socket);
+            }
+            catch (SocketException e)
+            {
+                socket.Dispose();
+                last = e;
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
         }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
+        throw last ?? new SocketException((int)SocketError.HostNotFound);
     }
 
     /// <summary>
