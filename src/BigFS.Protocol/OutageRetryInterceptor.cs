@@ -97,6 +97,7 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
         DateTime? giveUpAt = null;
         var delay = FirstDelay;
         var waited = false;
+        var lastAttempt = false;
         try
         {
             while (true)
@@ -111,11 +112,16 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
                 {
                     var now = DateTime.UtcNow;
                     giveUpAt ??= OutageStart(now) + window;
-                    // The last attempt is made at the window's end, none past the call's deadline.
-                    if (now >= giveUpAt || options.Deadline is { } deadline && now + delay >= deadline.ToUniversalTime()
+                    // The last attempt is made at the window's end (once), none past the call's deadline.
+                    if (lastAttempt || now >= giveUpAt || options.Deadline is { } deadline && now + delay >= deadline.ToUniversalTime()
                         || options.CancellationToken.IsCancellationRequested)
                         throw;
-                    var wait = giveUpAt.Value - now < delay ? giveUpAt.Value - now : delay;
+                    var wait = delay;
+                    if (giveUpAt.Value - now <= delay)
+                    {
+                        wait = giveUpAt.Value - now;
+                        lastAttempt = true;
+                    }
                     if (!waited)
                     {
                         waited = true;
