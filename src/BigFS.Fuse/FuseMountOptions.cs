@@ -34,6 +34,13 @@ public sealed record FuseMountOptions
     /// a file had none (SB_NOSEC), until its attributes are next refreshed.
     /// </summary>
     public bool HandleKillprivV2 { get; init; }
+    /// <summary>
+    /// The requests a FUSE_INTERRUPT cancels (their handler's
+    /// <see cref="FuseRequestContext.CancellationToken"/>); null = every request. Others finish
+    /// as if no signal had come, as on a local filesystem, where a signal does not make a file
+    /// operation fail: any signal interrupts (the runtime's own included), not only fatal ones.
+    /// </summary>
+    public IReadOnlySet<Protocol.FuseOpcode>? InterruptibleRequests { get; init; }
     public bool PosixLocks { get; init; } = true;
     public bool FlockLocks { get; init; } = true;
     /// <summary>POSIX ACLs enforced by the kernel; the filesystem applies the umask and inherits default ACLs (<see cref="FuseRequestContext.Umask"/>).</summary>

@@ -1,5 +1,6 @@
 using BigFS.Client;
 using BigFS.Fuse;
+using BigFS.Fuse.Protocol;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -65,6 +66,10 @@ public sealed class BigFsMount : IAsyncDisposable
                 // mount. Local locks are the kernel's own (nothing negotiated).
                 PosixLocks = !options.LocalLocks,
                 FlockLocks = !options.LocalLocks,
+                // Only a lock wait ends on a signal (EINTR, as fcntl(F_SETLKW) and flock do). Other
+                // calls finish, waiting out a metadata outage if need be, as on an NFS hard mount:
+                // any signal interrupts a FUSE request, the .NET runtime's and SIGCHLD included.
+                InterruptibleRequests = new HashSet<FuseOpcode> { FuseOpcode.SetLkW },
                 // ACLs (stored by the metadata server) are checked by the kernel like the mode.
                 PosixAcl = true,
                 // Pages of a file this mount wrote stay cached across its commit (whose mtime, set

@@ -436,6 +436,35 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task ASignalToAProcessWaitingForTheMetadataServerDoesNotMakeItsCallFail()
+    {
+        // Any signal to a process in a FUSE request makes the kernel send FUSE_INTERRUPT (the .NET
+        // runtime's own signals, SIGCHLD, a timer). On a local filesystem a file operation does
+        // not fail with EINTR; here neither, even while the call waits for the metadata server.
+        await using var m = await MountedCluster.StartAsync();
+        var mount = m.Mounts[0];
+        var script = """
+            import ctypes, os, signal, sys
+            libc = ctypes.CDLL(None, use_errno=True)
+            signal.signal(signal.SIGALRM, lambda *_: None)
+            signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
+            fd = libc.open(sys.argv[1].encode(), os.O_CREAT | os.O_WRONLY, 0o644)   # not retried on EINTR, unlike os.open
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            print("ok" if fd >= 0 else os.strerror(ctypes.get_errno()))
+            """;
+        await m.Cluster.StopMetaAsync();
+        var create = TryRunAsync($"python3 -c {Quote(script)} {Quote(mount.MountPoint)}/made-during-the-outage", timeout: TimeSpan.FromSeconds(90));
+        await Poll.UntilAsync(() => mount.Log.Contains("Metadata server unreachable"), TimeSpan.FromSeconds(30), "the create to wait for the metadata server");
+        await Task.Delay(TimeSpan.FromSeconds(1));   // several SIGALRMs while it waits
+        Assert.False(create.IsCompleted, "the create ended while the metadata server was down: " + (create.IsCompleted ? (await create).Stdout : ""));
+        await m.Cluster.StartMetaAsync();
+        var result = await create;
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Equal("ok", result.Stdout.Trim());
+        Assert.True(File.Exists($"{mount.MountPoint}/made-during-the-outage"));
+    }
+
+    [Fact]
     public async Task AFileUnlinkedWhileOpenOutlivesAMetadataServerRestart()
     {
         // Opens live in the server's memory. After a restart the mount registers its open files

@@ -229,6 +229,8 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
         ulong target = r.Read<FuseInterruptIn>().Unique;
         if (_inFlight.TryGetValue(target, out var victim) && victim.Unique == target)
         {
+            if (_options.InterruptibleRequests is { } interruptible && !interruptible.Contains(victim.Opcode))
+                return;   // it finishes as it would have: no reply to the INTERRUPT
             _logger.LogDebug("Interrupting request {Unique} ({Opcode})", target, victim.Opcode);
             victim.Cancel();
         }
