@@ -38,25 +38,42 @@ public class MultiMountAndFailureTests
         var first = FileHelpers.RandomBytes(200_000, seed: 31);
         var patch = FileHelpers.RandomBytes(30_000, seed: 32);
         await File.WriteAllBytesAsync($"{a}/warm-up.bin", patch);   // the mount knows the nodes and has connections to them
-        await using (var fs = new FileStream($"{a}/eager.bin", FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0))
+        await File.WriteAllBytesAsync(Path.Combine(m.Cluster.Root, "first"), first);
+        await File.WriteAllBytesAsync(Path.Combine(m.Cluster.Root, "patch"), patch);
+        // The writer is a process of its own: a descriptor of the test host would be inherited by
+        // every process another test starts meanwhile, and its close at their exec is a FLUSH,
+        // which commits the file (as it must) before this test looks.
+        var go = Path.Combine(m.Cluster.Root, "go");
+        var script = """
+            import os, sys, time
+            path, first, patch, go = sys.argv[1:5]
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.write(fd, open(first, "rb").read())
+            os.fchmod(fd, 0o600)   # a SETATTR on the open file
+            while not os.path.exists(go):
+                time.sleep(0.05)
+            data = open(patch, "rb").read()
+            os.pwrite(fd, data, 150000)   # over the data being uploaded
+            os.pwrite(fd, data, 190000)   # past its end
+            os.close(fd)
+            """;
+        var writer = TryRunAsync($"python3 -c {Quote(script)} {Quote(a)}/eager.bin {Quote(Path.Combine(m.Cluster.Root, "first"))} {Quote(Path.Combine(m.Cluster.Root, "patch"))} {Quote(go)}",
+            timeout: TimeSpan.FromSeconds(90));
+        try
         {
-            fs.Write(first);
-            File.SetUnixFileMode(fs.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);   // fchmod: a SETATTR on the open file
-            try
-            {
-                await Poll.UntilAsync(async () => (await m.Cluster.StatusAsync()).ChunksUncommitted >= 1, TimeSpan.FromSeconds(30), "the upload to start before close");
-            }
-            catch (TimeoutException e)
-            {
-                throw new TimeoutException($"{e.Message}; cluster: {await m.Cluster.StatusAsync()}; mount log:\n{m.Mounts[0].Log}");
-            }
-            Assert.Equal(1UL, (await m.Cluster.StatusAsync()).LiveChunks);   // the warm-up's: nothing of this file is committed yet
-            Assert.False(File.Exists($"{b}/eager.bin") && new FileInfo($"{b}/eager.bin").Length > 0);
-            fs.Position = 150_000;
-            fs.Write(patch);   // over the data being uploaded
-            fs.Position = 190_000;
-            fs.Write(patch);   // past its end
+            await Poll.UntilAsync(async () => writer.IsCompleted || (await m.Cluster.StatusAsync()).ChunksUncommitted >= 1, TimeSpan.FromSeconds(30), "the upload to start before close");
         }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}; cluster: {await m.Cluster.StatusAsync()}; mount log:\n{m.Mounts[0].Log}");
+        }
+        if (writer.IsCompleted)
+            Assert.Fail((await writer).Stderr);
+        Assert.Equal(1UL, (await m.Cluster.StatusAsync()).LiveChunks);   // the warm-up's: nothing of this file is committed yet
+        Assert.False(File.Exists($"{b}/eager.bin") && new FileInfo($"{b}/eager.bin").Length > 0);
+        await File.WriteAllTextAsync(go, "");
+        var written = await writer;
+        Assert.True(written.ExitCode == 0, written.Stderr);
         var expected = new byte[220_000];
         first.CopyTo(expected, 0);
         patch.CopyTo(expected, 150_000);
