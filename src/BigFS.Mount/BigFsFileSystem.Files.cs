@@ -97,6 +97,10 @@ internal sealed partial class BigFsFileSystem
             }
             keepCache = false;
         }
+        // A drop of another version's pages still under way (the change feed's) would make the
+        // kernel discard the attributes its first read fetches: that read would stop at the old size.
+        if (!keepCache)
+            await _open.PagesGoneAsync(attr.Ino);
         // O_APPEND writes bypass the kernel's page cache: it would place them at the size it has
         // cached, which may predate another mount's commit (see WriteAsync).
         var direct = (flags & O_APPEND) != 0 ? FuseOpenFlags.DirectIo : FuseOpenFlags.None;

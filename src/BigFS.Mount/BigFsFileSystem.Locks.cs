@@ -55,7 +55,7 @@ internal sealed partial class BigFsFileSystem
             return InodeErrno(ino, reply.Errno);
         _locks.Granted(ino, isFlock, owner, start, end, RangeTypeOf(lk.Type), lk.Pid);
         if (lk.Type != FuseLockType.Unlock)
-            await RevalidateOpenFileAsync(ino, ctx.CancellationToken);
+            await RevalidateOpenFileAsync(ino);   // not the request's token: granted, an interrupt must not turn it into an error
         return 0;
     }, "setlk");
 
@@ -91,11 +91,19 @@ internal sealed partial class BigFsFileSystem
     /// kernel's pages of it are gone when this completes, if that changed its data. Done before
     /// a lock is granted, and when the change feed tells of another mount's change.
     /// </summary>
-    private async ValueTask RevalidateOpenFileAsync(ulong ino, CancellationToken ct)
+    private async ValueTask RevalidateOpenFileAsync(ulong ino)
     {
-        var reply = await FetchAttrAsync(ino, ct);
-        if (reply.Errno != 0 || !_open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size))
+        var reply = await FetchAttrAsync(ino, CancellationToken.None);
+        if (reply.Errno != 0)
             return;
+        if (!_open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size))
+        {
+            // Another revalidation (the change feed's) may have seen this version first and still
+            // be dropping the pages. Until that is done the kernel discards attributes it fetches
+            // (FUSE attr_version), so the first read after the grant would stop at the old size.
+            await _open.PagesGoneAsync(ino);
+            return;
+        }
         try
         {
             if (Invalidator is { } invalidator)

@@ -298,7 +298,7 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     {
         try
         {
-            await RevalidateOpenFileAsync(ino, CancellationToken.None);
+            await RevalidateOpenFileAsync(ino);
         }
         catch (Exception e) when (e is Grpc.Core.RpcException or BigFsException)
         {

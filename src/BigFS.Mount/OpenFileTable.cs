@@ -10,8 +10,8 @@ internal sealed class OpenFileTable
 {
     private readonly Dictionary<ulong, OpenFile> _files = new();
     private readonly Dictionary<ulong, ulong> _cachedVersions = new();
-    /// <summary>Inodes whose pages <see cref="Revalidate"/> condemned and the kernel may still hold (a count per revalidation).</summary>
-    private readonly Dictionary<ulong, int> _pagesGoing = new();
+    /// <summary>Inodes whose pages <see cref="Revalidate"/> condemned and the kernel may still hold.</summary>
+    private readonly Dictionary<ulong, PagesGoing> _pagesGoing = new();
     private ulong _nextHandle;
 
     public sealed class OpenFile(BigFsFile file)
@@ -85,7 +85,9 @@ internal sealed class OpenFileTable
             if (!_files.TryGetValue(ino, out var open) || !VersionChangedLocked(ino, version))
                 return false;
             open.File.AdoptCommitted(size, version);
-            _pagesGoing[ino] = _pagesGoing.GetValueOrDefault(ino) + 1;
+            if (!_pagesGoing.TryGetValue(ino, out var going))
+                _pagesGoing[ino] = going = new PagesGoing();
+            going.Drops++;
             return true;
         }
     }
@@ -95,11 +97,28 @@ internal sealed class OpenFileTable
     {
         lock (_files)
         {
-            if (_pagesGoing.TryGetValue(ino, out var going) && going > 1)
-                _pagesGoing[ino] = going - 1;
-            else
-                _pagesGoing.Remove(ino);
+            if (!_pagesGoing.TryGetValue(ino, out var going) || --going.Drops > 0)
+                return;
+            _pagesGoing.Remove(ino);
+            going.Done.TrySetResult();
         }
+    }
+
+    /// <summary>
+    /// Completes when no drop of the inode's pages is under way. A <see cref="Revalidate"/> that
+    /// answered false may have lost the race to one that is still dropping the old version's
+    /// pages: whoever must not read them (a lock being granted) waits for this.
+    /// </summary>
+    public Task PagesGoneAsync(ulong ino)
+    {
+        lock (_files)
+            return _pagesGoing.TryGetValue(ino, out var going) ? going.Done.Task : Task.CompletedTask;
+    }
+
+    private sealed class PagesGoing
+    {
+        public int Drops;
+        public readonly TaskCompletionSource Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     /// <summary>Every open inode and its handle count (to register them again under a new session).</summary>

@@ -27,4 +27,26 @@ public class OpenFileTableTests
         table.PagesDropped(7);
         Assert.True(table.Open(7, version: 2, size: 200, File).KeepCache);    // what the kernel holds now is version 2
     }
+
+    [Fact]
+    public async Task A_revalidation_that_finds_nothing_new_can_wait_for_the_drop_another_one_started()
+    {
+        await using var cluster = await TestCluster.StartAsync(1);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        var table = new OpenFileTable();
+        table.Open(7, version: 1, size: 0, () => client.OpenFile(7, 0));
+        Assert.True(table.PagesGoneAsync(7).IsCompleted);
+
+        // The change feed's revalidation sees version 2 first and starts dropping the pages; a
+        // lock granted meanwhile sees no change of its own, but must not let its process read
+        // before that drop is done.
+        Assert.True(table.Revalidate(7, version: 2, size: 22));
+        Assert.False(table.Revalidate(7, version: 2, size: 22));
+        var gone = table.PagesGoneAsync(7);
+        Assert.False(gone.IsCompleted);
+
+        table.PagesDropped(7);
+        await gone.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(table.PagesGoneAsync(7).IsCompleted);
+    }
 }
