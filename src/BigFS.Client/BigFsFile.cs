@@ -305,16 +305,7 @@ public sealed class BigFsFile : IAsyncDisposable
             if (reply.Errno != 0)
                 throw new BigFsException(reply.Errno, $"copy from inode {sourceIno} into inode {Ino} failed: errno {reply.Errno}");
             if (reply.Copied > 0)
-            {
-                _client.ReportOwnDataChange(Ino, reply.Attr.Version);
-                lock (_sync)
-                {
-                    _committedSize = (long)reply.Attr.Size;
-                    _committedVersion = Math.Max(_committedVersion, reply.Attr.Version);
-                    InvalidateLayoutLocked();
-                    ForgetRegionChunksLocked();
-                }
-            }
+                AdoptOwnChange(reply.Attr, layoutChanged: true);   // the kernel drops its pages of the range itself
             return (long)reply.Copied;
         }
         finally
@@ -699,13 +690,29 @@ public sealed class BigFsFile : IAsyncDisposable
             return false;
         if (reply.Errno != 0)
             throw new BigFsException(reply.Errno, $"commit of inode {Ino} failed: errno {reply.Errno}");
-        _client.ReportOwnDataChange(Ino, reply.Attr.Version);
+        AdoptOwnChange(reply.Attr, layoutChanged: false);   // the committed extents are this handle's own
+        return true;
+    }
+
+    /// <summary>
+    /// This handle's own change is committed as <paramref name="attr"/>'s version: the size is
+    /// the server's, and the mount may keep what the kernel cached (it went through it). With
+    /// <paramref name="layoutChanged"/> the server placed data this handle did not write, so
+    /// what it knows of the layout goes.
+    /// </summary>
+    private void AdoptOwnChange(InodeAttr attr, bool layoutChanged)
+    {
+        _client.ReportOwnDataChange(Ino, attr.Version);
         lock (_sync)
         {
-            _committedSize = (long)reply.Attr.Size;
-            _committedVersion = Math.Max(_committedVersion, reply.Attr.Version);
+            _committedSize = (long)attr.Size;
+            _committedVersion = Math.Max(_committedVersion, attr.Version);
+            if (layoutChanged)
+            {
+                InvalidateLayoutLocked();
+                ForgetRegionChunksLocked();
+            }
         }
-        return true;
     }
 
     /// <summary>

@@ -18,11 +18,13 @@ internal sealed class NodeFailureMemory(TimeSpan memory)
     public void Clear(string nodeId) => _failedAt.TryRemove(nodeId, out _);
 
     public bool IsSuspect(string nodeId) =>
-        _failedAt.TryGetValue(nodeId, out var at) && Environment.TickCount64 - at < (long)memory.TotalMilliseconds;
+        _failedAt.TryGetValue(nodeId, out var at) && Recent(at, Environment.TickCount64);
 
     public HashSet<string> Suspects()
     {
         var now = Environment.TickCount64;
-        return new HashSet<string>(_failedAt.Where(f => now - f.Value < (long)memory.TotalMilliseconds).Select(f => f.Key), StringComparer.Ordinal);
+        return new HashSet<string>(_failedAt.Where(f => Recent(f.Value, now)).Select(f => f.Key), StringComparer.Ordinal);
     }
+
+    private bool Recent(long failedAt, long now) => now - failedAt < (long)memory.TotalMilliseconds;
 }
