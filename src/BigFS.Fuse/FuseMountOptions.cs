@@ -39,6 +39,8 @@ public sealed record FuseMountOptions
     /// <see cref="FuseRequestContext.CancellationToken"/>); null = every request. Others finish
     /// as if no signal had come, as on a local filesystem, where a signal does not make a file
     /// operation fail: any signal interrupts (the runtime's own included), not only fatal ones.
+    /// A request whose process is being killed is cancelled whatever its opcode (see
+    /// <c>FatalSignal</c>): a kill does not wait for a slow call.
     /// </summary>
     public IReadOnlySet<Protocol.FuseOpcode>? InterruptibleRequests { get; init; }
     public bool PosixLocks { get; init; } = true;

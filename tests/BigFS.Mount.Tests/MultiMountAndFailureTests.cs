@@ -482,6 +482,40 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task AProcessKilledWhileWaitingForTheMetadataServerEndsAtOnce()
+    {
+        // The kernel keeps a killed process until its request is answered. Signals do not make
+        // calls fail (above), but a kill must not wait out the outage window (60 s).
+        await using var m = await MountedCluster.StartAsync();
+        var mount = m.Mounts[0];
+        var root = m.Cluster.Root;
+        await m.Cluster.StopMetaAsync();
+        // mkdir handles no signal: SIGTERM is its first, and fatal.
+        var mkdir = TryRunAsync($"echo $$ > {Quote(root)}/mkdir.pid; exec mkdir {Quote(mount.MountPoint)}/made-during-the-outage", timeout: TimeSpan.FromSeconds(90));
+        // This one's first signals are harmless SIGALRMs, which take the kernel's one INTERRUPT; the SIGKILL comes later.
+        var script = """
+            import ctypes, os, signal, sys
+            libc = ctypes.CDLL(None, use_errno=True)
+            signal.signal(signal.SIGALRM, lambda *_: None)
+            signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
+            libc.open(sys.argv[1].encode(), os.O_CREAT | os.O_WRONLY, 0o644)
+            """;
+        var python = TryRunAsync($"echo $$ > {Quote(root)}/python.pid; exec python3 -c {Quote(script)} {Quote(mount.MountPoint)}/created-during-the-outage",
+            timeout: TimeSpan.FromSeconds(90));
+        await Poll.UntilAsync(() => mount.Log.Contains("Metadata server unreachable"), TimeSpan.FromSeconds(30), "the calls to wait for the metadata server");
+        await Task.Delay(TimeSpan.FromSeconds(1));   // several SIGALRMs first
+        Assert.False(mkdir.IsCompleted || python.IsCompleted, "a call ended while the metadata server was down");
+
+        await RunAsync($"kill -TERM $(cat {Quote(root)}/mkdir.pid); kill -KILL $(cat {Quote(root)}/python.pid)");
+        var ended = await Task.WhenAll(mkdir, python).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.All(ended, r => Assert.NotEqual(0, r.ExitCode));
+
+        await m.Cluster.StartMetaAsync();
+        await RunAsync($"mkdir {Quote(mount.MountPoint)}/after && echo x > {Quote(mount.MountPoint)}/after/f");
+        Assert.Equal("x", (await File.ReadAllTextAsync($"{mount.MountPoint}/after/f")).Trim());
+    }
+
+    [Fact]
     public async Task AFileUnlinkedWhileOpenOutlivesAMetadataServerRestart()
     {
         // Opens live in the server's memory. After a restart the mount registers its open files

@@ -14,6 +14,7 @@ namespace BigFS.Fuse.Session;
 internal sealed class FuseSession : IFuseNotifier, IDisposable
 {
     private static readonly int MaxHeaders = 64 * 1024; // in_header + write_in + slack, and PayloadOffset
+    private static readonly TimeSpan KillCheckInterval = TimeSpan.FromMilliseconds(500);
     private readonly FuseChannel _channel;
     private readonly IFuseFileSystem _fs;
     private readonly FuseMountOptions _options;
@@ -230,7 +231,12 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
         if (_inFlight.TryGetValue(target, out var victim) && victim.Unique == target)
         {
             if (_options.InterruptibleRequests is { } interruptible && !interruptible.Contains(victim.Opcode))
-                return;   // it finishes as it would have: no reply to the INTERRUPT
+            {
+                // It finishes as it would have (no reply to the INTERRUPT), unless its process is
+                // being killed: nobody will see the result, and the kill must not wait for it.
+                _ = CancelIfKilledAsync(victim, target);
+                return;
+            }
             _logger.LogDebug("Interrupting request {Unique} ({Opcode})", target, victim.Opcode);
             victim.Cancel();
         }
@@ -239,6 +245,26 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
             // Not seen yet (another reader holds it) or already answered: EAGAIN makes the kernel
             // requeue the interrupt if the request is still pending, and is ignored otherwise.
             req.ReplyError(LinuxErrno.EAGAIN);
+        }
+    }
+
+    /// <summary>
+    /// Cancels a request not otherwise interruptible once its thread has a fatal signal pending:
+    /// checked now, and then every <see cref="KillCheckInterval"/> while the request lasts, since
+    /// a kill after the first signal brings no second INTERRUPT.
+    /// </summary>
+    private async Task CancelIfKilledAsync(FuseRequest victim, ulong unique)
+    {
+        var tid = victim.Header.Pid;
+        while (_inFlight.TryGetValue(unique, out var current) && current == victim && victim.Unique == unique)
+        {
+            if (FatalSignal.IsPending(tid))
+            {
+                _logger.LogDebug("Request {Unique} ({Opcode}): its process {Pid} is being killed; cancelling it", unique, victim.Opcode, tid);
+                victim.Cancel();
+                return;
+            }
+            await Task.Delay(KillCheckInterval);
         }
     }
 
