@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using BigFS.Protocol;
@@ -47,6 +48,7 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
     private sealed class NoCluster : Cluster.ClusterBase;
     private readonly List<string?> _sessions = [];
     private FastMetaListener _listener = null!;
+    private IPEndPoint ListenerEndPoint => _listener.LocalEndPoint ?? throw new InvalidOperationException("the listener is not bound");
     private string _address = "";
 
     public Task InitializeAsync()
@@ -54,7 +56,7 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
         var dispatcher = new FastMetaDispatcher { OnSession = s => { lock (_sessions) _sessions.Add(s); } };
         Namespace.BindService(dispatcher, _service);
         _listener = FastMetaListener.Start("127.0.0.1:0", dispatcher, NullLogger.Instance);
-        _address = $"127.0.0.1:{_listener.LocalEndPoint!.Port}";
+        _address = $"127.0.0.1:{ListenerEndPoint!.Port}";
         return Task.CompletedTask;
     }
 
@@ -476,7 +478,7 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
     public async Task After_a_go_away_calls_wait_for_the_fast_listener_and_never_fall_back_to_grpc()
     {
         // The server's gRPC endpoint is stopping too: a call there could fail after it ran.
-        var port = _listener.LocalEndPoint.Port;
+        var port = ListenerEndPoint.Port;
         var (ns, invoker) = Client();   // its gRPC fallback throws if used
         using var _ = invoker;
         await ns.GetAttrAsync(new InodeRequest { Ino = 1 });
@@ -513,7 +515,7 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
     [Fact]
     public async Task A_stopped_listener_frees_its_port_at_once()
     {
-        var port = _listener.LocalEndPoint.Port;
+        var port = ListenerEndPoint.Port;
         var (ns, invoker) = Client();
         using var _ = invoker;
         await ns.GetAttrAsync(new InodeRequest { Ino = 1 });
@@ -523,7 +525,7 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
         var dispatcher = new FastMetaDispatcher();
         Namespace.BindService(dispatcher, _service);
         _listener = FastMetaListener.Start($"127.0.0.1:{port}", dispatcher, NullLogger.Instance);
-        Assert.Equal(port, _listener.LocalEndPoint.Port);
+        Assert.Equal(port, ListenerEndPoint.Port);
     }
 
     // ---- bad input on a raw connection ----
@@ -531,7 +533,7 @@ public sealed class FastMetaTransportTests : IAsyncLifetime
     private Socket Raw()
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 10_000 };
-        socket.Connect(_listener.LocalEndPoint);
+        socket.Connect(ListenerEndPoint);
         return socket;
     }
 
