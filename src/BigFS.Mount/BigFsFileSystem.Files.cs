@@ -20,14 +20,7 @@ internal sealed partial class BigFsFileSystem
         var reply = await _ns.OpenAsync(new OpenRequest { SessionId = session.Id, Ino = ino }, cancellationToken: ctx.CancellationToken);
         if (reply.Errno != 0) return new FuseError(InodeErrno(ino, reply.Errno));
         cache.LearnAttr(generation, reply.Attr);   // open is where close-to-open refreshes what we know
-        var handle = await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0, flags);
-        // The kernel too: it may still hold attributes from before another mount's commit (a
-        // stat while that mount was writing), and it never reads past the size it holds. Once
-        // they are dropped, the next read asks for them again and gets the fresh ones. Sent before
-        // the open is answered; the data version alone decides, so an unchanged file costs nothing.
-        if ((handle.Flags & FuseOpenFlags.KeepCache) == 0)
-            _notifier?.InvalidateInode(ino, offset: -1);
-        return handle;
+        return await OpenHandle(ctx, reply.Attr, (flags & O_TRUNC) != 0, flags, revalidateKernel: true);
     }, "open");
 
     public ValueTask<FuseResult<FuseCreateResult>> CreateAsync(FuseRequestContext ctx, ulong parent, string name, int flags, uint mode) => Call<FuseCreateResult>(async () =>
@@ -73,10 +66,16 @@ internal sealed partial class BigFsFileSystem
 
     private static bool Writable(int flags) => (flags & O_ACCMODE) != 0;
 
-    private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate, int flags)
+    /// <param name="revalidateKernel">
+    /// An open of an existing file: the kernel may still hold attributes from before another
+    /// mount's change (a stat while that mount was writing), and it never reads past the size it
+    /// holds. Once they are dropped, the next read asks for them again and gets the fresh ones.
+    /// Done before the open is answered, and only when they changed, so an unchanged file costs nothing.
+    /// </param>
+    private async ValueTask<FuseOpenResult> OpenHandle(FuseRequestContext ctx, InodeAttr attr, bool truncate, int flags, bool revalidateKernel = false)
     {
         var writable = Writable(flags);
-        var (open, fh, keepCache) = _open.Open(attr.Ino, attr.Version, (long)attr.Size, () => client.OpenFile(attr.Ino, (long)attr.Size), writable);
+        var (open, fh, keepCache, attributesChanged) = _open.Open(attr, () => client.OpenFile(attr.Ino, (long)attr.Size), writable);
         if (truncate)
         {
             ForgetAttr(attr.Ino);
@@ -101,6 +100,8 @@ internal sealed partial class BigFsFileSystem
         // kernel discard the attributes its first read fetches: that read would stop at the old size.
         if (!keepCache)
             await _open.PagesGoneAsync(attr.Ino);
+        if (revalidateKernel && (!keepCache || attributesChanged))
+            _notifier?.InvalidateInode(attr.Ino, offset: -1);
         // O_APPEND writes bypass the kernel's page cache: it would place them at the size it has
         // cached, which may predate another mount's commit (see WriteAsync).
         var direct = (flags & O_APPEND) != 0 ? FuseOpenFlags.DirectIo : FuseOpenFlags.None;

@@ -96,13 +96,17 @@ internal sealed partial class BigFsFileSystem
         var reply = await FetchAttrAsync(ino, CancellationToken.None);
         if (reply.Errno != 0)
             return;
-        if (!_open.Revalidate(ino, reply.Attr.Version, (long)reply.Attr.Size))
+        switch (_open.Revalidate(reply.Attr))
         {
-            // Another revalidation (the change feed's) may have seen this version first and still
-            // be dropping the pages. Until that is done the kernel discards attributes it fetches
-            // (FUSE attr_version), so the first read after the grant would stop at the old size.
-            await _open.PagesGoneAsync(ino);
-            return;
+            case Revalidation.Unchanged:
+                // Another revalidation (the change feed's) may have seen this version first and
+                // still be dropping the pages. Until that is done the kernel discards attributes it
+                // fetches (FUSE attr_version), so the first read after a grant would stop at the old size.
+                await _open.PagesGoneAsync(ino);
+                return;
+            case Revalidation.AttributesChanged:
+                _notifier?.InvalidateInode(ino, offset: -1);
+                return;
         }
         try
         {

@@ -286,8 +286,13 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
     {
         if (_notifier is not { } notifier)
             return;
+        // A file open here is revalidated instead, which invalidates what the kernel holds only
+        // if it changed since the kernel was last told: an invalidation that arrives after a
+        // lock or open already refreshed it would make the kernel discard the attributes the
+        // next read fetches (see OpenFile.Told).
         foreach (var ino in notice.Inodes)
-            notifier.InvalidateInode(ino, offset: -1);
+            if (_open.Find(ino) is null)
+                notifier.InvalidateInode(ino, offset: -1);
         foreach (var changed in notice.Names)
             notifier.InvalidateEntry(changed.Parent, NameOf(changed.Name));
         foreach (var ino in notice.Reset ? _open.Snapshot().Select(f => f.Ino) : notice.Inodes.Where(i => _open.Find(i) is not null))

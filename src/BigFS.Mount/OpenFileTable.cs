@@ -1,4 +1,5 @@
 using BigFS.Client;
+using BigFS.Protocol;
 
 namespace BigFS.Mount;
 
@@ -20,13 +21,24 @@ internal sealed class OpenFileTable
 
         public BigFsFile File { get; } = file;
         public int Handles { get; set; }
+        /// <summary>
+        /// The attributes the kernel was last made to fetch afresh (null: unknown). A notice of
+        /// another mount's change that finds the same ones need not invalidate them again, which
+        /// matters: the kernel discards attributes it fetches while an invalidation is in flight,
+        /// and a read after a lock or open would then stop at the size it held before.
+        /// </summary>
+        public InodeAttr? Told { get; set; }
         /// <summary>Handles open for writing (read without the table's lock).</summary>
         public int Writers { get => Volatile.Read(ref _writers); set => Volatile.Write(ref _writers, value); }
     }
 
-    /// <returns>The shared file, a new handle id, and whether the kernel's page cache of it is still valid.</returns>
-    public (OpenFile File, ulong Fh, bool KeepCache) Open(ulong ino, ulong version, long size, Func<BigFsFile> create, bool writable = false)
+    /// <returns>
+    /// The shared file, a new handle id, whether the kernel's page cache of it is still valid, and
+    /// whether its attributes must be invalidated all the same (they changed while it was open here).
+    /// </returns>
+    public (OpenFile File, ulong Fh, bool KeepCache, bool AttributesChanged) Open(InodeAttr attr, Func<BigFsFile> create, bool writable = false)
     {
+        var (ino, version, size) = (attr.Ino, attr.Version, (long)attr.Size);
         lock (_files)
         {
             if (!_files.TryGetValue(ino, out var open))
@@ -41,7 +53,12 @@ internal sealed class OpenFileTable
                 open.File.AdoptCommitted(size, version);   // descriptors still open here read the new data too
             else if (!keep)
                 open.File.InvalidateCache();
-            return (open, ++_nextHandle, keep);
+            // Kept pages at the first open here: the kernel's attributes are as fresh as its last
+            // lookup, which the change feed invalidates, and nothing here knows them. Open already,
+            // they are invalidated unless known to be these.
+            var attributesChanged = keep && open.Handles > 1 && !attr.Equals(open.Told);
+            open.Told = keep && open.Handles == 1 ? null : attr;
+            return (open, ++_nextHandle, keep, attributesChanged);
         }
     }
 
@@ -73,26 +90,34 @@ internal sealed class OpenFileTable
 
     /// <summary>
     /// A lock was taken on an open file, or another mount changed it: like an open, it must see
-    /// what was committed before (NFS gives locks the same guarantee). True when the data
-    /// changed: the kernel's pages of it must go, and the caller calls <see cref="PagesDropped"/>
-    /// once they have. Until then an open does not keep the kernel's pages: it would read what
-    /// they hold of the old version.
+    /// what was committed before (NFS gives locks the same guarantee). On
+    /// <see cref="Revalidation.DataChanged"/> the kernel's pages of it must go, and the caller
+    /// calls <see cref="PagesDropped"/> once they have; until then an open does not keep the
+    /// kernel's pages: it would read what they hold of the old version. On
+    /// <see cref="Revalidation.AttributesChanged"/> only the kernel's attributes must go.
     /// </summary>
-    public bool Revalidate(ulong ino, ulong version, long size)
+    public Revalidation Revalidate(InodeAttr attr)
     {
+        var ino = attr.Ino;
         lock (_files)
         {
-            if (!_files.TryGetValue(ino, out var open) || !VersionChangedLocked(ino, version))
-                return false;
-            open.File.AdoptCommitted(size, version);
-            if (!_pagesGoing.TryGetValue(ino, out var going))
-                _pagesGoing[ino] = going = new PagesGoing();
-            going.Drops++;
-            return true;
+            if (!_files.TryGetValue(ino, out var open))
+                return Revalidation.Unchanged;
+            var told = open.Told;
+            open.Told = attr;
+            if (VersionChangedLocked(ino, attr.Version))
+            {
+                open.File.AdoptCommitted((long)attr.Size, attr.Version);
+                if (!_pagesGoing.TryGetValue(ino, out var going))
+                    _pagesGoing[ino] = going = new PagesGoing();
+                going.Drops++;
+                return Revalidation.DataChanged;
+            }
+            return told is not null && told.Equals(attr) ? Revalidation.Unchanged : Revalidation.AttributesChanged;
         }
     }
 
-    /// <summary>The drop that a <see cref="Revalidate"/> answered true for is done (or given up).</summary>
+    /// <summary>The drop that a <see cref="Revalidate"/> asked for is done (or given up).</summary>
     public void PagesDropped(ulong ino)
     {
         lock (_files)
@@ -106,8 +131,8 @@ internal sealed class OpenFileTable
 
     /// <summary>
     /// Completes when no drop of the inode's pages is under way. A <see cref="Revalidate"/> that
-    /// answered false may have lost the race to one that is still dropping the old version's
-    /// pages: whoever must not read them (a lock being granted) waits for this.
+    /// found the data unchanged may have lost the race to one that is still dropping the old
+    /// version's pages: whoever must not read them (a lock being granted) waits for this.
     /// </summary>
     public Task PagesGoneAsync(ulong ino)
     {
@@ -165,4 +190,12 @@ internal sealed class OpenFileTable
         lock (_files)
             return [.. _files.Values];
     }
+}
+
+internal enum Revalidation
+{
+    Unchanged,
+    /// <summary>Not the data, but what the kernel holds of the attributes is stale.</summary>
+    AttributesChanged,
+    DataChanged,
 }
