@@ -5,75 +5,83 @@ using BigFS.Testing;
 namespace BigFS.Mount.Tests;
 
 /// <summary>Which opens may keep the kernel's pages of a file (close-to-open), and what the kernel must be told, as plain logic.</summary>
-public class OpenFileTableTests
+public class OpenFileTableTests : IAsyncLifetime
 {
+    private readonly OpenFileTable _table = new();
+    private TestCluster _cluster = null!;
+    private BigFsClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _cluster = await TestCluster.StartAsync(1);
+        _client = await BigFsClient.ConnectAsync(_cluster.Meta.Address);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _client.DisposeAsync();
+        await _cluster.DisposeAsync();
+    }
+
     private static InodeAttr Attr(ulong version, ulong size, uint mode = 0x81a4) => new() { Ino = 7, Version = version, Size = size, Mode = mode };
 
-    [Fact]
-    public async Task An_open_does_not_keep_the_kernels_pages_while_their_drop_after_another_mounts_commit_is_still_pending()
-    {
-        await using var cluster = await TestCluster.StartAsync(1);
-        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
-        var table = new OpenFileTable();
-        BigFsFile File() => client.OpenFile(7, 100);
+    /// <summary>The data handle an open creates (its I/O is not used here).</summary>
+    private BigFsFile File() => _client.OpenFile(7, 0);
 
-        Assert.False(table.Open(Attr(1, 100), File).KeepCache);   // first open: nothing known of the pages
-        Assert.True(table.Open(Attr(1, 100), File).KeepCache);    // unchanged: they are kept
+    [Fact]
+    public void An_open_does_not_keep_the_kernels_pages_while_their_drop_after_another_mounts_commit_is_still_pending()
+    {
+
+        Assert.False(_table.Open(Attr(1, 100), File).KeepCache);   // first open: nothing known of the pages
+        Assert.True(_table.Open(Attr(1, 100), File).KeepCache);    // unchanged: they are kept
 
         // The change feed says another mount committed version 2; the pages of version 1 are
         // queued to go. An open answered before they went must not keep them: a read would
         // return what they hold of version 1.
-        Assert.Equal(Revalidation.DataChanged, table.Revalidate(Attr(2, 200)));
-        Assert.False(table.Open(Attr(2, 200), File).KeepCache);
-        Assert.Equal(Revalidation.Unchanged, table.Revalidate(Attr(2, 200)));   // nothing new: no second drop
+        Assert.Equal(Revalidation.DataChanged, _table.Revalidate(Attr(2, 200)));
+        Assert.False(_table.Open(Attr(2, 200), File).KeepCache);
+        Assert.Equal(Revalidation.Unchanged, _table.Revalidate(Attr(2, 200)));   // nothing new: no second drop
 
-        table.PagesDropped(7);
-        Assert.True(table.Open(Attr(2, 200), File).KeepCache);    // what the kernel holds now is version 2
+        _table.PagesDropped(7);
+        Assert.True(_table.Open(Attr(2, 200), File).KeepCache);    // what the kernel holds now is version 2
     }
 
     [Fact]
     public async Task A_revalidation_that_finds_nothing_new_can_wait_for_the_drop_another_one_started()
     {
-        await using var cluster = await TestCluster.StartAsync(1);
-        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
-        var table = new OpenFileTable();
-        table.Open(Attr(1, 0), () => client.OpenFile(7, 0));
-        Assert.True(table.PagesGoneAsync(7).IsCompleted);
+        _table.Open(Attr(1, 0), File);
+        Assert.True(_table.PagesGoneAsync(7).IsCompleted);
 
         // The change feed's revalidation sees version 2 first and starts dropping the pages; a
         // lock granted meanwhile sees no change of its own, but must not let its process read
         // before that drop is done.
-        Assert.Equal(Revalidation.DataChanged, table.Revalidate(Attr(2, 22)));
-        Assert.Equal(Revalidation.Unchanged, table.Revalidate(Attr(2, 22)));
-        var gone = table.PagesGoneAsync(7);
+        Assert.Equal(Revalidation.DataChanged, _table.Revalidate(Attr(2, 22)));
+        Assert.Equal(Revalidation.Unchanged, _table.Revalidate(Attr(2, 22)));
+        var gone = _table.PagesGoneAsync(7);
         Assert.False(gone.IsCompleted);
 
-        table.PagesDropped(7);
+        _table.PagesDropped(7);
         await gone.WaitAsync(TimeSpan.FromSeconds(5));
-        Assert.True(table.PagesGoneAsync(7).IsCompleted);
+        Assert.True(_table.PagesGoneAsync(7).IsCompleted);
     }
 
     [Fact]
-    public async Task The_kernels_attributes_of_an_open_file_are_invalidated_only_when_they_changed_since_it_was_last_told()
+    public void The_kernels_attributes_of_an_open_file_are_invalidated_only_when_they_changed_since_it_was_last_told()
     {
-        await using var cluster = await TestCluster.StartAsync(1);
-        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address);
-        var table = new OpenFileTable();
-        BigFsFile File() => client.OpenFile(7, 10);
 
         // First open, pages dropped: the open itself makes the kernel fetch these attributes.
-        var first = table.Open(Attr(1, 10), File);
+        var first = _table.Open(Attr(1, 10), File);
         Assert.False(first.KeepCache);
         // A late notice of the change that open already saw: nothing to tell the kernel. (An
         // invalidation now would make it discard what a read just after the open fetches.)
-        Assert.Equal(Revalidation.Unchanged, table.Revalidate(Attr(1, 10)));
+        Assert.Equal(Revalidation.Unchanged, _table.Revalidate(Attr(1, 10)));
         // Another mount's chmod: the attributes go, the pages stay.
-        Assert.Equal(Revalidation.AttributesChanged, table.Revalidate(Attr(1, 10, mode: 0x8180)));
-        Assert.Equal(Revalidation.Unchanged, table.Revalidate(Attr(1, 10, mode: 0x8180)));
+        Assert.Equal(Revalidation.AttributesChanged, _table.Revalidate(Attr(1, 10, mode: 0x8180)));
+        Assert.Equal(Revalidation.Unchanged, _table.Revalidate(Attr(1, 10, mode: 0x8180)));
         // An open of the file already open here that finds other attributes than the kernel was told.
-        var second = table.Open(Attr(1, 10, mode: 0x81ff), File);
+        var second = _table.Open(Attr(1, 10, mode: 0x81ff), File);
         Assert.True(second.KeepCache);
         Assert.True(second.AttributesChanged);
-        Assert.False(table.Open(Attr(1, 10, mode: 0x81ff), File).AttributesChanged);
+        Assert.False(_table.Open(Attr(1, 10, mode: 0x81ff), File).AttributesChanged);
     }
 }
