@@ -74,6 +74,9 @@ internal sealed class FuseRequest
         try { _cts.Cancel(); } catch (ObjectDisposedException) { }
     }
 
+    /// <summary>Whether this pooled object still carries request <paramref name="unique"/>, unanswered.</summary>
+    public bool IsPending(ulong unique) => Volatile.Read(ref _replied) == 0 && Header.Unique == unique;
+
     /// <summary>Sends the one reply of this request. Throws if a reply was already sent.</summary>
     public int Send(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)
     {

@@ -255,12 +255,13 @@ internal sealed class FuseSession : IFuseNotifier, IDisposable
     /// </summary>
     private async Task CancelIfKilledAsync(FuseRequest victim, ulong unique)
     {
-        var tid = victim.Header.Pid;
-        while (_inFlight.TryGetValue(unique, out var current) && current == victim && victim.Unique == unique)
+        var (tid, opcode) = (victim.Header.Pid, victim.Opcode);
+        while (victim.IsPending(unique))
         {
-            if (FatalSignal.IsPending(tid))
+            // Checked again after the read of /proc: the request may have ended, and its pooled object carry another.
+            if (FatalSignal.IsPending(tid) && victim.IsPending(unique))
             {
-                _logger.LogDebug("Request {Unique} ({Opcode}): its process {Pid} is being killed; cancelling it", unique, victim.Opcode, tid);
+                _logger.LogDebug("Request {Unique} ({Opcode}): its process {Pid} is being killed; cancelling it", unique, opcode, tid);
                 victim.Cancel();
                 return;
             }
