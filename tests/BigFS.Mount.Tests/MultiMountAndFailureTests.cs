@@ -452,6 +452,20 @@ public class MultiMountAndFailureTests
         Assert.Equal(written, FileHelpers.Sha256(await File.ReadAllBytesAsync($"{mount.MountPoint}/during/g.bin")).ToLowerInvariant());
     }
 
+    /// <summary>
+    /// A create of argv[1] through libc (not retried on EINTR, unlike os.open) while SIGALRM
+    /// arrives every 200 ms; prints "ok" or the error.
+    /// </summary>
+    private const string CreateTakingAlarms = """
+        import ctypes, os, signal, sys
+        libc = ctypes.CDLL(None, use_errno=True)
+        signal.signal(signal.SIGALRM, lambda *_: None)
+        signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
+        fd = libc.open(sys.argv[1].encode(), os.O_CREAT | os.O_WRONLY, 0o644)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        print("ok" if fd >= 0 else os.strerror(ctypes.get_errno()))
+        """;
+
     [Fact]
     public async Task ASignalToAProcessWaitingForTheMetadataServerDoesNotMakeItsCallFail()
     {
@@ -460,17 +474,8 @@ public class MultiMountAndFailureTests
         // not fail with EINTR; here neither, even while the call waits for the metadata server.
         await using var m = await MountedCluster.StartAsync();
         var mount = m.Mounts[0];
-        var script = """
-            import ctypes, os, signal, sys
-            libc = ctypes.CDLL(None, use_errno=True)
-            signal.signal(signal.SIGALRM, lambda *_: None)
-            signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
-            fd = libc.open(sys.argv[1].encode(), os.O_CREAT | os.O_WRONLY, 0o644)   # not retried on EINTR, unlike os.open
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            print("ok" if fd >= 0 else os.strerror(ctypes.get_errno()))
-            """;
         await m.Cluster.StopMetaAsync();
-        var create = TryRunAsync($"python3 -c {Quote(script)} {Quote(mount.MountPoint)}/made-during-the-outage", timeout: TimeSpan.FromSeconds(90));
+        var create = TryRunAsync($"python3 -c {Quote(CreateTakingAlarms)} {Quote(mount.MountPoint)}/made-during-the-outage", timeout: TimeSpan.FromSeconds(90));
         await Poll.UntilAsync(() => mount.Log.Contains("Metadata server unreachable"), TimeSpan.FromSeconds(30), "the create to wait for the metadata server");
         await Task.Delay(TimeSpan.FromSeconds(1));   // several SIGALRMs while it waits
         Assert.False(create.IsCompleted, "the create ended while the metadata server was down: " + (create.IsCompleted ? (await create).Stdout : ""));
@@ -493,14 +498,7 @@ public class MultiMountAndFailureTests
         // mkdir handles no signal: SIGTERM is its first, and fatal.
         var mkdir = TryRunAsync($"echo $$ > {Quote(root)}/mkdir.pid; exec mkdir {Quote(mount.MountPoint)}/made-during-the-outage", timeout: TimeSpan.FromSeconds(90));
         // This one's first signals are harmless SIGALRMs, which take the kernel's one INTERRUPT; the SIGKILL comes later.
-        var script = """
-            import ctypes, os, signal, sys
-            libc = ctypes.CDLL(None, use_errno=True)
-            signal.signal(signal.SIGALRM, lambda *_: None)
-            signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
-            libc.open(sys.argv[1].encode(), os.O_CREAT | os.O_WRONLY, 0o644)
-            """;
-        var python = TryRunAsync($"echo $$ > {Quote(root)}/python.pid; exec python3 -c {Quote(script)} {Quote(mount.MountPoint)}/created-during-the-outage",
+        var python = TryRunAsync($"echo $$ > {Quote(root)}/python.pid; exec python3 -c {Quote(CreateTakingAlarms)} {Quote(mount.MountPoint)}/created-during-the-outage",
             timeout: TimeSpan.FromSeconds(90));
         await Poll.UntilAsync(() => mount.Log.Contains("Metadata server unreachable"), TimeSpan.FromSeconds(30), "the calls to wait for the metadata server");
         await Task.Delay(TimeSpan.FromSeconds(1));   // several SIGALRMs first
