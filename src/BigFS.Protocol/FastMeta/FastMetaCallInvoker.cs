@@ -152,7 +152,7 @@ public sealed class FastMetaCallInvoker(
                     if (_address is null)
                     {
                         _serverRestarting = false;   // back without a fast listener: gRPC it is
-                        break;
+                        return RetryLater();
                     }
                     var connection = await MetaConnection.ConnectAsync(_address, ConnectTimeout, inlineCompletions).ConfigureAwait(false);
                     _connection?.Retire();   // a draining one still owes replies
@@ -167,13 +167,28 @@ public sealed class FastMetaCallInvoker(
                     _addressKnown = false;
                 }
             }
-            Volatile.Write(ref _retryAtTicks, Environment.TickCount64 + (long)RetryAfterFailure.TotalMilliseconds);
-            return null;
+            // A failed send marks a connection dead before its receiving thread has read what
+            // the server sent before closing. A go-away comes ahead of the close, so read to the
+            // end first: "restarting" and "fall back to gRPC" must not depend on that race.
+            if (_connection is { ServerWentAway: false } lost)
+            {
+                try { await lost.ReceiveEnded.WaitAsync(ConnectTimeout, ct).ConfigureAwait(false); }
+                catch (TimeoutException) { }
+            }
+            if (_connection is { ServerWentAway: true })
+                _serverRestarting = true;
+            return RetryLater();
         }
         finally
         {
             _connecting.Release();
         }
+    }
+
+    private MetaConnection? RetryLater()
+    {
+        Volatile.Write(ref _retryAtTicks, Environment.TickCount64 + (long)RetryAfterFailure.TotalMilliseconds);
+        return null;
     }
 
     private static RpcException Restarting() =>

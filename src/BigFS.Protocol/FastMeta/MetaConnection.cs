@@ -46,6 +46,10 @@ public sealed class MetaConnection : IDisposable
     /// <summary>The server said it is stopping (a go-away): it is expected back, not gone.</summary>
     public bool ServerWentAway { get; private set; }
 
+    /// <summary>Completes when the receiving thread has read everything the server sent (or the connection was closed here).</summary>
+    public Task ReceiveEnded => _receiveEnded.Task;
+    private readonly TaskCompletionSource _receiveEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>
     /// Connects with a blocking connect on a pool thread (an asynchronous connect would put the
     /// socket in non-blocking mode, and every later blocking receive would then wait through
@@ -239,6 +243,7 @@ public sealed class MetaConnection : IDisposable
             reason = ex.Message;
         }
         Close(reason);
+        _receiveEnded.TrySetResult();
     }
 
     /// <summary>
