@@ -40,40 +40,33 @@ public class MultiMountAndFailureTests
         await File.WriteAllBytesAsync($"{a}/warm-up.bin", patch);   // the mount knows the nodes and has connections to them
         await File.WriteAllBytesAsync(Path.Combine(m.Cluster.Root, "first"), first);
         await File.WriteAllBytesAsync(Path.Combine(m.Cluster.Root, "patch"), patch);
-        // The writer is a process of its own: a descriptor of the test host would be inherited by
-        // every process another test starts meanwhile, and its close at their exec is a FLUSH,
-        // which commits the file (as it must) before this test looks.
-        var go = Path.Combine(m.Cluster.Root, "go");
-        var script = """
-            import os, sys, time
-            path, first, patch, go = sys.argv[1:5]
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            os.write(fd, open(first, "rb").read())
-            os.fchmod(fd, 0o600)   # a SETATTR on the open file
-            while not os.path.exists(go):
-                time.sleep(0.05)
-            data = open(patch, "rb").read()
-            os.pwrite(fd, data, 150000)   # over the data being uploaded
-            os.pwrite(fd, data, 190000)   # past its end
-            os.close(fd)
-            """;
-        var writer = TryRunAsync($"python3 -c {Quote(script)} {Quote(a)}/eager.bin {Quote(Path.Combine(m.Cluster.Root, "first"))} {Quote(Path.Combine(m.Cluster.Root, "patch"))} {Quote(go)}",
-            timeout: TimeSpan.FromSeconds(90));
+        var writer = PausedWriter.Start(m.Cluster.Root,
+            beforePause: """
+                fd = os.open(args[0], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.write(fd, open(args[1], "rb").read())
+                os.fchmod(fd, 0o600)   # a SETATTR on the open file
+                """,
+            afterPause: """
+                data = open(args[2], "rb").read()
+                os.pwrite(fd, data, 150000)   # over the data being uploaded
+                os.pwrite(fd, data, 190000)   # past its end
+                os.close(fd)
+                """,
+            $"{a}/eager.bin", Path.Combine(m.Cluster.Root, "first"), Path.Combine(m.Cluster.Root, "patch"));
+        await writer.WaitPausedAsync();
         try
         {
-            await Poll.UntilAsync(async () => writer.IsCompleted || (await m.Cluster.StatusAsync()).ChunksUncommitted >= 1, TimeSpan.FromSeconds(30), "the upload to start before close");
+            await Poll.UntilAsync(async () => writer.HasEnded || (await m.Cluster.StatusAsync()).ChunksUncommitted >= 1, TimeSpan.FromSeconds(30), "the upload to start before close");
         }
         catch (TimeoutException e)
         {
             throw new TimeoutException($"{e.Message}; cluster: {await m.Cluster.StatusAsync()}; mount log:\n{m.Mounts[0].Log}");
         }
-        if (writer.IsCompleted)
-            Assert.Fail((await writer).Stderr);
+        if (writer.HasEnded)
+            Assert.Fail(await writer.FailureAsync());
         Assert.Equal(1UL, (await m.Cluster.StatusAsync()).LiveChunks);   // the warm-up's: nothing of this file is committed yet
         Assert.False(File.Exists($"{b}/eager.bin") && new FileInfo($"{b}/eager.bin").Length > 0);
-        await File.WriteAllTextAsync(go, "");
-        var written = await writer;
-        Assert.True(written.ExitCode == 0, written.Stderr);
+        await writer.ResumeAsync();
         var expected = new byte[220_000];
         first.CopyTo(expected, 0);
         patch.CopyTo(expected, 150_000);
@@ -92,11 +85,17 @@ public class MultiMountAndFailureTests
         await using var m = await MountedCluster.StartAsync(mounts: 2);
         var (a, b) = (m.Mounts[0].MountPoint, m.Mounts[1].MountPoint);
         var data = FileHelpers.RandomBytes(200_000, seed: 41);
-        await using (var fs = new FileStream($"{a}/f.bin", FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0))
-        {
-            fs.Write(data);
-            Assert.Equal(0, new FileInfo($"{b}/f.bin").Length);   // B caches the size before A's commit
-        }
+        await File.WriteAllBytesAsync(Path.Combine(m.Cluster.Root, "data"), data);
+        var writer = PausedWriter.Start(m.Cluster.Root,
+            beforePause: """
+                fd = os.open(args[0], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.write(fd, open(args[1], "rb").read())
+                """,
+            afterPause: "os.close(fd)",
+            $"{a}/f.bin", Path.Combine(m.Cluster.Root, "data"));
+        await writer.WaitPausedAsync();
+        Assert.Equal(0, new FileInfo($"{b}/f.bin").Length);   // B caches the size before A's commit
+        await writer.ResumeAsync();
         Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{b}/f.bin")));
 
         var more = FileHelpers.RandomBytes(50_000, seed: 42);
