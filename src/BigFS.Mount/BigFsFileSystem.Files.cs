@@ -99,7 +99,7 @@ internal sealed partial class BigFsFileSystem
         // A drop of another version's pages still under way (the change feed's) would make the
         // kernel discard the attributes its first read fetches: that read would stop at the old size.
         if (!keepCache)
-            await _open.PagesGoneAsync(attr.Ino);
+            await _open.InvalidationsDoneAsync(attr.Ino);
         if (revalidateKernel && (!keepCache || attributesChanged))
             _notifier?.InvalidateInode(attr.Ino, offset: -1);
         // O_APPEND writes bypass the kernel's page cache: it would place them at the size it has

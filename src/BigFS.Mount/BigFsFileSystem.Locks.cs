@@ -102,7 +102,7 @@ internal sealed partial class BigFsFileSystem
                 // Another revalidation (the change feed's) may have seen this version first and
                 // still be dropping the pages. Until that is done the kernel discards attributes it
                 // fetches (FUSE attr_version), so the first read after a grant would stop at the old size.
-                await _open.PagesGoneAsync(ino);
+                await _open.InvalidationsDoneAsync(ino);
                 return;
             case Revalidation.AttributesChanged:
                 _notifier?.InvalidateInode(ino, offset: -1);
@@ -115,7 +115,7 @@ internal sealed partial class BigFsFileSystem
         }
         finally
         {
-            _open.PagesDropped(ino);
+            _open.InvalidationDone(ino);
         }
     }
 

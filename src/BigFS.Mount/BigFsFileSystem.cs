@@ -291,8 +291,18 @@ internal sealed partial class BigFsFileSystem(BigFsClient client, MountSession s
         // lock or open already refreshed it would make the kernel discard the attributes the
         // next read fetches (see OpenFile.Told).
         foreach (var ino in notice.Inodes)
-            if (_open.Find(ino) is null)
+        {
+            if (!_open.BeginInvalidationUnlessOpen(ino))
+                continue;
+            try
+            {
                 notifier.InvalidateInode(ino, offset: -1);
+            }
+            finally
+            {
+                _open.InvalidationDone(ino);
+            }
+        }
         foreach (var changed in notice.Names)
             notifier.InvalidateEntry(changed.Parent, NameOf(changed.Name));
         foreach (var ino in notice.Reset ? _open.Snapshot().Select(f => f.Ino) : notice.Inodes.Where(i => _open.Find(i) is not null))

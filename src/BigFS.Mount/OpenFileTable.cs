@@ -11,8 +11,11 @@ internal sealed class OpenFileTable
 {
     private readonly Dictionary<ulong, OpenFile> _files = new();
     private readonly Dictionary<ulong, ulong> _cachedVersions = new();
-    /// <summary>Inodes whose pages <see cref="Revalidate"/> condemned and the kernel may still hold.</summary>
-    private readonly Dictionary<ulong, PagesGoing> _pagesGoing = new();
+    /// <summary>
+    /// Inodes the kernel is being told to drop what it caches of: pages <see cref="Revalidate"/>
+    /// condemned, or the attributes of a file not open here that another mount changed.
+    /// </summary>
+    private readonly Dictionary<ulong, Invalidations> _invalidating = new();
     private ulong _nextHandle;
 
     public sealed class OpenFile(BigFsFile file)
@@ -48,7 +51,7 @@ internal sealed class OpenFileTable
                 open.Writers++;
             // Close-to-open: cached pages survive an open only while the data version is unchanged,
             // and not while pages of an older one may still be there (their drop not yet done).
-            var keep = !VersionChangedLocked(ino, version) && !_pagesGoing.ContainsKey(ino);
+            var keep = !VersionChangedLocked(ino, version) && !_invalidating.ContainsKey(ino);
             if (!keep && open.Handles > 1)
                 open.File.AdoptCommitted(size, version);   // descriptors still open here read the new data too
             else if (!keep)
@@ -92,7 +95,7 @@ internal sealed class OpenFileTable
     /// A lock was taken on an open file, or another mount changed it: like an open, it must see
     /// what was committed before (NFS gives locks the same guarantee). On
     /// <see cref="Revalidation.DataChanged"/> the kernel's pages of it must go, and the caller
-    /// calls <see cref="PagesDropped"/> once they have; until then an open does not keep the
+    /// calls <see cref="InvalidationDone"/> once they have; until then an open does not keep the
     /// kernel's pages: it would read what they hold of the old version. On
     /// <see cref="Revalidation.AttributesChanged"/> only the kernel's attributes must go.
     /// </summary>
@@ -108,41 +111,64 @@ internal sealed class OpenFileTable
             if (VersionChangedLocked(ino, attr.Version))
             {
                 open.File.AdoptCommitted((long)attr.Size, attr.Version);
-                if (!_pagesGoing.TryGetValue(ino, out var going))
-                    _pagesGoing[ino] = going = new PagesGoing();
-                going.Drops++;
+                InvalidationsLocked(ino).Pending++;
                 return Revalidation.DataChanged;
             }
             return told is not null && told.Equals(attr) ? Revalidation.Unchanged : Revalidation.AttributesChanged;
         }
     }
 
-    /// <summary>The drop that a <see cref="Revalidate"/> asked for is done (or given up).</summary>
-    public void PagesDropped(ulong ino)
+    /// <summary>
+    /// Before telling the kernel to drop its attributes of an inode another mount changed: false
+    /// when the inode is open here (its revalidation decides instead, see <see cref="OpenFile.Told"/>).
+    /// Until <see cref="InvalidationDone"/>, an open of it neither keeps the kernel's cache nor
+    /// answers: a GETATTR its first read sends while the invalidation is in flight would be
+    /// discarded by the kernel, and the read would stop at the size it held before.
+    /// </summary>
+    public bool BeginInvalidationUnlessOpen(ulong ino)
     {
         lock (_files)
         {
-            if (!_pagesGoing.TryGetValue(ino, out var going) || --going.Drops > 0)
+            if (_files.ContainsKey(ino))
+                return false;
+            InvalidationsLocked(ino).Pending++;
+            return true;
+        }
+    }
+
+    /// <summary>An invalidation that <see cref="Revalidate"/> or <see cref="BeginInvalidationUnlessOpen"/> started is done (or given up).</summary>
+    public void InvalidationDone(ulong ino)
+    {
+        lock (_files)
+        {
+            if (!_invalidating.TryGetValue(ino, out var pending) || --pending.Pending > 0)
                 return;
-            _pagesGoing.Remove(ino);
-            going.Done.TrySetResult();
+            _invalidating.Remove(ino);
+            pending.Done.TrySetResult();
         }
     }
 
     /// <summary>
-    /// Completes when no drop of the inode's pages is under way. A <see cref="Revalidate"/> that
+    /// Completes when no invalidation of the inode is under way. A <see cref="Revalidate"/> that
     /// found the data unchanged may have lost the race to one that is still dropping the old
     /// version's pages: whoever must not read them (a lock being granted) waits for this.
     /// </summary>
-    public Task PagesGoneAsync(ulong ino)
+    public Task InvalidationsDoneAsync(ulong ino)
     {
         lock (_files)
-            return _pagesGoing.TryGetValue(ino, out var going) ? going.Done.Task : Task.CompletedTask;
+            return _invalidating.TryGetValue(ino, out var pending) ? pending.Done.Task : Task.CompletedTask;
     }
 
-    private sealed class PagesGoing
+    private Invalidations InvalidationsLocked(ulong ino)
     {
-        public int Drops;
+        if (!_invalidating.TryGetValue(ino, out var pending))
+            _invalidating[ino] = pending = new Invalidations();
+        return pending;
+    }
+
+    private sealed class Invalidations
+    {
+        public int Pending;
         public readonly TaskCompletionSource Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 

@@ -42,7 +42,7 @@ public class OpenFileTableTests : IAsyncLifetime
         Assert.False(_table.Open(Attr(2, 200), File).KeepCache);
         Assert.Equal(Revalidation.Unchanged, _table.Revalidate(Attr(2, 200)));   // nothing new: no second drop
 
-        _table.PagesDropped(7);
+        _table.InvalidationDone(7);
         Assert.True(_table.Open(Attr(2, 200), File).KeepCache);    // what the kernel holds now is version 2
     }
 
@@ -50,19 +50,19 @@ public class OpenFileTableTests : IAsyncLifetime
     public async Task A_revalidation_that_finds_nothing_new_can_wait_for_the_drop_another_one_started()
     {
         _table.Open(Attr(1, 0), File);
-        Assert.True(_table.PagesGoneAsync(7).IsCompleted);
+        Assert.True(_table.InvalidationsDoneAsync(7).IsCompleted);
 
         // The change feed's revalidation sees version 2 first and starts dropping the pages; a
         // lock granted meanwhile sees no change of its own, but must not let its process read
         // before that drop is done.
         Assert.Equal(Revalidation.DataChanged, _table.Revalidate(Attr(2, 22)));
         Assert.Equal(Revalidation.Unchanged, _table.Revalidate(Attr(2, 22)));
-        var gone = _table.PagesGoneAsync(7);
+        var gone = _table.InvalidationsDoneAsync(7);
         Assert.False(gone.IsCompleted);
 
-        _table.PagesDropped(7);
+        _table.InvalidationDone(7);
         await gone.WaitAsync(TimeSpan.FromSeconds(5));
-        Assert.True(_table.PagesGoneAsync(7).IsCompleted);
+        Assert.True(_table.InvalidationsDoneAsync(7).IsCompleted);
     }
 
     [Fact]
@@ -83,5 +83,24 @@ public class OpenFileTableTests : IAsyncLifetime
         Assert.True(second.KeepCache);
         Assert.True(second.AttributesChanged);
         Assert.False(_table.Open(Attr(1, 10, mode: 0x81ff), File).AttributesChanged);
+    }
+
+    [Fact]
+    public async Task An_open_racing_another_mounts_notice_for_a_file_not_open_here_waits_for_its_invalidation()
+    {
+        // The notice finds the file not open here, so the kernel's attributes of it go at once.
+        // A process opening it meanwhile must not be answered before that is done: the kernel
+        // would discard the attributes its first read fetches, and the read stop at the old size.
+        Assert.True(_table.BeginInvalidationUnlessOpen(7));
+        var opened = _table.Open(Attr(1, 100), File);
+        Assert.False(opened.KeepCache);
+        var done = _table.InvalidationsDoneAsync(7);
+        Assert.False(done.IsCompleted);
+        _table.InvalidationDone(7);
+        await done.WaitAsync(TimeSpan.FromSeconds(5));
+
+        // Open here: a notice leaves the decision to the file's revalidation (see OpenFile.Told).
+        Assert.False(_table.BeginInvalidationUnlessOpen(7));
+        Assert.True(_table.InvalidationsDoneAsync(7).IsCompleted);
     }
 }
