@@ -223,11 +223,21 @@ internal sealed partial class BigFsFileSystem
 
     private ValueTask<int> Commit(ulong ino, string op) => Call(async () =>
     {
-        if (_open.Find(ino) is not { } open) return 0;
-        if (await UncommittedDropsPages(ino, open.File.FlushAsync(CancellationToken.None)))
-            ForgetAttr(ino);   // the commit changed size and times
+        if (_open.Find(ino) is { } open)
+            await CommitOpenFile(ino, open, CancellationToken.None);
         return 0;
     }, op);
+
+    /// <summary>
+    /// Commits what this mount buffered for an open file. A commit that changed the file makes
+    /// what the lookup cache holds of it stale (size and times): a lookup answered from there
+    /// after the kernel forgot the inode would give it the size from before the commit.
+    /// </summary>
+    private async Task CommitOpenFile(ulong ino, OpenFileTable.OpenFile open, CancellationToken ct)
+    {
+        if (await UncommittedDropsPages(ino, open.File.FlushAsync(ct)))
+            ForgetAttr(ino);
+    }
 
     /// <summary>
     /// A commit of data written here, which on failure leaves the kernel's pages holding bytes the
@@ -263,8 +273,7 @@ internal sealed partial class BigFsFileSystem
         {
             try
             {
-                if (await UncommittedDropsPages(ino, last.File.FlushAsync(CancellationToken.None)))
-                    ForgetAttr(ino);
+                await CommitOpenFile(ino, last, CancellationToken.None);
             }
             catch (Exception e) when (e is BigFsException or Grpc.Core.RpcException)
             {
@@ -320,7 +329,7 @@ internal sealed partial class BigFsFileSystem
         if (_open.Find(inoOut) is not { } target) return new FuseError(LinuxErrno.EBADF);
         if (_locks.IsLost(fhOut)) return new FuseError(LinuxErrno.EIO);   // see HeldLocks.Lost
         if (_open.Find(inoIn) is { } source)
-            await source.File.FlushAsync(ctx.CancellationToken);
+            await CommitOpenFile(inoIn, source, ctx.CancellationToken);
         // A copy changes the target as a write does; the kernel passes no KILL_SUIDGID flag with
         // it, so set-id bits go unless the caller is root (assumed to hold CAP_FSETID).
         if (ctx.Uid != 0)
@@ -334,7 +343,7 @@ internal sealed partial class BigFsFileSystem
     {
         if (whence is not (SEEK_DATA or SEEK_HOLE)) return new FuseError(LinuxErrno.EINVAL);
         if (_open.Find(ino) is { } open)
-            await open.File.FlushAsync(ctx.CancellationToken);   // holes are a property of committed layout
+            await CommitOpenFile(ino, open, ctx.CancellationToken);   // holes are a property of committed layout
         var layout = await _ns.GetLayoutAsync(new GetLayoutRequest { Ino = ino }, cancellationToken: ctx.CancellationToken);
         if (layout.Errno != 0) return new FuseError(layout.Errno);
         var size = (long)layout.Attr.Size;

@@ -318,6 +318,39 @@ public class PosixCornerCaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ACommitMadeForCopyFileRangeOrSeekDataLeavesNoStaleSizeBehind()
+    {
+        // copy_file_range commits its source's buffered writes, SEEK_DATA its file's. Once the
+        // kernel forgets the inode, its next lookup is answered from the mount's cache: that
+        // must not be the size from before the commit (found by fsx under drop_caches).
+        var script = """
+            import os, sys
+            d = sys.argv[1]
+            for how in ("copy", "seek"):
+                fd = os.open(f"{d}/{how}", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.write(fd, b"x" * 100)
+                os.close(fd)
+                fd = os.open(f"{d}/{how}", os.O_RDWR)   # the mount learns its attributes: 100 bytes
+                os.pwrite(fd, b"y" * 50, 100)             # buffered in the mount
+                if how == "copy":
+                    dst = os.open(f"{d}/copied", os.O_RDWR | os.O_CREAT, 0o644)
+                    assert os.copy_file_range(fd, dst, 10, 0, 0) == 10
+                    os.close(dst)
+                else:
+                    assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+                os.close(fd)                              # nothing left to commit
+            """;
+        await RunAsync($"python3 -c {Quote(script)} {Quote(Mnt)}");
+        for (var round = 0; round < 3; round++)
+        {
+            // The kernel forgets inodes it no longer uses (these go once their release is answered).
+            await RunAsync("echo 2 > /proc/sys/vm/drop_caches");
+            Assert.Equal("150 150", (await RunAsync($"stat -c %s {Quote(Mnt)}/copy {Quote(Mnt)}/seek")).Replace('\n', ' ').Trim());
+        }
+        Assert.Equal(new string('x', 100) + new string('y', 50), await File.ReadAllTextAsync($"{Mnt}/copy"));
+    }
+
+    [Fact]
     public async Task FallocatePunchHoleAndZeroRangeLeaveHolesThatReadAsZeros()
     {
         var file = $"{Mnt}/punched";
