@@ -78,10 +78,9 @@ internal sealed partial class BigFsFileSystem
         var (open, fh, keepCache, attributesChanged) = _open.Open(attr, () => client.OpenFile(attr.Ino, (long)attr.Size), writable);
         if (truncate)
         {
-            ForgetAttr(attr.Ino);
             try
             {
-                await open.File.TruncateAsync(0, ctx.CancellationToken);
+                await ChangeWithoutAttrs(attr.Ino, () => open.File.TruncateAsync(0, ctx.CancellationToken));
                 await DropCapability(attr.Ino, ctx.CancellationToken);
                 // An O_TRUNC by a process without CAP_FSETID drops the set-id bits; with atomic
                 // O_TRUNC the kernel never sends that change: the filesystem must. With
@@ -297,11 +296,10 @@ internal sealed partial class BigFsFileSystem
         if (mode == FALLOC_FL_KEEP_SIZE) return 0;           // space is not reserved ahead in BigFS
         if ((mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0) return LinuxErrno.EOPNOTSUPP;
         if (_open.Find(ino) is not { } open) return LinuxErrno.EBADF;
-        ForgetAttr(ino);
         if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0)
         {
             // Zeros need no space here: both leave a hole (the kernel drops its cached pages of the range).
-            await open.File.PunchHoleAsync(offset, length, keepSize: (mode & FALLOC_FL_KEEP_SIZE) != 0, ctx.CancellationToken);
+            await ChangeWithoutAttrs(ino, () => open.File.PunchHoleAsync(offset, length, keepSize: (mode & FALLOC_FL_KEEP_SIZE) != 0, ctx.CancellationToken));
             return 0;
         }
         if (offset + length > open.File.Size)
@@ -310,10 +308,29 @@ internal sealed partial class BigFsFileSystem
             var free = await _ns.StatFsAsync(new StatFsRequest(), cancellationToken: ctx.CancellationToken);
             if (free.Errno == 0 && (ulong)(offset + length - Math.Max(offset, open.File.Size)) > free.FreeBytes)
                 return LinuxErrno.ENOSPC;
-            await open.File.TruncateAsync(offset + length, ctx.CancellationToken);
+            await ChangeWithoutAttrs(ino, () => open.File.TruncateAsync(offset + length, ctx.CancellationToken));
         }
         return 0;
     }, "fallocate");
+
+    /// <summary>
+    /// A change to an open file's data whose reply carries no attributes (truncate, hole punch, a
+    /// copy into it). Its cached attributes go before it runs, and again once it is done: a GETATTR
+    /// the server answered just before the change landed may have put the old ones back, and a
+    /// file then closed with nothing left to commit would keep them (see <see cref="CommitOpenFile"/>).
+    /// </summary>
+    private async Task ChangeWithoutAttrs(ulong ino, Func<Task> change)
+    {
+        ForgetAttr(ino);
+        try
+        {
+            await change();
+        }
+        finally
+        {
+            ForgetAttr(ino);
+        }
+    }
 
     /// <summary>
     /// copy_file_range (coreutils' cp and install use it when both files are on this mount): the
@@ -335,8 +352,9 @@ internal sealed partial class BigFsFileSystem
         if (ctx.Uid != 0)
             await DropSetIdBits(inoOut, ctx.CancellationToken);
         await DropCapability(inoOut, ctx.CancellationToken);
-        ForgetAttr(inoOut);
-        return await target.File.CopyFromAsync(inoIn, offsetIn, offsetOut, length, ctx.CancellationToken);
+        long copied = 0;
+        await ChangeWithoutAttrs(inoOut, async () => copied = await target.File.CopyFromAsync(inoIn, offsetIn, offsetOut, length, ctx.CancellationToken));
+        return copied;
     }, "copy_file_range");
 
     public ValueTask<FuseResult<long>> LseekAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, int whence) => Call<long>(async () =>
