@@ -18,6 +18,10 @@ drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 fio_bw() { # prints MB/s of the single job's read or write
   fio --output-format=terse --terse-version=3 "$@" | awk -F';' '{ r=$7; w=$48; printf "%.0f", (r>w?r:w)/1024*1.048576 }'
 }
+fsm() { # DIR ARGS...: files/s; "failed" when fs_mark does (it has crashed on MooseFS)
+  local r; r=$(fs_mark -d "$1" "${@:2}" -S 1 -t 1 -k -l "$work/fs_log.txt" 2>/dev/null | awk '/^ +[0-9]/ {print $4}' | tail -1) || true
+  echo "${r:-failed}"
+}
 fio_iops() {
   fio --output-format=terse --terse-version=3 "$@" | awk -F';' '{ printf "%.0f", $8 + $49 }'
 }
@@ -37,8 +41,8 @@ for dir in "$@"; do
   R[$name,randw]=$(fio_iops --name=rand --directory="$s" --rw=randwrite --bs=4k --size=256m --numjobs=1 --ioengine=psync --runtime=15 --time_based --end_fsync=1)
   rm -f "$s"/rand*
   mkdir -p "$s/fsm0" "$s/fsm64"
-  R[$name,fsm0]=$(fs_mark -d "$s/fsm0" -n 5000 -s 0 -S 1 -t 1 -k 2>/dev/null | awk '/^ +[0-9]/ {print $4}' | tail -1)
-  R[$name,fsm64]=$(fs_mark -d "$s/fsm64" -n 2000 -s 65536 -S 1 -t 1 -k 2>/dev/null | awk '/^ +[0-9]/ {print $4}' | tail -1)
+  R[$name,fsm0]=$(fsm "$s/fsm0" -n 5000 -s 0)
+  R[$name,fsm64]=$(fsm "$s/fsm64" -n 2000 -s 65536)
   rm -rf "$s/fsm0" "$s/fsm64"
   mkdir -p "$s/meta"
   while read -r op rate; do R[$name,$op]=$rate; done < <("$work/metaops" "$s/meta" 5000)
