@@ -27,7 +27,10 @@ public sealed partial class DaemonProcess : IAsyncDisposable
 
     public static DaemonProcess Start(string executable, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var psi = new ProcessStartInfo(executable, args)
+        // Through env(1): a test host started as a background job inherits SIGINT and SIGQUIT
+        // ignored, and a daemon rightly keeps an inherited SIG_IGN; a user's shell starts it with
+        // every signal at its default, so Ctrl-C (SIGINT) reaches it as it would from a terminal.
+        var psi = new ProcessStartInfo("/usr/bin/env", ["--default-signal", executable, .. args])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -41,7 +44,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         if (environment is not null)
             foreach (var (k, v) in environment) psi.Environment[k] = v;
         var process = new Process { StartInfo = psi };
-        var daemon = new DaemonProcess(process, $"{executable} {string.Join(' ', psi.ArgumentList)}");
+        var daemon = new DaemonProcess(process, $"{executable} {string.Join(' ', psi.ArgumentList.Skip(2))}");
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (daemon._stdout) daemon._stdout.AppendLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (daemon._stderr) daemon._stderr.AppendLine(e.Data); };
         process.Start();
