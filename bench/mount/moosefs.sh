@@ -69,13 +69,14 @@ EOF
   mfssetgoal -r 3 "$mnt" >/dev/null
   # A chunkserver that registered may not be taking new chunks yet: ready is when a new
   # file's chunk gets its three copies.
+  local ready=
   for _ in $(seq 150); do
     echo probe > "$mnt/.probe"
-    [ "$(mfsfileinfo "$mnt/.probe" 2>/dev/null | grep -c 'status:VALID')" -ge 3 ] && break
+    [ "$(mfsfileinfo "$mnt/.probe" 2>/dev/null | grep -c 'status:VALID')" -ge 3 ] && { ready=1; break; }
     sleep 0.2
   done
-  [ "$(mfsfileinfo "$mnt/.probe" 2>/dev/null | grep -c 'status:VALID')" -ge 3 ] || { echo "MooseFS: a new chunk did not get three copies" >&2; exit 1; }
   rm -f "$mnt/.probe"
+  [ -n "$ready" ] || { echo "MooseFS: a new chunk did not get three copies" >&2; exit 1; }
   echo "MooseFS mounted at $mnt (goal 3, HDD_FSYNC_BEFORE_CLOSE=${MFS_FSYNC_BEFORE_CLOSE:-0})"
 }
 

@@ -319,18 +319,21 @@ internal sealed partial class BigFsFileSystem
     /// the server answered just before the change landed may have put the old ones back, and a
     /// file then closed with nothing left to commit would keep them (see <see cref="CommitOpenFile"/>).
     /// </summary>
-    private async Task ChangeWithoutAttrs(ulong ino, Func<Task> change)
+    private async Task<T> ChangeWithoutAttrs<T>(ulong ino, Func<Task<T>> change)
     {
         ForgetAttr(ino);
         try
         {
-            await change();
+            return await change();
         }
         finally
         {
             ForgetAttr(ino);
         }
     }
+
+    private Task ChangeWithoutAttrs(ulong ino, Func<Task> change) =>
+        ChangeWithoutAttrs(ino, async () => { await change(); return true; });
 
     /// <summary>
     /// copy_file_range (coreutils' cp and install use it when both files are on this mount): the
@@ -352,9 +355,7 @@ internal sealed partial class BigFsFileSystem
         if (ctx.Uid != 0)
             await DropSetIdBits(inoOut, ctx.CancellationToken);
         await DropCapability(inoOut, ctx.CancellationToken);
-        long copied = 0;
-        await ChangeWithoutAttrs(inoOut, async () => copied = await target.File.CopyFromAsync(inoIn, offsetIn, offsetOut, length, ctx.CancellationToken));
-        return copied;
+        return await ChangeWithoutAttrs(inoOut, () => target.File.CopyFromAsync(inoIn, offsetIn, offsetOut, length, ctx.CancellationToken));
     }, "copy_file_range");
 
     public ValueTask<FuseResult<long>> LseekAsync(FuseRequestContext ctx, ulong ino, ulong fh, long offset, int whence) => Call<long>(async () =>
