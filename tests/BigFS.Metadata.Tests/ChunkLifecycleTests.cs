@@ -248,6 +248,46 @@ public class ChunkLifecycleTests
     }
 
     [Fact]
+    public async Task A_copy_one_holder_cannot_make_comes_from_another_and_the_holders_take_turns()
+    {
+        // p and a both reach the metadata server, but p cannot reach b (a partition that is not a clean split).
+        var options = new MetadataServerOptions { DataDirectory = "x", DeadTimeout = TimeSpan.FromDays(1) };
+        var h = new Harness(options);
+        foreach (var id in new[] { "p", "a", "b" })
+            await h.RegisterNode(id);
+        var f = await h.Create(1, "f");
+        var c = NewChunkId();
+        var reply = await h.RegisterChunk("p", c, owner: f, goal: 3);
+        Assert.Equal(["a", "b"], reply.Replicas.Select(r => r.NodeId).Order());
+        await h.Cluster.ConfirmReplicaAsync(new ConfirmReplicaRequest { NodeId = "p", ChunkId = c, ReplicaNodeId = "a" });
+        var commit = new CommitWriteRequest { Ino = f };
+        commit.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
+        await h.Ns.CommitWriteAsync(commit);
+
+        async Task<string> NextCopierToB()
+        {
+            h.Time.Advance(options.ReplicaConfirmationTimeout + TimeSpan.FromSeconds(1));
+            h.HeartbeatAll();
+            var before = h.Nodes.Replications.Count;
+            await h.Maintenance.RunOnceAsync(default);
+            var (address, chunk, targets) = Assert.Single(h.Nodes.Replications.Skip(before));
+            Assert.Equal(c, chunk);
+            Assert.Equal(["b"], targets);
+            return address;
+        }
+
+        // b's copy, which the primary pushed at registration, never came: a copies it instead.
+        Assert.Equal(h.AddressOf("a"), await NextCopierToB());
+        // a failed too (b was unreachable from both for a while): back to p, whose failure is older.
+        Assert.Equal(h.AddressOf("p"), await NextCopierToB());
+        // Then a again, which now reaches b.
+        h.Nodes.ConfirmReplications = true;
+        Assert.Equal(h.AddressOf("a"), await NextCopierToB());
+        Assert.Equal(CopyState.Available, h.Chunk(c).CopyOn("b")!.Status);
+        Assert.Equal(0ul, h.Cluster.Status().ChunksBelowGoal);
+    }
+
+    [Fact]
     public async Task Bad_copy_report_drops_the_copy_but_never_the_last_one()
     {
         await Nodes("p", "a");

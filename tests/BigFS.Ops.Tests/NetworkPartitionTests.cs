@@ -92,6 +92,82 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await RunAsync($"diff -r {Quote(source)} {Quote(Mnt)}/files");
     }
 
+    // Partitions that are not a clean split: each host still reaches some of the others, so the
+    // metadata server's view (who sends heartbeats) and the mount's or a node's (who answers)
+    // disagree. Nothing may hang, fail or be lost for that.
+
+    [Fact]
+    public async Task A_storage_node_only_the_mount_cannot_reach_is_written_around_and_read_around()
+    {
+        var before = await WriteRandomFileAsync("before.bin", 48 << 20, TimeSpan.FromSeconds(60));
+        await WaitForGoalAsync();
+        // n2 still sends heartbeats and takes copies from the other nodes: to the metadata server it is fine.
+        await _network.SeverAsync(VirtualNetwork.Root, "n2");
+
+        await AssertReadsBackAsync("before.bin", before, TimeSpan.FromSeconds(60));
+        var after = await WriteRandomFileAsync("after.bin", 96 << 20, TimeSpan.FromSeconds(90));
+        await AssertReadsBackAsync("after.bin", after, TimeSpan.FromSeconds(60));
+        // The nodes copy to n2 among themselves: every chunk gets its three copies without the mount.
+        await WaitForGoalAsync();
+
+        await _network.MendAsync(VirtualNetwork.Root, "n2");
+        await AssertReadsBackAsync("after.bin", after, TimeSpan.FromSeconds(60));
+    }
+
+    [Fact]
+    public async Task Two_storage_nodes_that_cannot_reach_each_other_still_bring_every_chunk_to_its_goal()
+    {
+        await _network.SeverAsync("n1", "n2");
+        var data = await WriteRandomFileAsync("f.bin", 96 << 20, TimeSpan.FromSeconds(90));
+        // A copy n1 cannot push to n2 (or n2 to n1) reaches it through n3.
+        await WaitForGoalAsync();
+        await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
+        await _network.MendAsync("n1", "n2");
+    }
+
+    [Fact]
+    public async Task A_storage_node_cut_off_from_the_metadata_server_but_not_the_mount_takes_no_acknowledged_write()
+    {
+        // The mount still reaches n2, but n2 can register nothing it stores: an upload to it fails
+        // and goes elsewhere, and n2 drops out of placement once its heartbeats stop arriving.
+        await _network.SeverAsync("n2", "meta");
+        var data = await WriteRandomFileAsync("f.bin", 96 << 20, TimeSpan.FromSeconds(90));
+        await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
+
+        await _network.MendAsync("n2", "meta");
+        await WaitForStatusAsync(s => ActiveNodes(s) == 3, "n2 active again");
+        await WaitForGoalAsync();
+        await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>Copies <paramref name="bytes"/> random bytes to the mount within a deadline; returns their sha256.</summary>
+    private async Task<string> WriteRandomFileAsync(string name, int bytes, TimeSpan within)
+    {
+        var local = _root.Combine(name);
+        await RunAsync($"head -c {bytes} /dev/urandom > {Quote(local)}");
+        var expected = (await RunAsync($"sha256sum < {Quote(local)}")).Split(' ')[0];
+        var clock = Stopwatch.StartNew();
+        var copied = await WithLogsAsync(TryRunAsync($"cp {Quote(local)} {Quote(Mnt)}/{name}", timeout: TimeSpan.FromMinutes(5)));
+        Assert.True(copied.ExitCode == 0, copied.Stderr);
+        Assert.True(clock.Elapsed < within, $"writing {name} took {clock.Elapsed.TotalSeconds:F0} s");
+        File.Delete(local);
+        return expected;
+    }
+
+    /// <summary>Reads the file back through the mount, page cache dropped, within a deadline.</summary>
+    private async Task AssertReadsBackAsync(string name, string sha256, TimeSpan within)
+    {
+        await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
+        var clock = Stopwatch.StartNew();
+        var read = await WithLogsAsync(TryRunAsync($"sha256sum < {Quote(Mnt)}/{name}", timeout: TimeSpan.FromMinutes(3)));
+        Assert.True(read.ExitCode == 0, read.Stderr);
+        Assert.Equal(sha256, read.Stdout.Split(' ')[0]);
+        Assert.True(clock.Elapsed < within, $"reading {name} took {clock.Elapsed.TotalSeconds:F0} s");
+    }
+
+    private Task WaitForGoalAsync() =>
+        WaitForStatusAsync(s => s.Contains("chunks below goal: 0") && s.Contains("pending 0"), "every chunk at its goal", TimeSpan.FromMinutes(3));
+
     /// <summary>A command's result; if it times out, the error carries what every daemon logged.</summary>
     private async Task<T> WithLogsAsync<T>(Task<T> command)
     {

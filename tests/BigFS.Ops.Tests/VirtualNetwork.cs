@@ -14,6 +14,13 @@ public sealed class VirtualNetwork : IAsyncDisposable
     private readonly string _tag = Guid.NewGuid().ToString("n")[..4];   // interface names stay under IFNAMSIZ (15)
     private readonly int _subnet = Random.Shared.Next(1, 250);
     private readonly List<string> _hosts = [];
+    private readonly Dictionary<string, string> _addresses = [];
+
+    /// <summary>The machine's own namespace, where the mount runs, as a host name for <see cref="SeverAsync"/>.</summary>
+    public const string Root = "(root)";
+
+    /// <summary>The nftables table each host's dropped peers go in: one set, matched both ways.</summary>
+    private const string PartitionTable = "inet bigfs_partition";
 
     private string Bridge => $"bfs{_tag}br";
     private string Namespace(string host) => $"bfs{_tag}-{host}";
@@ -23,8 +30,8 @@ public sealed class VirtualNetwork : IAsyncDisposable
 
     public static async Task<VirtualNetwork> CreateAsync()
     {
-        var missing = await TryRunAsync("command -v ip");
-        Assert.True(missing.ExitCode == 0, "the `ip` command (iproute2) is needed to build the virtual network");
+        Assert.True((await TryRunAsync("command -v ip")).ExitCode == 0, "the `ip` command (iproute2) is needed to build the virtual network");
+        Assert.True((await TryRunAsync("command -v nft")).ExitCode == 0, "the `nft` command (apt-get install nftables) is needed to partition the virtual network");
         var network = new VirtualNetwork();
         await RunAsync($"ip link add {network.Bridge} type bridge && ip link set {network.Bridge} up && ip addr add {network.RootAddress}/24 dev {network.Bridge}");
         return network;
@@ -37,9 +44,17 @@ public sealed class VirtualNetwork : IAsyncDisposable
         var ns = Namespace(name);
         var address = $"10.77.{_subnet}.{index}";
         _hosts.Add(name);
+        _addresses[name] = address;
         await RunAsync($"ip netns add {ns} && ip link add {HostSide(index)} type veth peer name eth0 netns {ns}"
             + $" && ip link set {HostSide(index)} master {Bridge} up"
             + $" && ip -n {ns} addr add {address}/24 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up");
+        // Every packet from or to an address in the set is dropped, silently, as on a dead link.
+        await RunAsync($"ip netns exec {ns} nft -f - <<'EOF'\n"
+            + $"table {PartitionTable} {{\n"
+            + "  set severed { type ipv4_addr; }\n"
+            + "  chain input { type filter hook input priority 0; ip saddr @severed drop; }\n"
+            + "  chain output { type filter hook output priority 0; ip daddr @severed drop; }\n"
+            + "}\nEOF");
         return address;
     }
 
@@ -51,6 +66,23 @@ public sealed class VirtualNetwork : IAsyncDisposable
     public Task CutAsync(string name) => RunAsync($"ip link set {HostSide(_hosts.IndexOf(name) + 1)} down");
 
     public Task HealAsync(string name) => RunAsync($"ip link set {HostSide(_hosts.IndexOf(name) + 1)} up");
+
+    /// <summary>
+    /// Hosts <paramref name="a"/> and <paramref name="b"/> (either may be <see cref="Root"/>) stop
+    /// hearing each other, both ways and without a reset; each still reaches every other host.
+    /// </summary>
+    public Task SeverAsync(string a, string b) => EditSeveredAsync("add", a, b);
+
+    public Task MendAsync(string a, string b) => EditSeveredAsync("delete", a, b);
+
+    private Task EditSeveredAsync(string verb, string a, string b)
+    {
+        // Dropped on one side only: that side's rules see both directions of the pair's traffic.
+        var (host, peer) = a == Root ? (b, a) : (a, b);
+        Assert.NotEqual(Root, host);
+        var peerAddress = peer == Root ? RootAddress : _addresses[peer];
+        return RunAsync($"ip netns exec {Namespace(host)} nft {verb} element {PartitionTable} severed '{{ {peerAddress} }}'");
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -14,12 +14,18 @@ namespace BigFS.Metadata.Logic;
 public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, IChunkNodeClient nodes, ILogger logger)
 {
     private sealed record DeleteCall(string ChunkId, string NodeId, string Address);
-    private sealed record ReplicateCall(string ChunkId, string SourceAddress, List<NodeTarget> Targets);
+    private sealed record ReplicateCall(string ChunkId, NodeRecord Source, List<NodeTarget> Targets);
     private enum DeleteOutcome { Deleted, NotFound, Failed }
 
     private readonly MetadataState _s = state;
     private readonly Dictionary<(string Chunk, string Node), (int Attempts, long NextMs)> _deleteBackoff = [];
     private readonly Dictionary<string, NodeLiveness> _lastLiveness = new(StringComparer.Ordinal);
+    /// <summary>
+    /// When a copy from one node to another last failed. A holder that sends heartbeats may still
+    /// not reach a target that does too (a partition that is not a clean split), so the next copy
+    /// to that target comes from a holder that has not failed it, or failed it longest ago.
+    /// </summary>
+    private readonly Dictionary<(string Source, string Target), long> _failedCopies = [];
 
     /// <summary>How long re-replication leaves a chunk alone after its replica replacements ran out.</summary>
     private long ExhaustedPauseMs => 10 * (long)_s.Options.ReplicaConfirmationTimeout.TotalMilliseconds;
@@ -58,9 +64,20 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
             var confirmed = await Task.WhenAll(replicate.Select(r => ReplicateAsync(r, ct))).ConfigureAwait(false);
             lock (_s.Sync)
             {
+                var now = _s.NowMs;
                 for (var i = 0; i < replicate.Count; i++)
+                {
                     foreach (var node in confirmed[i])
                         cluster.Confirm(replicate[i].ChunkId, node);
+                    foreach (var target in replicate[i].Targets)
+                    {
+                        var pair = (replicate[i].Source.Id, target.NodeId);
+                        if (confirmed[i].Contains(target.NodeId))
+                            _failedCopies.Remove(pair);
+                        else
+                            _failedCopies[pair] = now;
+                    }
+                }
                 durable = _s.CommitAsync();
             }
             await durable.ConfigureAwait(false);
@@ -78,12 +95,39 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
         }
     }
 
-    private string? ActiveSourceAddress(ChunkRecord chunk)
+    /// <summary>
+    /// The holder to copy from: an Active node with an AVAILABLE copy, one that has not failed to
+    /// copy to any of <paramref name="targets"/> before if there is one (else the one whose last
+    /// failure is oldest), the primary among equals. Null when no holder is Active.
+    /// </summary>
+    private NodeRecord? ActiveSource(ChunkRecord chunk, IReadOnlyCollection<string> targets)
     {
+        NodeRecord? best = null;
+        var bestFailedAt = long.MaxValue;
         foreach (var c in chunk.Copies.OrderByDescending(c => c.Primary))
-            if (c.Status == CopyState.Available && _s.Nodes.TryGetValue(c.NodeId, out var n) && _s.LivenessOf(n) == NodeLiveness.Active)
-                return n.Address;
-        return null;
+        {
+            if (c.Status != CopyState.Available || !_s.Nodes.TryGetValue(c.NodeId, out var n) || _s.LivenessOf(n) != NodeLiveness.Active)
+                continue;
+            var failedAt = 0L;
+            foreach (var target in targets)
+                if (_failedCopies.TryGetValue((n.Id, target), out var at))
+                    failedAt = Math.Max(failedAt, at);
+            if (failedAt < bestFailedAt)
+                (best, bestFailedAt) = (n, failedAt);
+        }
+        return best;
+    }
+
+    /// <summary>Designates <paramref name="count"/> new PENDING copies and the holder that copies to them; null (nothing designated) when there is none.</summary>
+    private ReplicateCall? PlanCopies(ChunkRecord chunk, int count, IReadOnlyCollection<string> exclude)
+    {
+        if (ActiveSource(chunk, []) is null)
+            return null;
+        var targets = cluster.Designate(chunk, count, exclude);
+        if (targets.Count == 0)
+            return null;
+        var source = ActiveSource(chunk, targets.ConvertAll(t => t.Id))!;
+        return new ReplicateCall(chunk.Id, source, targets.ConvertAll(t => cluster.TargetOf(t.Id)));
     }
 
     /// <summary>A PENDING copy not confirmed in time is replaced by another node, a bounded number of times.</summary>
@@ -98,6 +142,7 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
             var expired = chunk.Copies.Where(c => c.Status == CopyState.Pending && !c.Primary && now - c.DesignatedMs > timeout).ToList();
             foreach (var copy in expired)
             {
+                NoteUnconfirmedCopy(chunk, copy, now);
                 chunk.Copies.Remove(copy);
                 _s.MarkChunk(chunk.Id);
                 if (chunk.State == ChunkState.Garbage)
@@ -111,18 +156,31 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
                     }
                     continue;
                 }
-                var source = ActiveSourceAddress(chunk);
-                if (source is null)
+                if (ActiveSource(chunk, []) is null)
                     continue;
                 chunk.ReplacementCount++;
-                var targets = cluster.Designate(chunk, 1, exclude: [copy.NodeId]);
-                if (targets.Count > 0)
+                if (PlanCopies(chunk, 1, exclude: [copy.NodeId]) is { } call)
                 {
-                    logger.LogInformation("Chunk {ChunkId}: replica on {Old} not confirmed in time, replaced by {New}", chunk.Id, copy.NodeId, targets[0].Id);
-                    calls.Add(new ReplicateCall(chunk.Id, source, targets.ConvertAll(t => cluster.TargetOf(t.Id))));
+                    logger.LogInformation("Chunk {ChunkId}: replica on {Old} not confirmed in time, replaced by {New} (copied from {Source})",
+                        chunk.Id, copy.NodeId, call.Targets[0].NodeId, call.Source.Id);
+                    calls.Add(call);
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// A PENDING copy that timed out with no failed copy to its node recorded since it was
+    /// designated was the registration's, which the primary copies: that counts as the primary's failure.
+    /// </summary>
+    private void NoteUnconfirmedCopy(ChunkRecord chunk, CopyRecord copy, long now)
+    {
+        if (chunk.Copies.Find(c => c.Primary) is not { } primary)
+            return;
+        foreach (var ((_, target), at) in _failedCopies)
+            if (target == copy.NodeId && at >= copy.DesignatedMs)
+                return;
+        _failedCopies[(primary.NodeId, copy.NodeId)] = now;
     }
 
     /// <summary>Live chunks with fewer healthy copies than their goal get new PENDING copies pulled from a holder.</summary>
@@ -146,15 +204,11 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
                 chunk.ReplacementCount = 0;
                 _s.MarkChunk(chunk.Id);
             }
-            var source = ActiveSourceAddress(chunk);
-            if (source is null)
+            if (PlanCopies(chunk, missing, exclude: []) is not { } call)
                 continue;
-            var targets = cluster.Designate(chunk, missing, exclude: []);
-            if (targets.Count == 0)
-                continue;
-            logger.LogInformation("Chunk {ChunkId} below goal ({Healthy}/{Goal}): replicating to {Targets}",
-                chunk.Id, healthy, chunk.Goal, string.Join(",", targets.Select(t => t.Id)));
-            calls.Add(new ReplicateCall(chunk.Id, source, targets.ConvertAll(t => cluster.TargetOf(t.Id))));
+            logger.LogInformation("Chunk {ChunkId} below goal ({Healthy}/{Goal}): replicating to {Targets} from {Source}",
+                chunk.Id, healthy, chunk.Goal, string.Join(",", call.Targets.Select(t => t.NodeId)), call.Source.Id);
+            calls.Add(call);
         }
     }
 
@@ -275,12 +329,12 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
     {
         try
         {
-            return await nodes.ReplicateChunkAsync(call.SourceAddress, call.ChunkId, call.Targets, ct).ConfigureAwait(false);
+            return await nodes.ReplicateChunkAsync(call.Source.Address, call.ChunkId, call.Targets, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (!ct.IsCancellationRequested)
         {
             // The PENDING copies stay; they are replaced when their confirmation times out.
-            logger.LogWarning(ex, "ReplicateChunk {ChunkId} via {Source} failed", call.ChunkId, call.SourceAddress);
+            logger.LogWarning(ex, "ReplicateChunk {ChunkId} via {Source} failed", call.ChunkId, call.Source.Address);
             return [];
         }
     }
