@@ -140,6 +140,22 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
     }
 
+    [Fact]
+    public async Task A_storage_node_cut_off_from_the_other_nodes_but_not_the_mount_is_no_dead_end_for_a_write()
+    {
+        // n1 takes uploads but can copy them nowhere, and receives no copy: a chunk it stores as
+        // primary never gets a second durable copy from it, so that upload must fail over.
+        await _network.SeverAsync("n1", "n2");
+        await _network.SeverAsync("n1", "n3");
+        var data = await WriteRandomFileAsync("f.bin", 96 << 20, TimeSpan.FromSeconds(90));
+        await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
+
+        await _network.MendAsync("n1", "n2");
+        await _network.MendAsync("n1", "n3");
+        await WaitForGoalAsync();
+        await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
+    }
+
     /// <summary>Copies <paramref name="bytes"/> random bytes to the mount within a deadline; returns their sha256.</summary>
     private async Task<string> WriteRandomFileAsync(string name, int bytes, TimeSpan within)
     {
