@@ -56,7 +56,7 @@ public class BulkTransportTests
         var registered = cluster.Meta.GetChunk(id);
         Assert.NotNull(registered);
         Assert.Equal(ChunkChecksum.ComputeBlocks(data), registered.BlockChecksums);
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return registered.Replicas.Values.Count(s => s == CopyStatus.Available) == 2; }, "both replicas confirmed");
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return registered.Replicas.Values.Count(s => s == CopyStatus.Available) == 2; }, TimeSpan.FromSeconds(20), "both replicas confirmed");
         foreach (var node in cluster.Nodes)
             Assert.Equal(data, await ReadAsync(bulk, node.DataAddress, id));
         // Every byte went over the bulk listeners, none over gRPC.
@@ -259,10 +259,10 @@ public class BulkTransportTests
             await connection.SendHeaderAsync(new BulkFrameHeader(BulkOp.WriteChunk, StatusCode.OK, 1, meta.Length, data.Length), meta, CancellationToken.None);
             await connection.SendAsync(data.AsMemory(0, 2_000_000), CancellationToken.None);
             // The node has started the upload (its temp file exists) before the cut.
-            await Poll.UntilAsync(() => cluster.UploadFiles(0).Any(), "upload started");
+            await Poll.UntilAsync(() => cluster.UploadFiles(0).Any(), TimeSpan.FromSeconds(20), "upload started");
         }
 
-        await Poll.UntilAsync(() => !cluster.UploadFiles(0).Any(), "temp file removed");
+        await Poll.UntilAsync(() => !cluster.UploadFiles(0).Any(), TimeSpan.FromSeconds(20), "temp file removed");
         AssertNothingLeft(cluster, 0, id);
         Assert.Equal(0, cluster.Nodes[0].Store.Count);
     }

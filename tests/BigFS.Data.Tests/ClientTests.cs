@@ -37,7 +37,7 @@ public class ClientTests
 
         await WriteInPiecesAsync(file, 0, data, MiB);
         // Full chunks go out while the file is still open and unflushed.
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Count >= 8; }, "background uploads");
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Count >= 8; }, TimeSpan.FromSeconds(20), "background uploads");
         Assert.Equal(0, cluster.Meta.CommitCount);
         await file.FlushAsync();
 
@@ -169,8 +169,8 @@ public class ClientTests
         var data = ChunkUploads.Random(6 * MiB, 5);
 
         await WriteInPiecesAsync(file, 0, data, MiB);
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Count == 1; }, "first chunk uploaded");
-        await Poll.UntilAsync(() => client.Budget.Used <= 2 * MiB + 2 * DirtySegment.PageSize, "uploaded pages released");
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Count == 1; }, TimeSpan.FromSeconds(20), "first chunk uploaded");
+        await Poll.UntilAsync(() => client.Budget.Used <= 2 * MiB + 2 * DirtySegment.PageSize, TimeSpan.FromSeconds(20), "uploaded pages released");
 
         Assert.Equal(data, await ReadAllAsync(file, 1_000_000));
         Assert.Equal(0, cluster.Meta.CommitCount);
@@ -189,7 +189,7 @@ public class ClientTests
         var data = ChunkUploads.Random(40 * MiB, 6);
 
         var writing = WriteInPiecesAsync(file, 0, data, 256 * 1024);
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Values.Any(c => c.Primary == victim.NodeId); }, "a chunk on the victim");
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Chunks.Values.Any(c => c.Primary == victim.NodeId); }, TimeSpan.FromSeconds(20), "a chunk on the victim");
         await victim.KillAsync();
         await writing;
         await file.FlushAsync();
@@ -211,7 +211,7 @@ public class ClientTests
         await file.WriteAsync(0, data);
         await file.FlushAsync();
         var chunk = cluster.Meta.Chunks.Values.Single();
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return chunk.Replicas.Values.All(s => s == CopyStatus.Available) && chunk.Replicas.Count == 2; }, "replicas");
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return chunk.Replicas.Values.All(s => s == CopyStatus.Available) && chunk.Replicas.Count == 2; }, TimeSpan.FromSeconds(20), "replicas");
 
         // Corrupt the primary and one replica on disk; the good replica is listed last (PENDING) so it is tried last.
         var good = chunk.Replicas.Keys.First();
@@ -228,7 +228,7 @@ public class ClientTests
         await using var reader = await BigFsClient.ConnectAsync(cluster.Meta.Address);
         Assert.Equal(data, await ReadAllAsync(reader.OpenFile(ino, data.Length), MiB));
 
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return bad.All(n => cluster.Meta.BadCopyReports.Contains((n, chunk.Id))); }, "bad copies reported");
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return bad.All(n => cluster.Meta.BadCopyReports.Contains((n, chunk.Id))); }, TimeSpan.FromSeconds(20), "bad copies reported");
         lock (cluster.Meta.Sync) Assert.DoesNotContain((good, chunk.Id), cluster.Meta.BadCopyReports);
     }
 
@@ -333,7 +333,7 @@ public class ClientTests
         await handle.ReadAsync(0, buffer);
         await handle.ReadAsync(buffer.Length, buffer);
 
-        await Poll.UntilAsync(() => reader.Cache.Bytes >= 4 * MiB, "read-ahead filled the cache");
+        await Poll.UntilAsync(() => reader.Cache.Bytes >= 4 * MiB, TimeSpan.FromSeconds(20), "read-ahead filled the cache");
         Assert.Equal(data, await ReadAllAsync(handle, 128 * 1024));
     }
 

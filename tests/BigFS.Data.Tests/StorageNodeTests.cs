@@ -27,7 +27,7 @@ public class StorageNodeTests
         Assert.Equal(ChunkChecksum.Compute(data), registered.Checksum);
         Assert.Equal(ChunkChecksum.ComputeBlocks(data), registered.BlockChecksums);
         Assert.Equal(42ul, registered.Owner);
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return registered.Replicas.Count == 2 && registered.Replicas.Values.All(s => s == CopyStatus.Available); },
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return registered.Replicas.Count == 2 && registered.Replicas.Values.All(s => s == CopyStatus.Available); }, TimeSpan.FromSeconds(20),
             "both replicas confirmed");
         foreach (var replica in registered.Replicas.Keys)
         {
@@ -190,7 +190,7 @@ public class StorageNodeTests
         bytes[^1] ^= 1;
         await File.WriteAllBytesAsync(path, bytes);
 
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.CorruptReports.Contains((cluster.Nodes[0].NodeId, id)); }, "scrub report");
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.CorruptReports.Contains((cluster.Nodes[0].NodeId, id)); }, TimeSpan.FromSeconds(20), "scrub report");
     }
 
     [Fact]
@@ -208,9 +208,9 @@ public class StorageNodeTests
         Assert.True(cluster.Nodes[0].Store.TryGet(ChunkId.Parse(id), out _));
 
         cluster.Meta.FailRegistrations = false;
-        await Poll.UntilAsync(() => cluster.Meta.GetChunk(id) is not null, "registration retried");
+        await Poll.UntilAsync(() => cluster.Meta.GetChunk(id) is not null, TimeSpan.FromSeconds(20), "registration retried");
         var chunk = cluster.Meta.GetChunk(id)!;
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return chunk.Replicas.Values.Count(s => s == CopyStatus.Available) == 2; }, "replicas after late registration");
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return chunk.Replicas.Values.Count(s => s == CopyStatus.Available) == 2; }, TimeSpan.FromSeconds(20), "replicas after late registration");
     }
 
     [Fact]
@@ -356,14 +356,14 @@ public class StorageNodeTests
     public async Task HeartbeatAskingToRegisterAgain_ReRegistersAndReportsInventory()
     {
         await using var cluster = await TestCluster.StartAsync(1);
-        await Poll.UntilAsync(() => cluster.Meta.Inventories.ContainsKey(cluster.Nodes[0].NodeId), "first inventory");
+        await Poll.UntilAsync(() => cluster.Meta.Inventories.ContainsKey(cluster.Nodes[0].NodeId), TimeSpan.FromSeconds(20), "first inventory");
         var before = cluster.Meta.Registrations;
         cluster.Meta.Inventories.Clear();
 
         cluster.Meta.AskToRegisterAgain = true;
 
-        await Poll.UntilAsync(() => cluster.Meta.Registrations > before, "registered again");
-        await Poll.UntilAsync(() => cluster.Meta.Inventories.ContainsKey(cluster.Nodes[0].NodeId), "inventory after re-registration");
+        await Poll.UntilAsync(() => cluster.Meta.Registrations > before, TimeSpan.FromSeconds(20), "registered again");
+        await Poll.UntilAsync(() => cluster.Meta.Inventories.ContainsKey(cluster.Nodes[0].NodeId), TimeSpan.FromSeconds(20), "inventory after re-registration");
     }
 
     [Fact]
@@ -378,7 +378,7 @@ public class StorageNodeTests
             Header = new ChunkHeader { ChunkId = id, Size = (ulong)data.Length, Checksum = ChunkChecksum.Compute(data), Goal = 1 },
         });
         await call.RequestStream.WriteAsync(new ChunkUpload { Data = Google.Protobuf.ByteString.CopyFrom(data, 0, 2 * ChunkChecksum.BlockSize) });
-        await Poll.UntilAsync(() => cluster.Nodes[0].Store.ReservedBytes > 0, "upload in progress");
+        await Poll.UntilAsync(() => cluster.Nodes[0].Store.ReservedBytes > 0, TimeSpan.FromSeconds(20), "upload in progress");
 
         var stopping = cluster.Nodes[0].StopAsync();
         await call.RequestStream.WriteAsync(new ChunkUpload { Data = Google.Protobuf.ByteString.CopyFrom(data, 2 * ChunkChecksum.BlockSize, 2 * ChunkChecksum.BlockSize) });
@@ -424,7 +424,7 @@ public class StorageNodeTests
         await using var cluster = await TestCluster.StartAsync(1, o => o.MinCopiesBeforeAck = 1);
         var tmp = Path.Combine(cluster.DataDirectories[0], "tmp");
         List<string> Spares() => Directory.EnumerateFiles(tmp).Where(StagingFilePool.IsSpare).ToList();
-        await Poll.UntilAsync(() => Spares().Count > 1, "spare files made ahead");
+        await Poll.UntilAsync(() => Spares().Count > 1, TimeSpan.FromSeconds(20), "spare files made ahead");
         var before = Spares();
 
         var small = ChunkUploads.Random(70_000, 30);
@@ -435,7 +435,7 @@ public class StorageNodeTests
         await ChunkUploads.WriteAsync(cluster.ClientFor(cluster.Nodes[0]), largeId, large, goal: 1);
 
         Assert.Single(before, f => !File.Exists(f));   // the small chunk took one spare...
-        await Poll.UntilAsync(() => Spares().Count >= before.Count, "spares made again");   // ...and it was replaced
+        await Poll.UntilAsync(() => Spares().Count >= before.Count, TimeSpan.FromSeconds(20), "spares made again");   // ...and it was replaced
         Assert.Empty(cluster.UploadFiles(0));
         foreach (var (id, data) in new[] { (smallId, small), (largeId, large) })
         {
@@ -475,9 +475,9 @@ public class StorageNodeTests
         cluster.Nodes[0] = restarted;
 
         Assert.Equal(nodeId, restarted.NodeId);
-        await Poll.UntilAsync(() => cluster.Meta.Inventories.TryGetValue(nodeId, out var ids) && ids.Contains(id), "inventory reported");
-        await Poll.UntilAsync(() => !File.Exists(cluster.ChunkPath(0, doomed)), "inventory deletion");
+        await Poll.UntilAsync(() => cluster.Meta.Inventories.TryGetValue(nodeId, out var ids) && ids.Contains(id), TimeSpan.FromSeconds(20), "inventory reported");
+        await Poll.UntilAsync(() => !File.Exists(cluster.ChunkPath(0, doomed)), TimeSpan.FromSeconds(20), "inventory deletion");
         Assert.Equal(data, (await ChunkUploads.ReadAsync(cluster.ClientFor(restarted), id)).SelectMany(b => b.Data.ToByteArray()).ToArray());
-        await Poll.UntilAsync(() => cluster.Meta.Heartbeats > 0, "heartbeats");
+        await Poll.UntilAsync(() => cluster.Meta.Heartbeats > 0, TimeSpan.FromSeconds(20), "heartbeats");
     }
 }

@@ -25,7 +25,7 @@ public sealed class TestCluster : IAsyncDisposable
         var cluster = new TestCluster(root, await FakeMetadataServer.StartAsync());
         for (var i = 0; i < nodes; i++)
             await cluster.AddNodeAsync(configure);
-        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Nodes.Count == nodes; }, "all nodes registered");
+        await Poll.UntilAsync(() => { lock (cluster.Meta.Sync) return cluster.Meta.Nodes.Count == nodes; }, TimeSpan.FromSeconds(20), "all nodes registered");
         return cluster;
     }
 
@@ -69,20 +69,5 @@ public sealed class TestCluster : IAsyncDisposable
         await Meta.DisposeAsync();
         Channels.Dispose();
         try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
-    }
-}
-
-public static class Poll
-{
-    /// <summary>Polls until the condition holds, failing the test after the deadline.</summary>
-    public static async Task UntilAsync(Func<bool> condition, string what, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"timed out waiting for: {what}");
-            await Task.Delay(20);
-        }
     }
 }

@@ -77,20 +77,6 @@ internal static class Shell
     public static string Out(string script, string? cwd = null) => Run(script, cwd).Out.Trim();
 }
 
-/// <summary>Polls a condition until a deadline (no sleeps in assertions).</summary>
-internal static class Poll
-{
-    public static async Task UntilAsync(Func<bool> condition, TimeSpan timeout, string what)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting for {what}");
-            await Task.Delay(20);
-        }
-    }
-}
-
 internal static unsafe partial class Posix
 {
     public const int AT_FDCWD = -100;

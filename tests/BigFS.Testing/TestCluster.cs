@@ -142,22 +142,3 @@ public sealed class TestCluster : IAsyncDisposable
 
     public static ByteString Name(string name) => ByteString.CopyFromUtf8(name);
 }
-
-public static class Poll
-{
-    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
-        {
-            if (await condition())
-                return;
-            if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"timed out after {timeout.TotalSeconds}s waiting for {what}");
-            await Task.Delay(50);
-        }
-    }
-
-    public static Task UntilAsync(Func<bool> condition, TimeSpan timeout, string what) =>
-        UntilAsync(() => Task.FromResult(condition()), timeout, what);
-}
