@@ -3,7 +3,8 @@
 # MooseFS 3.0 (as configured by default, and with HDD_FSYNC_BEFORE_CLOSE=1), GlusterFS 10 and a
 # fresh `bigfs up`, every one with 3 copies on this machine. Each system is started just before
 # its turn and stopped right after it: an idle peer is not idle (three idle MooseFS
-# chunkservers take ~8 % of a CPU), and on two cores that would count against the next one.
+# chunkservers take ~8 % of a CPU), and on two cores that would count against the next one;
+# and each starts only once the machine is quiet again (no disk writes, CPUs idle).
 #   usage: bench/mount/compare.sh WORKDIR [SYSTEM ...]
 #          SYSTEM: local ceiling moosefs moosefs-fsync glusterfs bigfs (default: all, in that order)
 #          BIGFS="dotnet /path/bigfs.dll" to measure a given build (default: builds src/BigFS.Cli)
@@ -51,7 +52,26 @@ stop() {
   esac
 }
 
+# What the previous system left behind (its deletions written back, its daemons' exit) must not
+# count against the next: wait, up to 2 minutes, until a 3 s window sees no disk writes and the
+# CPUs at least 90 % idle. Measured: right after GlusterFS's run, BigFS's stat rate was half its
+# usual for the first ~20 s.
+quiesce() {
+  local t0=$SECONDS w1 w2 i1 i2 t1 t2
+  sync
+  while [ $((SECONDS - t0)) -lt 120 ]; do
+    w1=$(awk '$3 !~ /^(loop|ram)/ { s += $10 } END { print s }' /proc/diskstats)
+    read -r _ a b c i1 d e f g _ < /proc/stat; t1=$((a + b + c + i1 + d + e + f + g))
+    sleep 3
+    w2=$(awk '$3 !~ /^(loop|ram)/ { s += $10 } END { print s }' /proc/diskstats)
+    read -r _ a b c i2 d e f g _ < /proc/stat; t2=$((a + b + c + i2 + d + e + f + g))
+    [ "$w1" = "$w2" ] && [ $(( (i2 - i1) * 100 )) -ge $(( (t2 - t1) * 90 )) ] && break
+  done
+  echo "$(date -u +%H:%M:%S) quiet after $((SECONDS - t0)) s" >&2
+}
+
 for s in "${systems[@]}"; do
+  quiesce
   start "$s"
   echo "$(date -u +%H:%M:%S) measuring $s" >&2
   (cd "$work" && "$here/run.sh" "$work/$s") > "$work/$s.md" || echo "run.sh failed on $s" >&2
