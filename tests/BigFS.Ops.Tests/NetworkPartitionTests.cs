@@ -156,6 +156,37 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
     }
 
+    [Fact]
+    public async Task Garbage_on_a_node_the_metadata_server_cannot_call_stays_marked_until_it_is_deleted_there()
+    {
+        // One way only: n2 sends heartbeats and takes copies from the other nodes, but the
+        // metadata server's own calls to it (deletes, copy requests) never connect.
+        await _network.RefuseConnectionsAsync("n2", "meta");
+        await WriteRandomFileAsync("f.bin", 48 << 20, TimeSpan.FromSeconds(60));
+        await WaitForGoalAsync();
+        var onN2 = ChunkFiles("n2");
+        Assert.NotEmpty(onN2);
+
+        File.Delete($"{Mnt}/f.bin");
+        // The copies on n1 and n3 go; n2's stay DELETING, never counted as gone, and stay on its
+        // disk, through the retries of the next passes (each waits out a connect timeout).
+        var onlyN2Left = $"copies: available 0, pending 0, deleting {onN2.Count}\n";
+        await WaitForStatusAsync(s => s.Contains(onlyN2Left), "only n2's copies left, marked DELETING");
+        Assert.Empty(ChunkFiles("n1"));
+        for (var clock = Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(15); await Task.Delay(1000))
+        {
+            await WaitForStatusAsync(s => s.Contains(onlyN2Left), "n2's copies still marked DELETING", TimeSpan.Zero);
+            Assert.Equal(onN2, ChunkFiles("n2"));
+        }
+
+        await _network.AcceptConnectionsAsync("n2", "meta");
+        await WaitForStatusAsync(s => s.Contains("copies: available 0, pending 0, deleting 0"), "n2's copies deleted", TimeSpan.FromMinutes(3));
+        await Poll.UntilAsync(() => ChunkFiles("n2").Count == 0, TimeSpan.FromSeconds(30), "n2's chunk files removed");
+    }
+
+    private List<string> ChunkFiles(string node) =>
+        Directory.EnumerateFiles(_root.Combine(node, "chunks"), "*", SearchOption.AllDirectories).Order().ToList();
+
     /// <summary>Copies <paramref name="bytes"/> random bytes to the mount within a deadline; returns their sha256.</summary>
     private async Task<string> WriteRandomFileAsync(string name, int bytes, TimeSpan within)
     {

@@ -52,7 +52,9 @@ public sealed class VirtualNetwork : IAsyncDisposable
         await RunAsync($"ip netns exec {ns} nft -f - <<'EOF'\n"
             + $"table {PartitionTable} {{\n"
             + "  set severed { type ipv4_addr; }\n"
-            + "  chain input { type filter hook input priority 0; ip saddr @severed drop; }\n"
+            + "  set refused { type ipv4_addr; }\n"
+            + "  chain input { type filter hook input priority 0; ip saddr @severed drop;"
+            + " ip saddr @refused tcp flags & (syn | ack) == syn drop; }\n"
             + "  chain output { type filter hook output priority 0; ip daddr @severed drop; }\n"
             + "}\nEOF");
         return address;
@@ -75,13 +77,25 @@ public sealed class VirtualNetwork : IAsyncDisposable
 
     public Task MendAsync(string a, string b) => EditSeveredAsync("delete", a, b);
 
+    /// <summary>
+    /// <paramref name="host"/> takes no new connection from <paramref name="from"/> (its SYNs are
+    /// dropped), while connections <paramref name="host"/> opens to it work: one-way, as a
+    /// firewall rule that forgot a direction makes.
+    /// </summary>
+    public Task RefuseConnectionsAsync(string host, string from) =>
+        RunAsync($"ip netns exec {Namespace(host)} nft add element {PartitionTable} refused '{{ {AddressOf(from)} }}'");
+
+    public Task AcceptConnectionsAsync(string host, string from) =>
+        RunAsync($"ip netns exec {Namespace(host)} nft delete element {PartitionTable} refused '{{ {AddressOf(from)} }}'");
+
+    private string AddressOf(string host) => host == Root ? RootAddress : _addresses[host];
+
     private Task EditSeveredAsync(string verb, string a, string b)
     {
         // Dropped on one side only: that side's rules see both directions of the pair's traffic.
         var (host, peer) = a == Root ? (b, a) : (a, b);
         Assert.NotEqual(Root, host);
-        var peerAddress = peer == Root ? RootAddress : _addresses[peer];
-        return RunAsync($"ip netns exec {Namespace(host)} nft {verb} element {PartitionTable} severed '{{ {peerAddress} }}'");
+        return RunAsync($"ip netns exec {Namespace(host)} nft {verb} element {PartitionTable} severed '{{ {AddressOf(peer)} }}'");
     }
 
     public async ValueTask DisposeAsync()
