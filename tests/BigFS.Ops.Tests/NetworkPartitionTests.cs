@@ -15,6 +15,7 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
     private readonly TempDirectory _root = new("bigfs-netns-");
     private readonly List<DaemonProcess> _daemons = [];
     private VirtualNetwork _network = null!;
+    private DaemonProcess _meta = null!;
     private string _metaAddress = "";
     private string Mnt => _root.Combine("mnt");
 
@@ -24,9 +25,7 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         var meta = await _network.AddHostAsync("meta");
         _metaAddress = $"{meta}:9000";
         // No Unix socket: the namespaces share this machine's files, but other hosts would not.
-        Start(_network.On("meta", RepoPaths.BigfsExecutable,
-            ["meta", "--data", _root.Combine("meta"), "--listen", _metaAddress, "--meta_fast_unix", "false",
-             "--cleanup_interval", "2s", "--replica_confirmation_timeout", "5s"]));
+        _meta = StartMetadataServer();
         foreach (var node in new[] { "n1", "n2", "n3" })
         {
             var address = await _network.AddHostAsync(node);
@@ -214,6 +213,32 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
 
     private Task WaitForGoalAsync() =>
         WaitForStatusAsync(s => s.Contains("chunks below goal: 0") && s.Contains("pending 0"), "every chunk at its goal", TimeSpan.FromMinutes(3));
+
+    [Fact]
+    public async Task A_metadata_server_restarted_while_a_storage_node_is_cut_off_from_it_takes_the_node_back_after()
+    {
+        var before = await WriteRandomFileAsync("before.bin", 48 << 20, TimeSpan.FromSeconds(60));
+        await WaitForGoalAsync();
+        await _network.SeverAsync("n2", "meta");
+
+        // A restart the mount rides through (shorter than its outage timeout); n2 cannot register again yet.
+        _meta.Signal(DaemonProcess.SIGTERM);
+        await _meta.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        _meta = StartMetadataServer();
+        await AssertReadsBackAsync("before.bin", before, TimeSpan.FromSeconds(60));
+        var during = await WriteRandomFileAsync("during.bin", 48 << 20, TimeSpan.FromSeconds(90));
+
+        await _network.MendAsync("n2", "meta");
+        await WaitForStatusAsync(s => ActiveNodes(s) == 3, "n2 registered again with the restarted server");
+        await WaitForGoalAsync();
+        await AssertReadsBackAsync("before.bin", before, TimeSpan.FromSeconds(60));
+        await AssertReadsBackAsync("during.bin", during, TimeSpan.FromSeconds(60));
+    }
+
+    private DaemonProcess StartMetadataServer() =>
+        Start(_network.On("meta", RepoPaths.BigfsExecutable,
+            ["meta", "--data", _root.Combine("meta"), "--listen", _metaAddress, "--meta_fast_unix", "false",
+             "--cleanup_interval", "2s", "--replica_confirmation_timeout", "5s"]));
 
     /// <summary>A command's result; if it times out, the error carries what every daemon logged.</summary>
     private async Task<T> WithLogsAsync<T>(Task<T> command)
