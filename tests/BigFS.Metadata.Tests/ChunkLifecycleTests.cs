@@ -133,9 +133,7 @@ public class ChunkLifecycleTests
         Assert.Equal(1ul, r.Attr.Version);
         Assert.Equal(ChunkState.Live, _h.Chunk(c1).State);
 
-        var overwrite = new CommitWriteRequest { Ino = f };
-        overwrite.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = c2 });
-        Assert.Equal(0, (await _h.Ns.CommitWriteAsync(overwrite)).Errno);
+        Assert.Equal(0, (await _h.Commit(f, new Extent { FileOffset = 0, Length = 1000, ChunkId = c2 })).Errno);
         Assert.Equal(ChunkState.Garbage, _h.Chunk(c1).State);
         Assert.Equal(ChunkState.Live, _h.Chunk(c2).State);
 
@@ -162,9 +160,7 @@ public class ChunkLifecycleTests
         commit.Extents.Add(new Extent { FileOffset = 1000, Length = 1000, ChunkId = c2 });
         Assert.Equal(0, (await _h.Ns.CommitWriteAsync(commit)).Errno);
 
-        var punch = new CommitWriteRequest { Ino = f };
-        punch.Extents.Add(new Extent { FileOffset = 500, Length = 1500 });   // no chunk: a hole
-        var r = await _h.Ns.CommitWriteAsync(punch);
+        var r = await _h.Commit(f, new Extent { FileOffset = 500, Length = 1500 });   // no chunk: a hole
         Assert.Equal(0, r.Errno);
         Assert.Equal(2000ul, r.Attr.Size);
         var extent = Assert.Single(_h.Ns.GetLayout(new GetLayoutRequest { Ino = f }).Extents);
@@ -172,12 +168,8 @@ public class ChunkLifecycleTests
         Assert.Equal(ChunkState.Live, _h.Chunk(c1).State);
         Assert.Equal(ChunkState.Garbage, _h.Chunk(c2).State);
 
-        var grow = new CommitWriteRequest { Ino = f };
-        grow.Extents.Add(new Extent { FileOffset = 3000, Length = 100 });   // zeros past the end: the size grows
-        Assert.Equal(3100ul, (await _h.Ns.CommitWriteAsync(grow)).Attr.Size);
-        var offsetWithoutChunk = new CommitWriteRequest { Ino = f };
-        offsetWithoutChunk.Extents.Add(new Extent { FileOffset = 0, Length = 10, ChunkOffset = 5 });
-        Assert.Equal(Errno.EINVAL, (await _h.Ns.CommitWriteAsync(offsetWithoutChunk)).Errno);
+        Assert.Equal(3100ul, (await _h.Commit(f, new Extent { FileOffset = 3000, Length = 100 })).Attr.Size);   // zeros past the end: the size grows
+        Assert.Equal(Errno.EINVAL, (await _h.Commit(f, new Extent { FileOffset = 0, Length = 10, ChunkOffset = 5 })).Errno);
     }
 
     [Fact]
@@ -187,13 +179,10 @@ public class ChunkLifecycleTests
         var f = await _h.Create(1, "f");
         var good = NewChunkId();
         await _h.RegisterChunk("p", good, goal: 1);
-        var bad = new CommitWriteRequest { Ino = f };
-        bad.Extents.Add(new Extent { FileOffset = 0, Length = 10, ChunkId = good });
-        bad.Extents.Add(new Extent { FileOffset = 10, Length = 10, ChunkId = NewChunkId() });
-        Assert.Equal(Errno.EIO, (await _h.Ns.CommitWriteAsync(bad)).Errno);
-        var invalid = new CommitWriteRequest { Ino = f };
-        invalid.Extents.Add(new Extent { FileOffset = 0, Length = 10, ChunkId = "XYZ" });
-        Assert.Equal(Errno.EINVAL, (await _h.Ns.CommitWriteAsync(invalid)).Errno);
+        Assert.Equal(Errno.EIO, (await _h.Commit(f,
+            new Extent { FileOffset = 0, Length = 10, ChunkId = good },
+            new Extent { FileOffset = 10, Length = 10, ChunkId = NewChunkId() })).Errno);
+        Assert.Equal(Errno.EINVAL, (await _h.Commit(f, new Extent { FileOffset = 0, Length = 10, ChunkId = "XYZ" })).Errno);
         var a = _h.Attr(f);
         Assert.Equal(0ul, a.Size);
         Assert.Equal(0ul, a.Version);
@@ -260,9 +249,7 @@ public class ChunkLifecycleTests
         var reply = await h.RegisterChunk("p", c, owner: f, goal: 3);
         Assert.Equal(["a", "b"], reply.Replicas.Select(r => r.NodeId).Order());
         await h.Cluster.ConfirmReplicaAsync(new ConfirmReplicaRequest { NodeId = "p", ChunkId = c, ReplicaNodeId = "a" });
-        var commit = new CommitWriteRequest { Ino = f };
-        commit.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
-        await h.Ns.CommitWriteAsync(commit);
+        await h.Commit(f, new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
 
         async Task<string> NextCopierToB()
         {

@@ -62,9 +62,7 @@ public class CopyRangeTests
         var g = await _h.Create(1, "g");
         var c = NewChunkId();
         await _h.RegisterChunk("p", c, size: 5000, owner: g, goal: 1);
-        var commit = new CommitWriteRequest { Ino = g };
-        commit.Extents.Add(new Extent { FileOffset = 0, Length = 5000, ChunkId = c });
-        await _h.Ns.CommitWriteAsync(commit);
+        await _h.Commit(g, new Extent { FileOffset = 0, Length = 5000, ChunkId = c });
 
         var reply = await Copy(f, 900, g, 0, 200);
         Assert.Equal(200ul, reply.Copied);

@@ -24,12 +24,8 @@ public class FileDataTests
     public async Task Partial_overwrite_splices_and_keeps_both_chunks_live()
     {
         var (f, a, b) = await FileWithTwoChunks();
-        var first = new CommitWriteRequest { Ino = f };
-        first.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = a });
-        await _h.Ns.CommitWriteAsync(first);
-        var middle = new CommitWriteRequest { Ino = f };
-        middle.Extents.Add(new Extent { FileOffset = 400, Length = 200, ChunkId = b, ChunkOffset = 10 });
-        await _h.Ns.CommitWriteAsync(middle);
+        await _h.Commit(f, new Extent { FileOffset = 0, Length = 1000, ChunkId = a });
+        await _h.Commit(f, new Extent { FileOffset = 400, Length = 200, ChunkId = b, ChunkOffset = 10 });
 
         var layout = _h.Ns.GetLayout(new GetLayoutRequest { Ino = f });
         Assert.Equal(
@@ -50,9 +46,7 @@ public class FileDataTests
     public async Task Extent_beyond_the_chunk_is_EINVAL()
     {
         var (f, a, _) = await FileWithTwoChunks();
-        var bad = new CommitWriteRequest { Ino = f };
-        bad.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = a, ChunkOffset = 1 });
-        Assert.Equal(Errno.EINVAL, (await _h.Ns.CommitWriteAsync(bad)).Errno);
+        Assert.Equal(Errno.EINVAL, (await _h.Commit(f, new Extent { FileOffset = 0, Length = 1000, ChunkId = a, ChunkOffset = 1 })).Errno);
         var dir = await _h.Create(1, "d", InodeType.Directory);
         Assert.Equal(Errno.EISDIR, (await _h.Ns.CommitWriteAsync(new CommitWriteRequest { Ino = dir })).Errno);
     }
@@ -76,9 +70,7 @@ public class FileDataTests
     public async Task Open_with_truncate_empties_the_file_atomically()
     {
         var (f, a, _) = await FileWithTwoChunks();
-        var write = new CommitWriteRequest { Ino = f };
-        write.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = a });
-        await _h.Ns.CommitWriteAsync(write);
+        await _h.Commit(f, new Extent { FileOffset = 0, Length = 1000, ChunkId = a });
         var session = _h.Ns.OpenSession(new OpenSessionRequest()).SessionId;
         var r = await _h.Ns.OpenAsync(new OpenRequest { SessionId = session, Ino = f, Truncate = true });
         Assert.Equal(0ul, r.Attr.Size);

@@ -21,9 +21,7 @@ public class GarbageCollectionTests
         var reply = await _h.RegisterChunk("p", c, owner: f, goal: 3);
         Assert.Equal(2, reply.Replicas.Count);
         await _h.Cluster.ConfirmReplicaAsync(new ConfirmReplicaRequest { NodeId = "p", ChunkId = c, ReplicaNodeId = "a" });
-        var commit = new CommitWriteRequest { Ino = f };
-        commit.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
-        await _h.Ns.CommitWriteAsync(commit);
+        await _h.Commit(f, new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
         await _h.Ns.UnlinkAsync(new RemoveRequest { Parent = 1, Name = Name("f") });
         Assert.Equal(ChunkState.Garbage, _h.Chunk(c).State);
         return c;

@@ -30,9 +30,7 @@ public class NodeRemovalTests
             chunk.Copies.Add(new CopyRecord { NodeId = "a", Status = CopyState.Available });
             chunk.Copies.Add(new CopyRecord { NodeId = "b", Status = CopyState.Available });
         }
-        var commit = new CommitWriteRequest { Ino = f };
-        commit.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
-        await _h.Ns.CommitWriteAsync(commit);
+        await _h.Commit(f, new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
         return (f, c);
     }
 

@@ -68,6 +68,14 @@ public sealed class Harness
 
     public static ByteString Name(string s) => ByteString.CopyFromUtf8(s);
 
+    /// <summary>Commits the extents to file <paramref name="ino"/>, as a mount's flush does.</summary>
+    public Task<AttrReply> Commit(ulong ino, params Extent[] extents)
+    {
+        var request = new CommitWriteRequest { Ino = ino };
+        request.Extents.AddRange(extents);
+        return Ns.CommitWriteAsync(request);
+    }
+
     public async Task<ulong> Create(ulong parent, string name, InodeType type = InodeType.File, uint mode = 0x1A4)
     {
         var r = await Ns.CreateNodeAsync(new CreateNodeRequest
