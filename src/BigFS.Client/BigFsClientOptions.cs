@@ -23,4 +23,11 @@ public sealed class BigFsClientOptions
     /// Zero (the default for programs and the CLI) fails at once.
     /// </summary>
     public TimeSpan MetadataOutageWindow { get; set; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// How long an upload waits for a storage node when none is active (all restarting, or all
+    /// unheard-of by a metadata server that was itself cut off) before failing with EIO.
+    /// Zero (the default for programs and the CLI) fails after the upload's retries.
+    /// </summary>
+    public TimeSpan StorageOutageWindow { get; set; } = TimeSpan.Zero;
 }

@@ -29,6 +29,11 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
 
     private int _failedAttempts;
 
+    private static readonly TimeSpan FirstNodeWait = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan MaxNodeWait = TimeSpan.FromSeconds(2);
+    private long _noNodeSinceTicks;   // UTC ticks; 0 while some node is active
+    private int _waitingForNode;
+
     /// <summary>After an upload ends in ENOSPC, new writes fail at once for this long (not only at close).</summary>
     private static readonly TimeSpan FullMemory = TimeSpan.FromSeconds(2);
     private long _fullUntilTicks;
@@ -61,15 +66,13 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
             {
                 if (attempt > 0)
                     await Task.Delay(TimeSpan.FromMilliseconds(50 * (1 << Math.Min(attempt, 6))), ct);
-                var nodes = await NodesAsync(refresh: attempt > 0, ct);
-                if (NodeSelector.Pick(nodes, failedNodes, Random.Shared) is not { } node)
+                if (await PickNodeAsync(failedNodes, refresh: attempt > 0, ct) is not { } node)
                 {
                     if (Volatile.Read(ref _fullNodes) > 0)
                     {
                         Volatile.Write(ref _fullUntilTicks, Environment.TickCount64 + (long)FullMemory.TotalMilliseconds);
                         throw new BigFsException(Errno.ENOSPC, "every active storage node is full");
                     }
-                    // None is up: one may be restarting, so the retries wait for it (then EIO).
                     last = BigFsException.Io("no storage node is active");
                     continue;
                 }
@@ -166,6 +169,66 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
             // The server ended the call early; its status is in the response.
         }
         return await call.ResponseAsync;
+    }
+
+    /// <summary>
+    /// A primary for the next attempt, or null when no node is active. While none is, it waits
+    /// for one (back-off, a fresh list each time) until <see cref="BigFsClientOptions.StorageOutageWindow"/>
+    /// after the list first came back empty: every node restarting at once, or the metadata
+    /// server cut off from all of them for a while (which turns them all Suspect until their
+    /// next heartbeats), is then a pause and not EIO. Once such an outage has lasted the whole
+    /// window, uploads fail at once until a node is back, as metadata calls do.
+    /// </summary>
+    private async Task<WritableNode?> PickNodeAsync(IReadOnlySet<string> avoid, bool refresh, CancellationToken ct)
+    {
+        var delay = FirstNodeWait;
+        var waited = false;
+        try
+        {
+            while (true)
+            {
+                IReadOnlyList<WritableNode> nodes;
+                try
+                {
+                    nodes = await NodesAsync(refresh, ct);
+                }
+                catch (BigFsException) when (DateTime.UtcNow < NoNodeSince() + options.StorageOutageWindow)
+                {
+                    nodes = [];   // the metadata server is unreachable too, and we have no list yet
+                }
+                if (NodeSelector.Pick(nodes, avoid, Random.Shared) is { } node)
+                {
+                    Volatile.Write(ref _noNodeSinceTicks, 0);
+                    return node;
+                }
+                var now = DateTime.UtcNow;
+                var giveUpAt = NoNodeSince() + options.StorageOutageWindow;
+                if (Volatile.Read(ref _fullNodes) > 0 || now >= giveUpAt)
+                    return null;
+                if (!waited)
+                {
+                    waited = true;
+                    if (Interlocked.Increment(ref _waitingForNode) == 1)
+                        logger.LogWarning("No storage node is active; uploads wait for one for up to {Window}s", options.StorageOutageWindow.TotalSeconds);
+                }
+                await Task.Delay(giveUpAt - now < delay ? giveUpAt - now : delay, ct);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxNodeWait.Ticks));
+                refresh = true;
+            }
+        }
+        finally
+        {
+            if (waited && Interlocked.Decrement(ref _waitingForNode) == 0)
+                logger.LogInformation("Storage nodes are active again; uploads go on");
+        }
+    }
+
+    /// <summary>When the node list was first found empty in the current outage: now if this starts one.</summary>
+    private DateTime NoNodeSince()
+    {
+        var now = DateTime.UtcNow.Ticks;
+        var since = Interlocked.CompareExchange(ref _noNodeSinceTicks, now, 0);
+        return new DateTime(since == 0 ? now : since, DateTimeKind.Utc);
     }
 
     private async Task<IReadOnlyList<WritableNode>> NodesAsync(bool refresh, CancellationToken ct)

@@ -43,6 +43,11 @@ public sealed class BigFsMountOptions
     /// are safe to repeat wait for the server to come back (like an NFS hard mount, but bounded).
     /// </summary>
     public TimeSpan MetadataOutageWindow { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// Likewise for the storage nodes: while none is active (all restarting, or the metadata
+    /// server briefly cut off from them), uploads wait for one for up to this long.
+    /// </summary>
+    public TimeSpan StorageOutageWindow { get; set; } = TimeSpan.FromSeconds(60);
 
     internal BigFsClientOptions ToClientOptions() => new()
     {
@@ -51,5 +56,6 @@ public sealed class BigFsMountOptions
         MaxInFlightChunkUploads = MaxInFlightChunkUploads,
         InlineMetadataCompletions = InlineMetadataCompletions,
         MetadataOutageWindow = MetadataOutageWindow,
+        StorageOutageWindow = StorageOutageWindow,
     };
 }

@@ -23,6 +23,7 @@ public sealed class ClusterAgent(
     private const int InventoryBatchSize = 1000;
     private readonly ConcurrentDictionary<ChunkId, (ulong Owner, uint Goal)> _unregistered = new();
     private TimeSpan _heartbeatInterval = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan FirstHeartbeatRetry = TimeSpan.FromSeconds(1);
 
     /// <summary>Registered chunks whose replicas must now be filled (set by the node).</summary>
     public Func<StoredChunk, IReadOnlyList<NodeTarget>, CancellationToken, Task>? OnLateRegistration { get; set; }
@@ -34,9 +35,12 @@ public sealed class ClusterAgent(
         await RegisterNodeUntilAnsweredAsync(ct);
         await ReportInventoryQuietlyAsync(ct);
         var nextInventory = DateTime.UtcNow + options.InventoryInterval;
+        var wait = _heartbeatInterval;
+        var retry = FirstHeartbeatRetry;
         while (!ct.IsCancellationRequested)
         {
-            await Task.Delay(_heartbeatInterval, ct);
+            await Task.Delay(wait, ct);
+            wait = _heartbeatInterval;
             try
             {
                 var reply = await cluster.HeartbeatAsync(new HeartbeatRequest
@@ -50,10 +54,16 @@ public sealed class ClusterAgent(
                     await ReportInventoryQuietlyAsync(ct);
                     nextInventory = DateTime.UtcNow + options.InventoryInterval;
                 }
+                retry = FirstHeartbeatRetry;
             }
             catch (RpcException ex)
             {
-                logger.LogWarning("Heartbeat failed: {Status}", ex.Status);
+                // Soon again, not a whole interval later: after an outage of the metadata server
+                // (or of its network) every node is late at once, and each lost interval keeps
+                // them all Suspect, with no node to write to, for that much longer.
+                wait = retry < _heartbeatInterval ? retry : _heartbeatInterval;
+                retry *= 2;
+                logger.LogWarning("Heartbeat failed: {Status}; next try in {Wait}", ex.Status, wait);
             }
             if (DateTime.UtcNow >= nextInventory)
             {

@@ -317,6 +317,55 @@ public class ClientTests
     }
 
     [Fact]
+    public async Task With_no_active_node_an_upload_waits_for_one_and_then_goes_through()
+    {
+        // The metadata server lists no node while it has heard from none (all restarting, or
+        // itself cut off from them for a while): a write's close is then a pause, not EIO.
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address, new BigFsClientOptions { StorageOutageWindow = TimeSpan.FromMinutes(1) });
+        var ino = cluster.Meta.CreateFile("f");
+        var file = client.OpenFile(ino, 0);
+        var data = ChunkUploads.Random(MiB, 17);
+        await file.WriteAsync(0, data);
+        cluster.Meta.NoActiveNodes = true;
+        var asked = Volatile.Read(ref cluster.Meta.NodeListRequests);
+
+        var flush = file.FlushAsync();
+        // A state that must hold, not one to wait for: 5 s is well past the upload's own retries (under 1 s).
+        await Task.WhenAny(flush, Task.Delay(TimeSpan.FromSeconds(5)));
+        Assert.False(flush.IsCompleted, $"the flush ended while no node was active: {flush.Exception?.InnerException?.Message}");
+        Assert.True(Volatile.Read(ref cluster.Meta.NodeListRequests) >= asked + 4, "the upload did not ask for nodes again while waiting");
+        cluster.Meta.NoActiveNodes = false;
+
+        Assert.True(await flush.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(1, cluster.Meta.CommitCount);
+        await using var other = await BigFsClient.ConnectAsync(cluster.Meta.Address);
+        Assert.Equal(data, await ReadAllAsync(other.OpenFile(ino, data.Length), MiB));
+    }
+
+    [Fact]
+    public async Task With_no_active_node_for_longer_than_the_window_an_upload_fails_with_EIO_and_keeps_its_data()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        await using var client = await BigFsClient.ConnectAsync(cluster.Meta.Address,
+            new BigFsClientOptions { StorageOutageWindow = TimeSpan.FromSeconds(1), UploadRetries = 1 });
+        var ino = cluster.Meta.CreateFile("f");
+        var file = client.OpenFile(ino, 0);
+        var data = ChunkUploads.Random(5000, 19);
+        await file.WriteAsync(0, data);
+        cluster.Meta.NoActiveNodes = true;
+
+        var ex = await Assert.ThrowsAsync<BigFsException>(() => file.FlushAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(Errno.EIO, ex.Errno);
+        Assert.Equal(0, cluster.Meta.CommitCount);
+
+        // Back: the data kept in the buffer goes out at the next flush.
+        cluster.Meta.NoActiveNodes = false;
+        Assert.True(await file.FlushAsync().WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(data, await ReadAllAsync(client.OpenFile(ino, data.Length), 4096));
+    }
+
+    [Fact]
     public async Task SequentialReads_PrefetchTheNextChunksIntoTheCache()
     {
         await using var cluster = await TestCluster.StartAsync(3);

@@ -56,6 +56,13 @@ public sealed class FakeMetadataServer : IAsyncDisposable
 
     /// <summary>When set, RegisterChunk fails with Unavailable (a metadata server in trouble).</summary>
     public volatile bool FailRegistrations;
+    /// <summary>When set, ListWritableNodes lists none (every node Suspect to the metadata server).</summary>
+    public volatile bool NoActiveNodes;
+    public int NodeListRequests;
+    /// <summary>When set, heartbeats fail with Unavailable.</summary>
+    public volatile bool FailHeartbeats;
+    /// <summary>The heartbeat interval handed to registering nodes.</summary>
+    public uint HeartbeatIntervalMs = 200;
 
     public string Address { get; }
 
@@ -122,12 +129,14 @@ public sealed class FakeMetadataServer : IAsyncDisposable
                 s.Nodes.Add(new Node(request.NodeId, request.Address, request.CapacityBytes, [.. request.Labels], request.DataAddress));
             }
             Interlocked.Increment(ref s.Registrations);
-            return Task.FromResult(new RegisterNodeReply { HeartbeatIntervalMs = 200, ChunkSize = s.ChunkSize });
+            return Task.FromResult(new RegisterNodeReply { HeartbeatIntervalMs = s.HeartbeatIntervalMs, ChunkSize = s.ChunkSize });
         }
 
         public override Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)
         {
             Interlocked.Increment(ref s.Heartbeats);
+            if (s.FailHeartbeats)
+                throw new RpcException(new Status(StatusCode.Unavailable, "heartbeats refused by the test"));
             var again = s.AskToRegisterAgain;
             s.AskToRegisterAgain = false;
             return Task.FromResult(new HeartbeatReply { RegisterAgain = again });
@@ -196,6 +205,9 @@ public sealed class FakeMetadataServer : IAsyncDisposable
         public override Task<ListWritableNodesReply> ListWritableNodes(ListWritableNodesRequest request, ServerCallContext context)
         {
             var reply = new ListWritableNodesReply { ChunkSize = s.ChunkSize };
+            Interlocked.Increment(ref s.NodeListRequests);
+            if (s.NoActiveNodes)
+                return Task.FromResult(reply);
             lock (s.Sync)
                 reply.Nodes.AddRange(s.Nodes.Select(n => new WritableNode { NodeId = n.NodeId, Address = n.Address, DataAddress = n.DataAddress, CapacityBytes = 1L << 50,
                     FreeBytes = s.FreeBytesOverride.GetValueOrDefault(n.NodeId, 1UL << 39) }));

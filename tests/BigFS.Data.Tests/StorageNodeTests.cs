@@ -214,6 +214,22 @@ public class StorageNodeTests
     }
 
     [Fact]
+    public async Task A_failed_heartbeat_is_tried_again_within_seconds_not_a_whole_interval_later()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, o => o.MetadataOutageWindow = TimeSpan.Zero);
+        // The node learns a long interval when it registers again.
+        cluster.Meta.HeartbeatIntervalMs = 60_000;
+        var registrations = Volatile.Read(ref cluster.Meta.Registrations);
+        cluster.Meta.AskToRegisterAgain = true;
+        await Poll.UntilAsync(() => Volatile.Read(ref cluster.Meta.Registrations) > registrations, TimeSpan.FromSeconds(20), "the node registered again");
+
+        cluster.Meta.FailHeartbeats = true;
+        var heartbeats = Volatile.Read(ref cluster.Meta.Heartbeats);
+        // Retries after 1 s, then 2 s, …: three attempts within seconds, where the interval is a minute.
+        await Poll.UntilAsync(() => Volatile.Read(ref cluster.Meta.Heartbeats) >= heartbeats + 3, TimeSpan.FromSeconds(20), "heartbeats tried again");
+    }
+
+    [Fact]
     public async Task MetadataServerDown_NodeStillStoresAndKeepsChunk()
     {
         // Not waiting out the outage (the default waits 30 s, and in a test another server may take the port meanwhile).

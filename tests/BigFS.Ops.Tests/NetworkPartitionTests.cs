@@ -73,14 +73,17 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         var copy = TryRunAsync($"cp -r {Quote(source)} {Quote(Mnt)}/files", timeout: TimeSpan.FromMinutes(3));
         await Poll.UntilAsync(() => copy.IsCompleted || Directory.Exists($"{Mnt}/files") && Directory.GetFiles($"{Mnt}/files").Length >= 10,
             TimeSpan.FromSeconds(60), "the copy under way");
-        // Shorter than the mount's meta_outage_timeout (60 s): calls wait for the server, none fails.
+        // Shorter than the mount's meta_outage_timeout (60 s) and the nodes' 30 s: calls wait for
+        // the server, none fails. Long enough that the server, back, may have heard no heartbeat
+        // for heartbeat_timeout (30 s at a 15 s interval) and count every node Suspect for a while:
+        // uploads then wait for a node too (CI once saw EIO here with a 15 s cut).
         await _network.CutAsync("meta");
-        await Task.Delay(TimeSpan.FromSeconds(15));
+        await Task.Delay(TimeSpan.FromSeconds(25));
         if (copy.IsCompleted)
             Assert.Fail("the copy ended while the metadata server was unreachable: " + (await copy).Stderr);
         await _network.HealAsync("meta");
         var copied = await WithLogsAsync(copy);
-        Assert.True(copied.ExitCode == 0, copied.Stderr);
+        Assert.True(copied.ExitCode == 0, $"{copied.Stderr}\n{DaemonLogs()}");
         await RunAsync($"diff -r {Quote(source)} {Quote(Mnt)}/files");
     }
 

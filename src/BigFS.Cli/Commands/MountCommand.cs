@@ -126,6 +126,7 @@ public static class MountCommand
             LookupCacheEntries = s.GetInt("lookup_cache_entries", 200_000, min: 0),
             LookupCacheMaxAge = s.GetDuration("lookup_cache_max_age", TimeSpan.FromSeconds(60)),
             MetadataOutageWindow = s.GetDuration("meta_outage_timeout", TimeSpan.FromSeconds(60), allowZero: true),
+            StorageOutageWindow = s.GetDuration("node_outage_timeout", TimeSpan.FromSeconds(60), allowZero: true),
         };
         s.GetString("log_level");
         s.RejectUnknownKeys();
