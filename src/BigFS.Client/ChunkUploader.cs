@@ -183,6 +183,7 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
     {
         var delay = FirstNodeWait;
         var waited = false;
+        var found = false;
         try
         {
             while (true)
@@ -199,11 +200,14 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
                 if (NodeSelector.Pick(nodes, avoid, Random.Shared) is { } node)
                 {
                     Volatile.Write(ref _noNodeSinceTicks, 0);
+                    found = true;
                     return node;
                 }
+                if (Volatile.Read(ref _fullNodes) > 0)
+                    return null;   // nodes are up but full: ENOSPC, nothing to wait for
                 var now = DateTime.UtcNow;
                 var giveUpAt = NoNodeSince() + options.StorageOutageWindow;
-                if (Volatile.Read(ref _fullNodes) > 0 || now >= giveUpAt)
+                if (now >= giveUpAt)
                     return null;
                 if (!waited)
                 {
@@ -218,7 +222,7 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
         }
         finally
         {
-            if (waited && Interlocked.Decrement(ref _waitingForNode) == 0)
+            if (waited && Interlocked.Decrement(ref _waitingForNode) == 0 && found)
                 logger.LogInformation("Storage nodes are active again; uploads go on");
         }
     }

@@ -62,7 +62,7 @@ public sealed class ClusterAgent(
                 // (or of its network) every node is late at once, and each lost interval keeps
                 // them all Suspect, with no node to write to, for that much longer.
                 wait = retry < _heartbeatInterval ? retry : _heartbeatInterval;
-                retry *= 2;
+                retry = wait * 2;
                 logger.LogWarning("Heartbeat failed: {Status}; next try in {Wait}", ex.Status, wait);
             }
             if (DateTime.UtcNow >= nextInventory)
