@@ -205,8 +205,8 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
                 }
                 if (Volatile.Read(ref _fullNodes) > 0)
                     return null;   // nodes are up but full: ENOSPC, nothing to wait for
-                var now = DateTime.UtcNow;
                 var giveUpAt = NoNodeSince() + options.StorageOutageWindow;
+                var now = DateTime.UtcNow;
                 if (now >= giveUpAt)
                     return null;
                 if (!waited)

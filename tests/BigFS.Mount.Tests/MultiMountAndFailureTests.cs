@@ -305,11 +305,39 @@ public class MultiMountAndFailureTests
     }
 
     [Fact]
+    public async Task EveryStorageNodeRestartingIsAPauseForACloseNotAnError()
+    {
+        // With no node active the metadata server lists none to write to; the close waits for
+        // one (node_outage_timeout, default 60 s) rather than failing within a second.
+        await using var m = await MountedCluster.StartAsync();
+        var cluster = m.Cluster;
+        foreach (var node in cluster.Nodes)
+            await node!.StopAsync();
+        await Poll.UntilAsync(async () => (await cluster.StatusAsync()).Nodes.All(n => n.State != BigFS.Protocol.NodeState.Active),
+            TimeSpan.FromSeconds(20), "no active node");
+        var data = FileHelpers.RandomBytes(3 << 20, seed: 67);
+        var local = Path.Combine(cluster.Root, "data.bin");
+        await File.WriteAllBytesAsync(local, data);
+
+        var copy = TryRunAsync($"cp {Quote(local)} {Quote(m.MountPoint)}/f", timeout: TimeSpan.FromMinutes(2));
+        await Poll.UntilAsync(() => copy.IsCompleted || m.Mounts[0].Log.Contains("uploads wait for one"), TimeSpan.FromSeconds(30), "the close waiting for a node");
+        Assert.False(copy.IsCompleted, $"cp ended with no node up: {(copy.IsCompleted ? copy.Result.Stderr : "")}");
+        for (var i = 0; i < cluster.Nodes.Count; i++)
+            await cluster.RestartNodeAsync(i);
+
+        var copied = await copy;
+        Assert.True(copied.ExitCode == 0, copied.Stderr);
+        Assert.Contains("Storage nodes are active again", m.Mounts[0].Log);
+        Assert.Equal(FileHelpers.Sha256(data), await Sha256SumAsync($"{m.MountPoint}/f"));
+    }
+
+    [Fact]
     public async Task AnOverwriteWhoseCloseFailsLeavesNoUncommittedBytesInThePageCache()
     {
         // Same size and no commit: neither a size nor a data version tells the kernel its pages
         // are wrong; the mount must drop them when it gives the write up.
-        await using var m = await MountedCluster.StartAsync();
+        // Nodes that are all down fail the close after node_outage_timeout (default 60 s).
+        await using var m = await MountedCluster.StartAsync(mountArgs: "--node_outage_timeout 2s");
         var data = FileHelpers.RandomBytes(1 << 20, seed: 66);
         await File.WriteAllBytesAsync($"{m.MountPoint}/f", data);
         Assert.Equal(FileHelpers.Sha256(data), FileHelpers.Sha256(await File.ReadAllBytesAsync($"{m.MountPoint}/f")));
@@ -330,10 +358,7 @@ public class MultiMountAndFailureTests
         await Poll.UntilAsync(() => Task.FromResult(m.Mounts[0].Log.Contains("data not committed at release")), TimeSpan.FromSeconds(30), "the release to give up the write");
 
         for (var i = 0; i < cluster.Nodes.Count; i++)
-            cluster.Nodes[i] = await BigFS.Storage.StorageNode.StartAsync(new BigFS.Storage.StorageNodeOptions
-            {
-                DataDirectory = cluster.NodeDirectories[i], Listen = "127.0.0.1:0", MetadataAddress = cluster.Meta.Address,
-            });
+            await cluster.RestartNodeAsync(i);
         await cluster.WaitForActiveNodesAsync(cluster.Nodes.Count);
         Assert.Equal(FileHelpers.Sha256(data), await Sha256SumAsync($"{m.MountPoint}/f"));
 

@@ -52,18 +52,22 @@ public sealed class TestCluster : IAsyncDisposable
 
     public async Task<StorageNode> AddNodeAsync()
     {
-        var dir = Path.Combine(Root, $"node{NodeDirectories.Count + 1}");
-        NodeDirectories.Add(dir);
+        NodeDirectories.Add(Path.Combine(Root, $"node{NodeDirectories.Count + 1}"));
+        Nodes.Add(null);
+        return await RestartNodeAsync(Nodes.Count - 1);
+    }
+
+    /// <summary>Starts node <paramref name="index"/> on its data directory (again, after a stop or a kill).</summary>
+    public async Task<StorageNode> RestartNodeAsync(int index)
+    {
         var options = new StorageNodeOptions
         {
-            DataDirectory = dir,
+            DataDirectory = NodeDirectories[index],
             Listen = "127.0.0.1:0",
             MetadataAddress = Meta.Address,
         };
         ConfigureNode?.Invoke(options);
-        var node = await StorageNode.StartAsync(options);
-        Nodes.Add(node);
-        return node;
+        return Nodes[index] = await StorageNode.StartAsync(options);
     }
 
     public async Task RestartMetaAsync()
