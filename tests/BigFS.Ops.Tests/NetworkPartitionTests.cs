@@ -51,10 +51,10 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await _network.CutAsync("n2");
         var copied = await WithLogsAsync(copy);
         var took = clock.Elapsed;
-        Assert.True(copied.ExitCode == 0, copied.Stderr);
+        Expect(copied.ExitCode == 0, copied.Stderr);
         // Its open connections and new connects fail within seconds (DeadPeerDetection), and the
         // chunks go elsewhere. Before, each upload to it waited out its 2-minute deadline.
-        Assert.True(took < TimeSpan.FromSeconds(60), $"the write took {took.TotalSeconds:F0} s with a node gone from the network");
+        Expect(took < TimeSpan.FromSeconds(60), $"the write took {took.TotalSeconds:F0} s with a node gone from the network");
 
         // Read back with the node still gone: from the other copies, every byte.
         await AssertReadsBackAsync("big.bin", expected, TimeSpan.FromSeconds(60));
@@ -80,10 +80,10 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await _network.CutAsync("meta");
         await Task.Delay(TimeSpan.FromSeconds(25));
         if (copy.IsCompleted)
-            Assert.Fail("the copy ended while the metadata server was unreachable: " + (await copy).Stderr);
+            Assert.Fail($"the copy ended while the metadata server was unreachable: {(await copy).Stderr}\n{DaemonLogs()}");
         await _network.HealAsync("meta");
         var copied = await WithLogsAsync(copy);
-        Assert.True(copied.ExitCode == 0, $"{copied.Stderr}\n{DaemonLogs()}");
+        Expect(copied.ExitCode == 0, copied.Stderr);
         await RunAsync($"diff -r {Quote(source)} {Quote(Mnt)}/files");
     }
 
@@ -196,8 +196,8 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         var (local, expected) = await LocalRandomFileAsync(name, bytes);
         var clock = Stopwatch.StartNew();
         var copied = await WithLogsAsync(TryRunAsync($"cp {Quote(local)} {Quote(Mnt)}/{name}", timeout: TimeSpan.FromMinutes(5)));
-        Assert.True(copied.ExitCode == 0, copied.Stderr);
-        Assert.True(clock.Elapsed < within, $"writing {name} took {clock.Elapsed.TotalSeconds:F0} s");
+        Expect(copied.ExitCode == 0, copied.Stderr);
+        Expect(clock.Elapsed < within, $"writing {name} took {clock.Elapsed.TotalSeconds:F0} s");
         File.Delete(local);
         return expected;
     }
@@ -208,9 +208,9 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await RunAsync("sync; echo 3 > /proc/sys/vm/drop_caches");
         var clock = Stopwatch.StartNew();
         var read = await WithLogsAsync(TryRunAsync($"sha256sum < {Quote(Mnt)}/{name}", timeout: TimeSpan.FromMinutes(3)));
-        Assert.True(read.ExitCode == 0, read.Stderr);
-        Assert.Equal(sha256, read.Stdout.Split(' ')[0]);
-        Assert.True(clock.Elapsed < within, $"reading {name} took {clock.Elapsed.TotalSeconds:F0} s");
+        Expect(read.ExitCode == 0, read.Stderr);
+        Expect(read.Stdout.Split(' ')[0] == sha256, $"{name} read back as {read.Stdout.Split(' ')[0]}, not {sha256}");
+        Expect(clock.Elapsed < within, $"reading {name} took {clock.Elapsed.TotalSeconds:F0} s");
     }
 
     private Task WaitForGoalAsync() => WaitForStatusAsync(AtGoal, "every chunk at its goal", TimeSpan.FromMinutes(3));
@@ -255,6 +255,9 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
             throw new TimeoutException($"{e.Message}\n{DaemonLogs()}", e);
         }
     }
+
+    /// <summary>Like Assert.True, but a failure carries what every daemon logged: these failures may show only in CI.</summary>
+    private void Expect(bool condition, string message) => Assert.True(condition, $"{message}\n{DaemonLogs()}");
 
     private string DaemonLogs() => string.Join("\n", _daemons.Select(d => d.ToString()));
 
