@@ -31,7 +31,7 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
 
     private static readonly TimeSpan FirstNodeWait = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan MaxNodeWait = TimeSpan.FromSeconds(2);
-    private long _noNodeSinceTicks;   // UTC ticks; 0 while some node is active
+    private readonly OutageClock _noNode = new();   // no node active since
     private int _waitingForNode;
 
     /// <summary>After an upload ends in ENOSPC, new writes fail at once for this long (not only at close).</summary>
@@ -193,20 +193,20 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
                 {
                     nodes = await NodesAsync(refresh, ct);
                 }
-                catch (BigFsException) when (DateTime.UtcNow < NoNodeSince() + options.StorageOutageWindow)
+                catch (BigFsException) when (DateTime.UtcNow is var failedAt && failedAt < NodeWaitEnd(failedAt))
                 {
                     nodes = [];   // the metadata server is unreachable too, and we have no list yet
                 }
                 if (NodeSelector.Pick(nodes, avoid, Random.Shared) is { } node)
                 {
-                    Volatile.Write(ref _noNodeSinceTicks, 0);
+                    _noNode.End();
                     found = true;
                     return node;
                 }
                 if (Volatile.Read(ref _fullNodes) > 0)
                     return null;   // nodes are up but full: ENOSPC, nothing to wait for
-                var giveUpAt = NoNodeSince() + options.StorageOutageWindow;
                 var now = DateTime.UtcNow;
+                var giveUpAt = NodeWaitEnd(now);
                 if (now >= giveUpAt)
                     return null;
                 if (!waited)
@@ -227,13 +227,8 @@ internal sealed class ChunkUploader(Namespace.NamespaceClient ns, GrpcChannels c
         }
     }
 
-    /// <summary>When the node list was first found empty in the current outage: now if this starts one.</summary>
-    private DateTime NoNodeSince()
-    {
-        var now = DateTime.UtcNow.Ticks;
-        var since = Interlocked.CompareExchange(ref _noNodeSinceTicks, now, 0);
-        return new DateTime(since == 0 ? now : since, DateTimeKind.Utc);
-    }
+    /// <summary>Until when uploads wait for a node in the current no-node outage (begun at <paramref name="now"/> if none is on).</summary>
+    private DateTime NodeWaitEnd(DateTime now) => _noNode.Start(now) + options.StorageOutageWindow;
 
     private async Task<IReadOnlyList<WritableNode>> NodesAsync(bool refresh, CancellationToken ct)
     {

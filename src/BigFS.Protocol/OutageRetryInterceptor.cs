@@ -48,8 +48,7 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private int _waiting;
-    /// <summary>When the first call of the current outage failed (UTC ticks); 0 while calls get through.</summary>
-    private long _outageSince;
+    private readonly OutageClock _outage = new();
 
     /// <summary>True when running <paramref name="method"/> twice leaves the server as running it once.</summary>
     public static bool IsRepeatable(string method) => RepeatableMethods.Contains(method);
@@ -81,7 +80,7 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
             return call;
         if (call.ResponseAsync.IsCompletedSuccessfully)
         {
-            EndOutage();
+            _outage.End();
             return call;
         }
         var reply = RetryThroughOutageAsync(call.ResponseAsync, request, context, continuation);
@@ -105,13 +104,13 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
                 try
                 {
                     var reply = await attempt.ConfigureAwait(false);
-                    EndOutage();
+                    _outage.End();
                     return reply;
                 }
                 catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && (NeverSent(e) || IsRepeatable(context.Method.Name) || CarriesReplaySlot(request)))
                 {
                     var now = DateTime.UtcNow;
-                    giveUpAt ??= OutageStart(now) + window;
+                    giveUpAt ??= _outage.Start(now) + window;
                     // The last attempt is made at the window's end (once), none past the call's deadline.
                     if (lastAttempt || now >= giveUpAt || options.Deadline is { } deadline && now + delay >= deadline.ToUniversalTime()
                         || options.CancellationToken.IsCancellationRequested)
@@ -143,19 +142,6 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
             if (waited && Interlocked.Decrement(ref _waiting) == 0)
                 _logger.LogInformation("Metadata server calls are going through again");
         }
-    }
-
-    /// <summary>The start of the current outage: <paramref name="now"/> if this failure begins one.</summary>
-    private DateTime OutageStart(DateTime now)
-    {
-        var previous = Interlocked.CompareExchange(ref _outageSince, now.Ticks, 0);
-        return previous == 0 ? now : new DateTime(previous, DateTimeKind.Utc);
-    }
-
-    private void EndOutage()
-    {
-        if (Volatile.Read(ref _outageSince) != 0)
-            Volatile.Write(ref _outageSince, 0);
     }
 
     private static Status StatusOf(Task task) => task.Exception?.InnerException is RpcException rpc ? rpc.Status
