@@ -220,9 +220,7 @@ public class ChunkLifecycleTests
         await h.Ns.CommitWriteAsync(commit);
 
         // The replica's node dies; the others keep heartbeating.
-        h.Time.Advance(options.DeadTimeout + TimeSpan.FromSeconds(1));
-        foreach (var id in new[] { "p", "a", "spare" }.Where(n => n != replica))
-            h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = id, CapacityBytes = 100UL << 30 });
+        h.PassTime(options.DeadTimeout + TimeSpan.FromSeconds(1), [.. new[] { "p", "a", "spare" }.Where(n => n != replica)]);
         h.Nodes.ConfirmReplications = true;
         await h.Maintenance.RunOnceAsync(default);
 

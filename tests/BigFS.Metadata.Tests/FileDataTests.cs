@@ -103,7 +103,7 @@ public class FileDataTests
         Assert.Equal(1500ul, s.CapacityBytes);
         Assert.Equal(900ul, s.FreeBytes);
         Assert.Equal(4096u, s.BlockSize);
-        _h.Time.Advance(_h.Options.HeartbeatTimeout + TimeSpan.FromSeconds(1));
+        _h.PassTime(_h.Options.HeartbeatTimeout + TimeSpan.FromSeconds(1), "a");
         _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "a", CapacityBytes = 1000, UsedBytes = 100 });
         Assert.Equal(1000ul, _h.Ns.StatFs().CapacityBytes);
     }

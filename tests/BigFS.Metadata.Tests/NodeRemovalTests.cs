@@ -37,12 +37,7 @@ public class NodeRemovalTests
     /// <summary>Lets <paramref name="dead"/> miss its heartbeats past the dead timeout while the others keep theirs.</summary>
     private void Kill(string dead)
     {
-        for (var i = 0; i < 11; i++)
-        {
-            _h.Time.Advance(TimeSpan.FromMinutes(1));
-            foreach (var id in _h.State.Nodes.Keys.Where(k => k != dead).ToList())
-                _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = id, CapacityBytes = 100UL << 30 });
-        }
+        _h.PassTime(TimeSpan.FromMinutes(11), [.. _h.State.Nodes.Keys.Where(k => k != dead)]);
         Assert.Equal(NodeLiveness.Dead, _h.State.LivenessOf(_h.State.Nodes[dead]));
     }
 

@@ -54,9 +54,7 @@ public class ReplicaPlacementTests
         foreach (var id in new[] { "p", "a", "b", "late" })
             await h.RegisterNode(id);
         // "late" stops heartbeating and becomes Suspect, then Dead.
-        h.Time.Advance(h.Options.HeartbeatTimeout + TimeSpan.FromSeconds(1));
-        foreach (var id in new[] { "p", "a", "b" })
-            h.Cluster.Heartbeat(new BigFS.Protocol.HeartbeatRequest { NodeId = id, CapacityBytes = 100UL << 30 });
+        h.PassTime(h.Options.HeartbeatTimeout + TimeSpan.FromSeconds(1), "p", "a", "b");
         for (var i = 0; i < 50; i++)
         {
             var reply = await h.RegisterChunk("p", Harness.NewChunkId(), goal: 3);

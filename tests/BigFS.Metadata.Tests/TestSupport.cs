@@ -103,6 +103,22 @@ public sealed class Harness
         await Cluster.RegisterNodeAsync(r);
     }
 
+    /// <summary>
+    /// Lets <paramref name="span"/> pass while only <paramref name="heartbeating"/> send heartbeats
+    /// (every 10 s): the others fall silent while the server keeps hearing from the rest, which is
+    /// how it tells a node's failure from its own silence.
+    /// </summary>
+    public void PassTime(TimeSpan span, params string[] heartbeating)
+    {
+        var step = TimeSpan.FromSeconds(10);
+        for (var passed = TimeSpan.Zero; passed < span; passed += step)
+        {
+            Time.Advance(passed + step <= span ? step : span - passed);
+            foreach (var id in heartbeating)
+                Assert.False(Cluster.Heartbeat(new HeartbeatRequest { NodeId = id, CapacityBytes = 100UL << 30 }).RegisterAgain);
+        }
+    }
+
     public string AddressOf(string nodeId)
     {
         lock (State.Sync) return State.Nodes[nodeId].Address;

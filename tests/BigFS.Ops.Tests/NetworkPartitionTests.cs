@@ -28,9 +28,7 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         _meta = StartMetadataServer();
         foreach (var node in new[] { "n1", "n2", "n3" })
         {
-            var address = await _network.AddHostAsync(node);
-            Start(_network.On(node, RepoPaths.BigfsExecutable,
-                ["node", "--meta", _metaAddress, "--data", _root.Combine(node), "--listen", $"{address}:9101", "--advertise", $"{address}:9101"]));
+            StartNode(node, await _network.AddHostAsync(node));
         }
         await WaitForStatusAsync(s => ActiveNodes(s) == 3, "three active storage nodes");
         Directory.CreateDirectory(Mnt);
@@ -225,9 +223,7 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await _network.SeverAsync("n2", "meta");
 
         // A restart the mount rides through (shorter than its outage timeout); n2 cannot register again yet.
-        _meta.Signal(DaemonProcess.SIGTERM);
-        await _meta.WaitForExitAsync(TimeSpan.FromSeconds(30));
-        _meta = StartMetadataServer();
+        await RestartMetadataServerAsync();
         await AssertReadsBackAsync("before.bin", before, TimeSpan.FromSeconds(60));
         var during = await WriteRandomFileAsync("during.bin", 48 << 20, TimeSpan.FromSeconds(90));
 
@@ -238,10 +234,70 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await AssertReadsBackAsync("during.bin", during, TimeSpan.FromSeconds(60));
     }
 
-    private DaemonProcess StartMetadataServer() =>
+    [Fact]
+    public async Task A_metadata_server_cut_off_from_every_node_past_the_dead_timeout_copies_nothing_on_its_return()
+    {
+        // A fourth node: a server that took the nodes it has not heard again yet for dead would
+        // have somewhere to put new copies. The dead timeout is shortened (from 120 s) to 45 s:
+        // longer than the 35 s that may pass below between hearing n3 or n4 and hearing n1 or n2.
+        var n4 = await _network.AddHostAsync("n4");
+        StartNode("n4", n4);
+        await RestartMetadataServerAsync("--dead_timeout", "45s");
+        await WaitForStatusAsync(s => ActiveNodes(s) == 4, "four active storage nodes");
+        var data = await WriteRandomFileAsync("f.bin", 48 << 20, TimeSpan.FromSeconds(90));
+        await WaitForGoalAsync();
+        var copies = CopyCounts(await StatusAsync());
+
+        // Past the dead timeout, the server has heard nobody: it is the one cut off (the mount still reaches it).
+        var nodes = new[] { "n1", "n2", "n3", "n4" };
+        foreach (var node in nodes)
+            await _network.SeverAsync("meta", node);
+        await Task.Delay(TimeSpan.FromSeconds(50));
+        var logged = _meta.Stderr.Length;   // the daemons log to stderr
+
+        // Two nodes are heard again first. The other two are no more dead than they were before
+        // the cut: no copy of their chunks is made on the first two, through several cleanup
+        // passes (every 2 s) and past the nodes' heartbeat retries (at most 15 s apart).
+        await _network.MendAsync("meta", "n3");
+        await _network.MendAsync("meta", "n4");
+        await Task.Delay(TimeSpan.FromSeconds(20));
+        var since = _meta.Stderr[logged..];
+        Expect(!since.Contains("below goal"), $"the server made copies on its return:\n{since}");
+
+        foreach (var node in new[] { "n1", "n2" })
+            await _network.MendAsync("meta", node);
+        // Active as soon as n3 or n4 was heard: wait until every node was heard after the cut.
+        await WaitForStatusAsync(s => ActiveNodes(s) == 4 && NodesHeardWithin(s, TimeSpan.FromSeconds(15)) == 4, "every node heard again");
+        var after = CopyCounts(await StatusAsync());
+        Expect(after == copies, $"copies before the cut {copies}, after {after}");
+        await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
+    }
+
+    private static int NodesHeardWithin(string status, TimeSpan span) =>
+        status.Split('\n').Count(l => l.Contains("10.77.", StringComparison.Ordinal)
+            && System.Text.RegularExpressions.Regex.Match(l, @" ([0-9.]+)s ago") is { Success: true } m
+            && double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) < span.TotalSeconds);
+
+    private static string CopyCounts(string status) => status.Split('\n').Single(l => l.Contains("copies: available"));
+
+    private async Task<string> StatusAsync() =>
+        (await DaemonProcess.RunAsync(RepoPaths.BigfsExecutable, ["status", "--meta", _metaAddress])).Stdout;
+
+    private async Task RestartMetadataServerAsync(params string[] options)
+    {
+        _meta.Signal(DaemonProcess.SIGTERM);
+        await _meta.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        _meta = StartMetadataServer(options);
+    }
+
+    private void StartNode(string node, string address) =>
+        Start(_network.On(node, RepoPaths.BigfsExecutable,
+            ["node", "--meta", _metaAddress, "--data", _root.Combine(node), "--listen", $"{address}:9101", "--advertise", $"{address}:9101"]));
+
+    private DaemonProcess StartMetadataServer(params string[] options) =>
         Start(_network.On("meta", RepoPaths.BigfsExecutable,
             ["meta", "--data", _root.Combine("meta"), "--listen", _metaAddress, "--meta_fast_unix", "false",
-             "--cleanup_interval", "2s", "--replica_confirmation_timeout", "5s"]));
+             "--cleanup_interval", "2s", "--replica_confirmation_timeout", "5s", .. options]));
 
     /// <summary>A command's result; if it times out, the error carries what every daemon logged.</summary>
     private async Task<T> WithLogsAsync<T>(Task<T> command)

@@ -42,7 +42,7 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
         node.UsedBytes = ClampLong(r.UsedBytes);
         node.ChunkCount = ClampLong(r.ChunkCount);
         node.Labels = [.. r.Labels];
-        node.LastHeartbeatMs = _s.NowMs;
+        _s.HeardFrom(node);
         _s.Nodes[node.Id] = node;
         _s.MarkNode(node.Id);
         logger.LogInformation("Storage node {NodeId} {Action} at {Address}", node.Id, isNew ? "registered" : "re-registered", node.Address);
@@ -72,7 +72,7 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
             node.CapacityBytes = ClampLong(r.CapacityBytes);
             node.UsedBytes = ClampLong(r.UsedBytes);
             node.ChunkCount = ClampLong(r.ChunkCount);
-            node.LastHeartbeatMs = _s.NowMs;
+            _s.HeardFrom(node);
             if (was != NodeLiveness.Active)
                 logger.LogInformation("Storage node {NodeId} is active again (was {State})", node.Id, was);
             return new HeartbeatReply();
@@ -257,6 +257,7 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
             _s.MarkChunk(chunk.Id);
         }
         _s.Nodes.Remove(nodeId);
+        _s.ForgetNode(nodeId);
         _s.MarkNode(nodeId);
         logger.LogWarning("Storage node {NodeId} removed ({Liveness}): {Copies} copies dropped, {Lost} live chunks lost",
             nodeId, liveness, holding.Count, lost);

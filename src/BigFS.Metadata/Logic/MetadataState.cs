@@ -39,6 +39,7 @@ public sealed class MetadataState
     public Dictionary<string, ReplyRecord> Replies { get; } = new(StringComparer.Ordinal);
 
     private readonly IChangeLog _log;
+    private readonly NodeLivenessClock _liveness;
     private readonly HashSet<long> _dirtyInodes = [];
     /// <summary>Directories whose entries changed since the last commit (for the change feed).</summary>
     private readonly HashSet<long> _changedDirectories = [];
@@ -58,6 +59,7 @@ public sealed class MetadataState
         Options = options;
         Time = time;
         StartedMs = NowMs;
+        _liveness = new NodeLivenessClock(StartedMs, options.HeartbeatTimeout, options.DeadTimeout);
         _log = log;
         Load(snapshot);
         // Only a restart over a namespace in use can have had locks to reclaim.
@@ -239,14 +241,19 @@ public sealed class MetadataState
         MarkInode(ino);
     }
 
-    public NodeLiveness LivenessOf(NodeRecord node)
+    /// <summary>Active, Suspect or Dead by its heartbeats; neither a restart nor a silence of every node at once (this server's own) counts against a node.</summary>
+    public NodeLiveness LivenessOf(NodeRecord node) => _liveness.LivenessOf(node, NowMs);
+
+    /// <summary>A heartbeat or registration from <paramref name="node"/> arrived now.</summary>
+    public void HeardFrom(NodeRecord node)
     {
-        // A restart must not declare every node dead: count liveness from our own start at the earliest.
-        var age = NowMs - Math.Max(node.LastHeartbeatMs, StartedMs);
-        if (age > Options.DeadTimeout.TotalMilliseconds) return NodeLiveness.Dead;
-        if (age > Options.HeartbeatTimeout.TotalMilliseconds) return NodeLiveness.Suspect;
-        return NodeLiveness.Active;
+        var now = NowMs;
+        _liveness.Heard(node, now, Nodes.Values);
+        node.LastHeartbeatMs = now;
     }
+
+    /// <summary>Forgets what liveness knows of a node taken out of the registry.</summary>
+    public void ForgetNode(string nodeId) => _liveness.Forget(nodeId);
 
     public bool IsOpen(long ino) => OpenCounts.ContainsKey(ino);
 
