@@ -240,8 +240,7 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         // A fourth node: a server that took the nodes it has not heard again yet for dead would
         // have somewhere to put new copies. The dead timeout is shortened (from 120 s) to 45 s:
         // longer than the 35 s that may pass below between hearing n3 or n4 and hearing n1 or n2.
-        var n4 = await _network.AddHostAsync("n4");
-        StartNode("n4", n4);
+        StartNode("n4", await _network.AddHostAsync("n4"));
         await RestartMetadataServerAsync("--dead_timeout", "45s");
         await WaitForStatusAsync(s => ActiveNodes(s) == 4, "four active storage nodes");
         var data = await WriteRandomFileAsync("f.bin", 48 << 20, TimeSpan.FromSeconds(90));
@@ -270,6 +269,30 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         await WaitForStatusAsync(s => ActiveNodes(s) == 4 && NodesHeardWithin(s, TimeSpan.FromSeconds(15)) == 4, "every node heard again");
         var after = CopyCounts(await StatusAsync());
         Expect(after == copies, $"copies before the cut {copies}, after {after}");
+        await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
+    }
+
+    [Fact]
+    public async Task A_storage_node_back_after_it_was_counted_dead_has_its_surplus_copies_dropped()
+    {
+        // Four nodes, so n1's chunks can get their third copy elsewhere while it is away.
+        StartNode("n4", await _network.AddHostAsync("n4"));
+        await RestartMetadataServerAsync("--dead_timeout", "30s");
+        await WaitForStatusAsync(s => ActiveNodes(s) == 4, "four active storage nodes");
+        var data = await WriteRandomFileAsync("f.bin", 48 << 20, TimeSpan.FromSeconds(90));
+        await WaitForGoalAsync();
+        var copies = CopyCounts(await StatusAsync());
+        var nodes = new[] { "n1", "n2", "n3", "n4" };
+        var files = nodes.Sum(n => ChunkFiles(n).Count);
+
+        await _network.CutAsync("n1");
+        await WaitForStatusAsync(s => s.Contains(" dead ") && AtGoal(s), "n1 dead and every chunk at its goal without it", TimeSpan.FromMinutes(3));
+        Expect(nodes.Sum(n => ChunkFiles(n).Count) > files, $"no chunk was copied while n1 was away:\n{await StatusAsync()}");
+
+        // Back, n1's copies make some chunks four: one copy of each goes again, from disk too.
+        await _network.HealAsync("n1");
+        await WaitForStatusAsync(s => ActiveNodes(s) == 4 && CopyCounts(s) == copies, $"{copies} again", TimeSpan.FromMinutes(2));
+        await Poll.UntilAsync(() => nodes.Sum(n => ChunkFiles(n).Count) == files, TimeSpan.FromSeconds(60), "the dropped copies' files deleted");
         await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
     }
 

@@ -7,7 +7,8 @@ namespace BigFS.Metadata.Logic;
 
 /// <summary>
 /// One maintenance pass over the chunk map (design §5): replacement of unconfirmed replicas,
-/// re-replication of Live chunks below goal, and two-phase garbage collection. Decisions are
+/// re-replication of Live chunks below goal, trimming of those above it, and two-phase garbage
+/// collection. Decisions are
 /// made under the state lock with time from the TimeProvider; node calls go through
 /// <see cref="IChunkNodeClient"/> outside the lock.
 /// </summary>
@@ -41,6 +42,7 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
             LogLivenessChanges();
             PlanReplicaTimeouts(now, replicate);
             PlanReReplication(now, replicate);
+            PlanSurplusTrim(now, deletes);
             PlanGarbageCollection(now, deletes);
             durable = _s.CommitAsync();
         }
@@ -190,8 +192,7 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
         {
             if (chunk.State != ChunkState.Live)
                 continue;
-            var healthy = chunk.Copies.Count(c => c.Status == CopyState.Available
-                && _s.Nodes.TryGetValue(c.NodeId, out var n) && _s.LivenessOf(n) != NodeLiveness.Dead);
+            var healthy = _s.HealthyCopies(chunk);
             var pending = chunk.Copies.Count(c => c.Status == CopyState.Pending);
             var missing = chunk.Goal - healthy - pending;
             if (missing <= 0)
@@ -246,18 +247,70 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
             foreach (var copy in chunk.Copies)
             {
                 // The primary always; a replica only when DELETING (PENDING replicas are left alone).
-                if (!copy.Primary && copy.Status != CopyState.Deleting)
-                    continue;
-                if (_deleteBackoff.TryGetValue((chunk.Id, copy.NodeId), out var b) && b.NextMs > now)
-                    continue;
-                if (_s.Nodes.TryGetValue(copy.NodeId, out var node))
-                    calls.Add(new DeleteCall(chunk.Id, copy.NodeId, node.Address));
-                else
-                    BackOff(chunk.Id, copy.NodeId, now);
+                if (copy.Primary || copy.Status == CopyState.Deleting)
+                    AskToDelete(chunk, copy, now, calls);
             }
             if (chunk.Copies.Count == 0)
                 RemoveChunk(chunk.Id);
         }
+    }
+
+    /// <summary>
+    /// A Live chunk with more AVAILABLE copies on active nodes than its goal sheds the surplus, two
+    /// phases like garbage: the copies become DELETING (durable before phase 2), then their nodes
+    /// are asked to delete them. Surplus comes from a node back after it was counted dead (its
+    /// chunks were copied elsewhere meanwhile) or a lowered goal. Never while a copy is PENDING,
+    /// never the primary, and from the fullest nodes first.
+    /// </summary>
+    private void PlanSurplusTrim(long now, List<DeleteCall> calls)
+    {
+        foreach (var chunk in _s.Chunks.Values)
+        {
+            if (chunk.State != ChunkState.Live)
+                continue;
+            // Scans every chunk under the lock: keep the common case allocation-free.
+            int healthy = 0, deleting = 0, pending = 0;
+            foreach (var c in chunk.Copies)
+            {
+                if (c.Status == CopyState.Deleting) deleting++;
+                else if (c.Status == CopyState.Pending) pending++;
+                else if (ActiveNode(c.NodeId) is not null) healthy++;
+            }
+            if (pending == 0 && chunk.Goal > 0 && healthy > chunk.Goal)
+            {
+                var surplus = chunk.Copies
+                    .Where(c => c.Status == CopyState.Available && !c.Primary && ActiveNode(c.NodeId) is not null)
+                    .OrderBy(c => ActiveNode(c.NodeId)!.FreeBytes()).ThenBy(c => c.NodeId, StringComparer.Ordinal)
+                    .Take(healthy - chunk.Goal).ToList();
+                foreach (var copy in surplus)
+                {
+                    copy.Status = CopyState.Deleting;
+                    deleting++;
+                    logger.LogInformation("Chunk {ChunkId} above goal ({Healthy}/{Goal}): dropping the copy on {NodeId}",
+                        chunk.Id, healthy, chunk.Goal, copy.NodeId);
+                }
+                _s.MarkChunk(chunk.Id);
+            }
+            if (deleting == 0)
+                continue;
+            foreach (var copy in chunk.Copies)
+                if (copy.Status == CopyState.Deleting)
+                    AskToDelete(chunk, copy, now, calls);
+        }
+    }
+
+    private NodeRecord? ActiveNode(string nodeId) =>
+        _s.Nodes.TryGetValue(nodeId, out var n) && _s.LivenessOf(n) == NodeLiveness.Active ? n : null;
+
+    /// <summary>Plans a delete of <paramref name="copy"/> on its node, unless its last attempt failed recently.</summary>
+    private void AskToDelete(ChunkRecord chunk, CopyRecord copy, long now, List<DeleteCall> calls)
+    {
+        if (_deleteBackoff.TryGetValue((chunk.Id, copy.NodeId), out var b) && b.NextMs > now)
+            return;
+        if (_s.Nodes.TryGetValue(copy.NodeId, out var node))
+            calls.Add(new DeleteCall(chunk.Id, copy.NodeId, node.Address));
+        else
+            BackOff(chunk.Id, copy.NodeId, now);
     }
 
     private async Task<DeleteOutcome> DeleteAsync(DeleteCall call, CancellationToken ct)

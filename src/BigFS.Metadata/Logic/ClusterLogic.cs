@@ -303,29 +303,25 @@ public sealed class ClusterLogic(MetadataState state, Random random, ILogger log
             }
             foreach (var c in _s.Chunks.Values)
             {
-                var available = 0;
-                var readable = false;
                 foreach (var copy in c.Copies)
                 {
                     switch (copy.Status)
                     {
                         case CopyState.Pending: reply.CopiesPending++; break;
-                        case CopyState.Available:
-                            reply.CopiesAvailable++;
-                            available++;
-                            readable |= _s.Nodes.TryGetValue(copy.NodeId, out var holder) && _s.LivenessOf(holder) != NodeLiveness.Dead;
-                            break;
+                        case CopyState.Available: reply.CopiesAvailable++; break;
                         case CopyState.Deleting: reply.CopiesDeleting++; break;
                     }
                 }
+                // As re-replication counts: a copy on a dead node does not count toward the goal.
+                var healthy = _s.HealthyCopies(c);
                 switch (c.State)
                 {
                     case ChunkState.Uncommitted: reply.ChunksUncommitted++; break;
                     case ChunkState.Garbage: reply.ChunksGarbage++; break;
                     case ChunkState.Live:
                         reply.LiveChunks++;
-                        if (available < c.Goal) reply.ChunksBelowGoal++;
-                        if (!readable) reply.ChunksUnavailable++;
+                        if (healthy < c.Goal) reply.ChunksBelowGoal++;
+                        if (healthy == 0) reply.ChunksUnavailable++;
                         break;
                 }
             }

@@ -244,6 +244,16 @@ public sealed class MetadataState
     /// <summary>Active, Suspect or Dead by its heartbeats; neither a restart nor a silence of every node at once (this server's own) counts against a node.</summary>
     public NodeLiveness LivenessOf(NodeRecord node) => _liveness.LivenessOf(node, NowMs);
 
+    /// <summary>AVAILABLE copies on nodes not counted dead: what a chunk's goal is measured against.</summary>
+    public int HealthyCopies(ChunkRecord chunk)
+    {
+        var healthy = 0;
+        foreach (var c in chunk.Copies)
+            if (c.Status == CopyState.Available && Nodes.TryGetValue(c.NodeId, out var n) && LivenessOf(n) != NodeLiveness.Dead)
+                healthy++;
+        return healthy;
+    }
+
     /// <summary>A heartbeat or registration from <paramref name="node"/> arrived now.</summary>
     public void HeardFrom(NodeRecord node)
     {
