@@ -44,8 +44,9 @@ public sealed class StorageNodeOptions
     /// <summary>
     /// How long calls to an unreachable metadata server (a restart) wait for it before failing,
     /// so a writer's upload pauses instead of failing; only calls safe to repeat wait. Zero fails at once.
+    /// The mount's default window too: an upload's registration here waits as long as its writer does.
     /// </summary>
-    public TimeSpan MetadataOutageWindow { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan MetadataOutageWindow { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Chunk registrations that failed are retried at this pace (with back-off up to 30 s).</summary>
     public TimeSpan RegistrationRetryInterval { get; set; } = TimeSpan.FromSeconds(1);

@@ -71,10 +71,11 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         var copy = TryRunAsync($"cp -r {Quote(source)} {Quote(Mnt)}/files", timeout: TimeSpan.FromMinutes(3));
         await Poll.UntilAsync(() => copy.IsCompleted || Directory.Exists($"{Mnt}/files") && Directory.GetFiles($"{Mnt}/files").Length >= 10,
             TimeSpan.FromSeconds(60), "the copy under way");
-        // Shorter than the mount's meta_outage_timeout (60 s) and the nodes' 30 s: calls wait for
+        // Shorter than meta_outage_timeout (60 s, mount and nodes alike): calls wait for
         // the server, none fails. Long enough that the server, back, may have heard no heartbeat
-        // for heartbeat_timeout (30 s at a 15 s interval) and count every node Suspect for a while:
-        // uploads then wait for a node too (CI once saw EIO here with a 15 s cut).
+        // for heartbeat_timeout (30 s at a 15 s interval). It takes that silence as its own now;
+        // when it counted every node Suspect for it instead, uploads found no node (CI once saw
+        // EIO here with a 15 s cut) and now wait for one (node_outage_timeout).
         await _network.CutAsync("meta");
         await Task.Delay(TimeSpan.FromSeconds(25));
         if (copy.IsCompleted)

@@ -122,7 +122,7 @@ public static class DaemonSettings
             Labels = s.GetList("labels"),
             InventoryInterval = s.GetDuration("inventory_interval", TimeSpan.FromMinutes(10)),
             MinCopiesBeforeAck = s.GetInt("min_copies_before_ack", 2, 1, 16),
-            MetadataOutageWindow = s.GetDuration("meta_outage_timeout", TimeSpan.FromSeconds(30), allowZero: true),
+            MetadataOutageWindow = s.GetDuration("meta_outage_timeout", TimeSpan.FromSeconds(60), allowZero: true),
         };
         s.GetString("log_level");
         s.RejectUnknownKeys();
