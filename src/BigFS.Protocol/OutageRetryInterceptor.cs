@@ -72,6 +72,25 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
         return false;
     }
 
+    /// <summary>
+    /// True when the call failed for want of a working connection to the server: Unavailable, or
+    /// a connection that broke under it in a way grpc-dotnet reports as Internal with the HTTP
+    /// failure attached — a keepalive ping the server never answered (a network cut) is one; the
+    /// gRPC spec calls that Unavailable. An Internal status from the server itself carries no
+    /// local exception.
+    /// </summary>
+    public static bool IsTransportFailure(RpcException error)
+    {
+        if (error.StatusCode == StatusCode.Unavailable)
+            return true;
+        if (error.StatusCode != StatusCode.Internal)
+            return false;
+        for (Exception? e = error.Status.DebugException; e is not null; e = e.InnerException)
+            if (e is HttpRequestException)
+                return true;
+        return false;
+    }
+
     public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context,
         AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
     {
@@ -107,7 +126,7 @@ public sealed class OutageRetryInterceptor(TimeSpan window, ILogger? logger = nu
                     _outage.End();
                     return reply;
                 }
-                catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && (NeverSent(e) || IsRepeatable(context.Method.Name) || CarriesReplaySlot(request)))
+                catch (RpcException e) when (IsTransportFailure(e) && (NeverSent(e) || IsRepeatable(context.Method.Name) || CarriesReplaySlot(request)))
                 {
                     var now = DateTime.UtcNow;
                     giveUpAt ??= _outage.Start(now) + window;

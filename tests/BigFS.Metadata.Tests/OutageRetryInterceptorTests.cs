@@ -59,6 +59,28 @@ public class OutageRetryInterceptorTests
         Assert.Equal(3, inner.Calls);
     }
 
+    /// <summary>What grpc-dotnet reports when the server stopped answering keepalive pings (a network cut).</summary>
+    private static RpcException PingUnanswered() => new(new Status(StatusCode.Internal, "Error starting gRPC call.",
+        new HttpRequestException(HttpRequestError.HttpProtocolError,
+            "The HTTP/2 server didn't respond to a ping request within the configured KeepAlivePingDelay.")));
+
+    [Fact]
+    public async Task A_connection_that_died_of_unanswered_keepalive_pings_is_an_outage_not_a_server_error()
+    {
+        // A change that carries a replay slot runs once however often it arrives: it waits and goes through.
+        var inner = new ScriptedInvoker(PingUnanswered(), Refused());
+        var ns = new Namespace.NamespaceClient(inner.Intercept(new OutageRetryInterceptor(Window)));
+        var reply = await ns.CreateNodeAsync(new CreateNodeRequest { Parent = 1, Replay = new ReplaySlot { Slot = 1, Seq = 1 } });
+        Assert.Equal(0, reply.Errno);
+        Assert.Equal(3, inner.Calls);
+
+        // One without, which may have reached the server, fails at once, as a call lost in flight does.
+        var once = new ScriptedInvoker(PingUnanswered());
+        ns = new Namespace.NamespaceClient(once.Intercept(new OutageRetryInterceptor(Window)));
+        await Assert.ThrowsAsync<RpcException>(async () => await ns.UnlinkAsync(new RemoveRequest { Parent = 1 }));
+        Assert.Equal(1, once.Calls);
+    }
+
     [Fact]
     public async Task Other_errors_are_not_repeated()
     {

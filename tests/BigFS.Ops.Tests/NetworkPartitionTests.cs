@@ -75,9 +75,11 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
         // the server, none fails. Long enough that the server, back, may have heard no heartbeat
         // for heartbeat_timeout (30 s at a 15 s interval). It takes that silence as its own now;
         // when it counted every node Suspect for it instead, uploads found no node (CI once saw
-        // EIO here with a 15 s cut) and now wait for one (node_outage_timeout).
+        // EIO here with a 15 s cut) and now wait for one (node_outage_timeout). And long enough
+        // for gRPC connections to die of unanswered keepalive pings, which grpc-dotnet reports
+        // as Internal, not Unavailable: a create failed with EIO for that with a 50 s cut.
         await _network.CutAsync("meta");
-        await Task.Delay(TimeSpan.FromSeconds(25));
+        await Task.Delay(TimeSpan.FromSeconds(50));
         if (copy.IsCompleted)
             Assert.Fail($"the copy ended while the metadata server was unreachable: {(await copy).Stderr}\n{DaemonLogs()}");
         await _network.HealAsync("meta");
