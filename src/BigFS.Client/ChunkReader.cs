@@ -186,7 +186,7 @@ internal sealed class ChunkReader(GrpcChannels channels, BulkClient bulk, Namesp
             {
                 lastError = ex;
                 allNotFound &= ex.StatusCode == StatusCode.NotFound;
-                if (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+                if (OutageRetryInterceptor.IsTransportFailure(ex) || ex.StatusCode == StatusCode.DeadlineExceeded)
                     failures.Record(copy.NodeId);   // unreachable: the next reads try its copies last
                 logger.LogWarning("Reading chunk {ChunkId} from {Node} failed: {Status}; trying the next copy", chunkId, copy.Address, ex.Status);
                 if (ex.StatusCode is StatusCode.NotFound or StatusCode.DataLoss or StatusCode.OutOfRange)
