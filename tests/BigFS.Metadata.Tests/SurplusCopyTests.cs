@@ -16,12 +16,8 @@ public class SurplusCopyTests
     {
         foreach (var id in new[] { "p", "a", "b" })
             await _h.RegisterNode(id);
-        var f = await _h.Create(1, "f");
-        var c = NewChunkId();
-        var reply = await _h.RegisterChunk("p", c, owner: f, goal: 3);
-        foreach (var replica in reply.Replicas)
-            await _h.Cluster.ConfirmReplicaAsync(new ConfirmReplicaRequest { NodeId = "p", ChunkId = c, ReplicaNodeId = replica.NodeId });
-        await _h.Commit(f, new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
+        var (f, c, replicas) = await _h.LiveChunk("p", goal: 3);
+        Assert.Equal(["a", "b"], replicas);
         await _h.RegisterNode("spare");
         return (f, c);
     }
@@ -29,26 +25,31 @@ public class SurplusCopyTests
     private List<string> Copies(string chunk, CopyState state) =>
         [.. _h.Chunk(chunk).Copies.Where(x => x.Status == state).Select(x => x.NodeId).Order()];
 
-    /// <summary>b is counted dead while the others go on; its copy is re-made on spare.</summary>
-    private async Task KillBAndReplicate(string chunk)
+    /// <summary>
+    /// b is counted dead while the others go on, and its copy is made again on spare; then b is
+    /// back: four healthy copies of a goal-3 chunk. <paramref name="fullest"/> (if any) reports
+    /// itself nearly full. Maintenance has not run since b's return.
+    /// </summary>
+    private async Task<(ulong File, string Chunk)> FourCopiesOnceBIsBack(string? fullest)
     {
+        var (f, c) = await LiveChunkOnPab();
         _h.PassTime(_h.Options.DeadTimeout + TimeSpan.FromSeconds(1), "p", "a", "spare");
         _h.Nodes.ConfirmReplications = true;
         await _h.Maintenance.RunOnceAsync(default);
-        Assert.Equal(["a", "b", "p", "spare"], Copies(chunk, CopyState.Available));   // b's copy is still listed, not counted
+        Assert.Equal(["a", "b", "p", "spare"], Copies(c, CopyState.Available));   // b's copy is still listed, not counted
         Assert.Equal(0ul, _h.Cluster.Status().ChunksBelowGoal);
+
+        if (fullest is not null)
+            _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = fullest, CapacityBytes = 100UL << 30, UsedBytes = 99UL << 30 });
+        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "b", CapacityBytes = 100UL << 30 });
+        _h.Nodes.Deletes.Clear();
+        return (f, c);
     }
 
     [Fact]
     public async Task A_node_back_after_it_was_counted_dead_leaves_a_surplus_copy_that_is_dropped()
     {
-        var (f, c) = await LiveChunkOnPab();
-        await KillBAndReplicate(c);
-
-        // b comes back: four healthy copies of a goal-3 chunk. The fullest node's copy goes.
-        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "spare", CapacityBytes = 100UL << 30, UsedBytes = 90UL << 30 });
-        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "b", CapacityBytes = 100UL << 30 });
-        _h.Nodes.Deletes.Clear();
+        var (f, c) = await FourCopiesOnceBIsBack(fullest: "spare");
         await _h.Maintenance.RunOnceAsync(default);
 
         Assert.Equal([(_h.AddressOf("spare"), c)], _h.Nodes.Deletes);
@@ -67,10 +68,7 @@ public class SurplusCopyTests
     [Fact]
     public async Task A_surplus_copy_whose_delete_fails_is_never_served_and_its_delete_is_retried()
     {
-        var (f, c) = await LiveChunkOnPab();
-        await KillBAndReplicate(c);
-        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "a", CapacityBytes = 100UL << 30, UsedBytes = 99UL << 30 });
-        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "b", CapacityBytes = 100UL << 30 });
+        var (f, c) = await FourCopiesOnceBIsBack(fullest: "a");
         _h.Nodes.DeleteFailures[_h.AddressOf("a")] = FakeNodeClient.Unavailable;
         await _h.Maintenance.RunOnceAsync(default);
 
@@ -90,14 +88,11 @@ public class SurplusCopyTests
     [Fact]
     public async Task Nothing_is_dropped_while_a_copy_is_pending_nor_counting_a_node_that_is_not_active()
     {
-        var (_, c) = await LiveChunkOnPab();
-        await KillBAndReplicate(c);
+        var (_, c) = await FourCopiesOnceBIsBack(fullest: null);
 
-        // b is back but a copy is being made: wait for it to settle first.
-        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "b", CapacityBytes = 100UL << 30 });
+        // A copy is being made: wait for it to settle first.
         lock (_h.State.Sync)
             _h.Chunk(c).Copies.Add(new CopyRecord { NodeId = "late", Status = CopyState.Pending, DesignatedMs = _h.State.NowMs });
-        _h.Nodes.Deletes.Clear();
         await _h.Maintenance.RunOnceAsync(default);
         Assert.Empty(_h.Nodes.Deletes);
         lock (_h.State.Sync)
@@ -113,11 +108,7 @@ public class SurplusCopyTests
     [Fact]
     public async Task The_primary_copy_is_never_the_one_dropped()
     {
-        var (_, c) = await LiveChunkOnPab();
-        await KillBAndReplicate(c);
-        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "p", CapacityBytes = 100UL << 30, UsedBytes = 99UL << 30 });
-        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "b", CapacityBytes = 100UL << 30 });
-        _h.Nodes.Deletes.Clear();
+        var (_, c) = await FourCopiesOnceBIsBack(fullest: "p");
         await _h.Maintenance.RunOnceAsync(default);
 
         var (address, _) = Assert.Single(_h.Nodes.Deletes);

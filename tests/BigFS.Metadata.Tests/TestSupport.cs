@@ -119,6 +119,18 @@ public sealed class Harness
         }
     }
 
+    /// <summary>A file <paramref name="name"/> holding one chunk that <paramref name="primary"/> registered, every designated replica confirmed, committed (Live).</summary>
+    public async Task<(ulong File, string Chunk, List<string> Replicas)> LiveChunk(string primary, uint goal, string name = "f")
+    {
+        var f = await Create(1, name);
+        var c = NewChunkId();
+        var reply = await RegisterChunk(primary, c, owner: f, goal: goal);
+        foreach (var replica in reply.Replicas)
+            await Cluster.ConfirmReplicaAsync(new ConfirmReplicaRequest { NodeId = primary, ChunkId = c, ReplicaNodeId = replica.NodeId });
+        await Commit(f, new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
+        return (f, c, [.. reply.Replicas.Select(r => r.NodeId).Order()]);
+    }
+
     public string AddressOf(string nodeId)
     {
         lock (State.Sync) return State.Nodes[nodeId].Address;

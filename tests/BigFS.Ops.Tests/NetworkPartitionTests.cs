@@ -240,19 +240,13 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
     [Fact]
     public async Task A_metadata_server_cut_off_from_every_node_past_the_dead_timeout_copies_nothing_on_its_return()
     {
-        // A fourth node: a server that took the nodes it has not heard again yet for dead would
-        // have somewhere to put new copies. The dead timeout is shortened (from 120 s) to 45 s:
-        // longer than the 35 s that may pass below between hearing n3 or n4 and hearing n1 or n2.
-        StartNode("n4", await _network.AddHostAsync("n4"));
-        await RestartMetadataServerAsync("--dead_timeout", "45s");
-        await WaitForStatusAsync(s => ActiveNodes(s) == 4, "four active storage nodes");
-        var data = await WriteRandomFileAsync("f.bin", 48 << 20, TimeSpan.FromSeconds(90));
-        await WaitForGoalAsync();
-        var copies = CopyCounts(await StatusAsync());
+        // A server that took the nodes it has not heard again yet for dead would have n3 and n4
+        // to put new copies on. The dead timeout is 45 s: longer than the 35 s that may pass below
+        // between hearing n3 or n4 and hearing n1 or n2.
+        var (data, copies) = await FourNodesWithAFileAsync(deadTimeout: "45s");
 
         // Past the dead timeout, the server has heard nobody: it is the one cut off (the mount still reaches it).
-        var nodes = new[] { "n1", "n2", "n3", "n4" };
-        foreach (var node in nodes)
+        foreach (var node in FourNodes)
             await _network.SeverAsync("meta", node);
         await Task.Delay(TimeSpan.FromSeconds(50));
         var logged = _meta.Stderr.Length;   // the daemons log to stderr
@@ -278,25 +272,37 @@ public sealed class NetworkPartitionTests : IAsyncLifetime
     [Fact]
     public async Task A_storage_node_back_after_it_was_counted_dead_has_its_surplus_copies_dropped()
     {
-        // Four nodes, so n1's chunks can get their third copy elsewhere while it is away.
-        StartNode("n4", await _network.AddHostAsync("n4"));
-        await RestartMetadataServerAsync("--dead_timeout", "30s");
-        await WaitForStatusAsync(s => ActiveNodes(s) == 4, "four active storage nodes");
-        var data = await WriteRandomFileAsync("f.bin", 48 << 20, TimeSpan.FromSeconds(90));
-        await WaitForGoalAsync();
-        var copies = CopyCounts(await StatusAsync());
-        var nodes = new[] { "n1", "n2", "n3", "n4" };
-        var files = nodes.Sum(n => ChunkFiles(n).Count);
+        // n1's chunks can get their third copy elsewhere while it is away.
+        var (data, copies) = await FourNodesWithAFileAsync(deadTimeout: "30s");
+        int ChunkFilesEverywhere() => FourNodes.Sum(n => ChunkFiles(n).Count);
+        var files = ChunkFilesEverywhere();
 
         await _network.CutAsync("n1");
         await WaitForStatusAsync(s => s.Contains(" dead ") && AtGoal(s), "n1 dead and every chunk at its goal without it", TimeSpan.FromMinutes(3));
-        Expect(nodes.Sum(n => ChunkFiles(n).Count) > files, $"no chunk was copied while n1 was away:\n{await StatusAsync()}");
+        Expect(ChunkFilesEverywhere() > files, $"no chunk was copied while n1 was away:\n{await StatusAsync()}");
 
         // Back, n1's copies make some chunks four: one copy of each goes again, from disk too.
         await _network.HealAsync("n1");
         await WaitForStatusAsync(s => ActiveNodes(s) == 4 && CopyCounts(s) == copies, $"{copies} again", TimeSpan.FromMinutes(2));
-        await Poll.UntilAsync(() => nodes.Sum(n => ChunkFiles(n).Count) == files, TimeSpan.FromSeconds(60), "the dropped copies' files deleted");
+        await Poll.UntilAsync(() => ChunkFilesEverywhere() == files, TimeSpan.FromSeconds(60), "the dropped copies' files deleted");
         await AssertReadsBackAsync("f.bin", data, TimeSpan.FromSeconds(60));
+    }
+
+    private static readonly string[] FourNodes = ["n1", "n2", "n3", "n4"];
+
+    /// <summary>
+    /// A fourth storage node, the metadata server restarted with <paramref name="deadTimeout"/>
+    /// (120 s by default), and a 48 MiB file written and at its goal. Returns the file's sha256
+    /// and the status line counting copies.
+    /// </summary>
+    private async Task<(string Sha256, string Copies)> FourNodesWithAFileAsync(string deadTimeout)
+    {
+        StartNode("n4", await _network.AddHostAsync("n4"));
+        await RestartMetadataServerAsync("--dead_timeout", deadTimeout);
+        await WaitForStatusAsync(s => ActiveNodes(s) == 4, "four active storage nodes");
+        var data = await WriteRandomFileAsync("f.bin", 48 << 20, TimeSpan.FromSeconds(90));
+        await WaitForGoalAsync();
+        return (data, CopyCounts(await StatusAsync()));
     }
 
     private static int NodesHeardWithin(string status, TimeSpan span) =>
