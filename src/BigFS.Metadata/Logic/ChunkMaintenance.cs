@@ -8,9 +8,8 @@ namespace BigFS.Metadata.Logic;
 /// <summary>
 /// One maintenance pass over the chunk map (design §5): replacement of unconfirmed replicas,
 /// re-replication of Live chunks below goal, trimming of those above it, and two-phase garbage
-/// collection. Decisions are
-/// made under the state lock with time from the TimeProvider; node calls go through
-/// <see cref="IChunkNodeClient"/> outside the lock.
+/// collection. Decisions are made under the state lock with time from the TimeProvider; node
+/// calls go through <see cref="IChunkNodeClient"/> outside the lock.
 /// </summary>
 public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, IChunkNodeClient nodes, ILogger logger)
 {
@@ -286,10 +285,10 @@ public sealed class ChunkMaintenance(MetadataState state, ClusterLogic cluster, 
                 {
                     copy.Status = CopyState.Deleting;
                     deleting++;
+                    _s.MarkChunk(chunk.Id);
                     logger.LogInformation("Chunk {ChunkId} above goal ({Healthy}/{Goal}): dropping the copy on {NodeId}",
                         chunk.Id, healthy, chunk.Goal, copy.NodeId);
                 }
-                _s.MarkChunk(chunk.Id);
             }
             if (deleting == 0)
                 continue;

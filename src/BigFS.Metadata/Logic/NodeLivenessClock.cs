@@ -27,7 +27,7 @@ public sealed class NodeLivenessClock(long startedMs, TimeSpan heartbeatTimeout,
     private readonly Dictionary<string, long> _countsFrom = new(StringComparer.Ordinal);
 
     /// <summary>The moment <paramref name="node"/>'s silence counts from.</summary>
-    public long CountsFrom(NodeRecord node)
+    private long CountsFrom(NodeRecord node)
     {
         var from = Math.Max(node.LastHeartbeatMs, _startedMs);
         return _countsFrom.TryGetValue(node.Id, out var credited) ? Math.Max(from, credited) : from;
