@@ -210,14 +210,8 @@ public class ChunkLifecycleTests
         var h = new Harness(options);
         foreach (var id in new[] { "p", "a", "spare" })
             await h.RegisterNode(id);
-        var f = await h.Create(1, "f");
-        var c = NewChunkId();
-        var reply = await h.RegisterChunk("p", c, owner: f, goal: 2);
-        var replica = reply.Replicas.Single().NodeId;
-        await h.Cluster.ConfirmReplicaAsync(new ConfirmReplicaRequest { NodeId = "p", ChunkId = c, ReplicaNodeId = replica });
-        var commit = new CommitWriteRequest { Ino = f };
-        commit.Extents.Add(new Extent { FileOffset = 0, Length = 1000, ChunkId = c });
-        await h.Ns.CommitWriteAsync(commit);
+        var (_, c, replicas) = await h.LiveChunk("p", goal: 2);
+        var replica = replicas.Single();
 
         // The replica's node dies; the others keep heartbeating.
         h.PassTime(options.DeadTimeout + TimeSpan.FromSeconds(1), [.. new[] { "p", "a", "spare" }.Where(n => n != replica)]);

@@ -17,8 +17,6 @@ public class NodeLivenessTests
         lock (_h.State.Sync) return _h.State.LivenessOf(_h.State.Nodes[id]);
     }
 
-    private void Heartbeat(string id) => _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = id, CapacityBytes = 100UL << 30 });
-
     [Fact]
     public async Task A_silence_of_every_node_at_once_counts_against_none_once_the_server_hears_again()
     {
@@ -33,7 +31,7 @@ public class NodeLivenessTests
 
         // The first heartbeat after it: the silence was the server's. The others are active as
         // they were, not dead until their own next heartbeat.
-        Heartbeat("p");
+        _h.Heartbeat("p");
         Assert.All(new[] { "p", "a", "b", "spare" }, id => Assert.Equal(NodeLiveness.Active, Liveness(id)));
         Assert.Equal(4, _h.Cluster.ListWritableNodes().Nodes.Count);
         // No copy is made for a node that merely was not heard yet (spare would have taken it).
@@ -61,7 +59,7 @@ public class NodeLivenessTests
         Assert.Equal(NodeLiveness.Suspect, Liveness("late"));
 
         _h.Time.Advance(_h.Options.DeadTimeout);
-        Heartbeat("a");
+        _h.Heartbeat("a");
         Assert.Equal(NodeLiveness.Active, Liveness("p"));
         Assert.Equal(NodeLiveness.Dead, Liveness("late"));
     }
@@ -73,7 +71,7 @@ public class NodeLivenessTests
             await _h.RegisterNode(id);
         _h.PassTime(TimeSpan.FromSeconds(20), "p");
         _h.Time.Advance(TimeSpan.FromSeconds(25));   // nobody heard for 25 s: within the timeout, nothing credited
-        Heartbeat("p");
+        _h.Heartbeat("p");
         Assert.Equal(NodeLiveness.Suspect, Liveness("a"));
     }
 
@@ -83,13 +81,13 @@ public class NodeLivenessTests
         foreach (var id in new[] { "p", "a" })
             await _h.RegisterNode(id);
         _h.Time.Advance(TimeSpan.FromMinutes(5));
-        Heartbeat("p");
+        _h.Heartbeat("p");
         _h.Time.Advance(TimeSpan.FromSeconds(10));
-        Heartbeat("p");
+        _h.Heartbeat("p");
         // a has not been heard since before the first silence; as that ended it counted as just
         // heard, so it was still active as the second began.
         _h.Time.Advance(TimeSpan.FromMinutes(5));
-        Heartbeat("p");
+        _h.Heartbeat("p");
         Assert.Equal(NodeLiveness.Active, Liveness("a"));
         _h.PassTime(_h.Options.HeartbeatTimeout, "p");
         Assert.Equal(NodeLiveness.Suspect, Liveness("a"));
@@ -102,7 +100,7 @@ public class NodeLivenessTests
         await _h.RegisterNode("a");
         var registered = _h.Cluster.Status().Nodes.Single(n => n.NodeId == "a").LastHeartbeatUnixMs;
         _h.Time.Advance(TimeSpan.FromMinutes(5));
-        Heartbeat("p");
+        _h.Heartbeat("p");
         Assert.Equal(NodeState.Active, _h.Cluster.Status().Nodes.Single(n => n.NodeId == "a").State);
         // What a node last sent stays what it was (the garbage collector's guard reads it).
         Assert.Equal(registered, _h.Cluster.Status().Nodes.Single(n => n.NodeId == "a").LastHeartbeatUnixMs);

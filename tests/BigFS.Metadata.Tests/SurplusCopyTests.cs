@@ -40,8 +40,8 @@ public class SurplusCopyTests
         Assert.Equal(0ul, _h.Cluster.Status().ChunksBelowGoal);
 
         if (fullest is not null)
-            _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = fullest, CapacityBytes = 100UL << 30, UsedBytes = 99UL << 30 });
-        _h.Cluster.Heartbeat(new HeartbeatRequest { NodeId = "b", CapacityBytes = 100UL << 30 });
+            _h.Heartbeat(fullest, used: 99UL << 30);
+        _h.Heartbeat("b");
         _h.Nodes.Deletes.Clear();
         return (f, c);
     }

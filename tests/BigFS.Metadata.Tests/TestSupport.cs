@@ -115,7 +115,7 @@ public sealed class Harness
         {
             Time.Advance(passed + step <= span ? step : span - passed);
             foreach (var id in heartbeating)
-                Assert.False(Cluster.Heartbeat(new HeartbeatRequest { NodeId = id, CapacityBytes = 100UL << 30 }).RegisterAgain);
+                Assert.False(Heartbeat(id).RegisterAgain);
         }
     }
 
@@ -159,8 +159,12 @@ public sealed class Harness
         List<string> ids;
         lock (State.Sync) ids = [.. State.Nodes.Keys];
         foreach (var id in ids)
-            Cluster.Heartbeat(new HeartbeatRequest { NodeId = id, CapacityBytes = 100UL << 30 });
+            Heartbeat(id);
     }
+
+    /// <summary>A heartbeat from <paramref name="id"/>: 100 GiB of capacity, <paramref name="used"/> of it used.</summary>
+    public HeartbeatReply Heartbeat(string id, ulong used = 0) =>
+        Cluster.Heartbeat(new HeartbeatRequest { NodeId = id, CapacityBytes = 100UL << 30, UsedBytes = used });
 
     public static string NewChunkId() => BigFS.Core.ChunkId.NewRandom().ToString();
 }
